@@ -1,0 +1,94 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+/// DCMTK is linked by library name: Debian's `dcmtk.pc` requires `sndfile`, so pkg-config cannot be used.
+let dcmtkLibraries: [LinkerSetting] = ["dcmjpeg", "dcmjpls", "dcmimage", "dcmimgle", "dcmdata", "oflog", "ofstd"]
+    .map { .linkedLibrary($0) }
+
+let package = Package(
+    name: "dicom-ingest",
+    products: [
+        .executable(name: "dicom-ingest", targets: ["DICOMIngestCLI"]),
+        .library(name: "DICOMCore", targets: ["DICOMCore"]),
+        .library(name: "DICOMParser", targets: ["DICOMParser"]),
+        .library(name: "DICOMToolkit", targets: ["DICOMToolkit"]),
+        .library(name: "DICOMIngestModel", targets: ["DICOMIngestModel"]),
+        .library(name: "DICOMIngest", targets: ["DICOMIngest"]),
+        .library(name: "DICOMIngestTestSupport", targets: ["DICOMIngestTestSupport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: - Layer 0: C modules and pure value types
+        .systemLibrary(name: "CZlib"),
+        .target(
+            name: "CDCMTKShim",
+            linkerSettings: dcmtkLibraries
+        ),
+        .target(name: "DICOMCore", swiftSettings: swiftSettings),
+
+        // MARK: - Layer 1: parsing, the DCMTK face, API shapes
+        .target(name: "DICOMParser", dependencies: ["DICOMCore", "CZlib"], swiftSettings: swiftSettings),
+        .target(name: "DICOMToolkit", dependencies: ["DICOMCore", "CDCMTKShim"], swiftSettings: swiftSettings),
+        .target(name: "DICOMIngestModel", swiftSettings: swiftSettings),
+
+        // MARK: - Layer 2: the engine
+        .target(
+            name: "DICOMIngest",
+            dependencies: ["DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMIngestModel", logging],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: - Layer 4: the command-line composition root
+        .executableTarget(
+            name: "DICOMIngestCLI",
+            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMCore", argumentParser, logging],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: - Test support and tests
+        .target(
+            name: "DICOMIngestTestSupport",
+            dependencies: ["DICOMCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DICOMParserTests",
+            dependencies: ["DICOMParser", "DICOMCore", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DICOMToolkitTests",
+            dependencies: ["DICOMToolkit", "DICOMCore", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DICOMIngestTests",
+            dependencies: ["DICOMIngest", "DICOMParser", "DICOMCore", "DICOMIngestModel", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ParserDifferentialTests",
+            dependencies: ["DICOMIngest", "DICOMParser", "DICOMToolkit", "DICOMCore", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DICOMIngestCLITests",
+            dependencies: ["DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,111 @@
+import Dispatch
+import DICOMIngestModel
+import DICOMParser
+import Foundation
+import Synchronization
+
+/// Totals of a scan.
+public struct ScanSummary: Hashable, Sendable {
+    public var files = 0
+    public var dicomFiles = 0
+    public var notDICOMFiles = 0
+    /// Files with status ERROR, `NOT_DICOM` included.
+    public var errorFiles = 0
+    public var warningFiles = 0
+    public var studies = 0
+    public var series = 0
+    public var bytes = 0
+    public var seconds = 0.0
+
+    public var filesPerSecond: Double { seconds > 0 ? Double(files) / seconds : 0 }
+    public var megabytesPerSecond: Double { seconds > 0 ? Double(bytes) / 1_000_000 / seconds : 0 }
+}
+
+/// Scans every file under a local folder in parallel (the `dicom-ingest scan` engine).
+public final class ArchiveScan: Sendable {
+    public struct Configuration: Sendable {
+        public var walk: ParallelFileWalk.Configuration
+        public var scanner: InstanceScanner
+
+        public init(walk: ParallelFileWalk.Configuration = .init(), scanner: InstanceScanner = InstanceScanner()) {
+            self.walk = walk
+            self.scanner = scanner
+        }
+    }
+
+    private struct Totals {
+        var summary = ScanSummary()
+        var studies = Set<String>()
+        var series = Set<String>()
+    }
+
+    private let root: String
+    private let configuration: Configuration
+    private let totals = Mutex(Totals())
+
+    public init(root: String, configuration: Configuration = Configuration()) {
+        self.root = root
+        self.configuration = configuration
+    }
+
+    /// Files, bytes and errors so far (for a progress line).
+    public var progress: ScanSummary {
+        totals.withLock { $0.summary }
+    }
+
+    /// Runs the scan, calling `onResult` once per file from the worker threads, and returns the totals.
+    public func run(onResult: @escaping @Sendable (FileScanResult) -> Void) throws -> ScanSummary {
+        var status = stat()
+        guard stat(root, &status) == 0 else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: root])
+        }
+        let start = DispatchTime.now()
+        let walk = ParallelFileWalk(root: root, configuration: configuration.walk)
+        let buffers = (0..<configuration.walk.threads).map { _ in
+            ReadBufferBox(buffer: P10ReadBuffer(capacity: configuration.scanner.parseOptions.readChunkSize))
+        }
+        let scanner = configuration.scanner
+        walk.run { worker, file in
+            let result = scanner.scan(
+                path: file.absolutePath, inputFile: file.relativePath, buffer: buffers[worker].buffer)
+            self.record(result)
+            onResult(result)
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        return totals.withLock { totals in
+            var summary = totals.summary
+            summary.studies = totals.studies.count
+            summary.series = totals.series.count
+            summary.seconds = elapsed
+            return summary
+        }
+    }
+
+    private func record(_ result: FileScanResult) {
+        let study = result.attribute("StudyInstanceUID")?.stringValue
+        let series = result.attribute("SeriesInstanceUID")?.stringValue
+        totals.withLock { totals in
+            totals.summary.files += 1
+            totals.summary.bytes += result.byteCount
+            switch result.status {
+            case .ok: totals.summary.dicomFiles += 1
+            case .warning:
+                totals.summary.dicomFiles += 1
+                totals.summary.warningFiles += 1
+            case .error:
+                totals.summary.errorFiles += 1
+                if result.error?.type == DICOMParseError.Code.notDICOM.description {
+                    totals.summary.notDICOMFiles += 1
+                }
+            }
+            if let study, !study.isEmpty { totals.studies.insert(study) }
+            if let series, !series.isEmpty { totals.series.insert(series) }
+        }
+    }
+}
+
+/// A worker's read buffer. Each worker index is used by exactly one thread at a time
+/// (`DispatchQueue.concurrentPerform` runs each iteration once), so the buffer is never shared.
+private struct ReadBufferBox: @unchecked Sendable {
+    let buffer: P10ReadBuffer
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `dicom-ingest` root command.
+@main
+struct DICOMIngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dicom-ingest",
+        abstract: "High-throughput DICOM P10 ingest engine (AWS HealthImaging compatible).",
+        subcommands: [Scan.self]
+    )
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import DICOMIngest
+import DICOMIngestModel
+import Dispatch
+import Foundation
+import Glibc
+import Synchronization
+
+extension DICOMIngestCommand {
+    /// `dicom-ingest scan <prefix>`: one JSON line per file on stdout, a summary on stderr.
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Inventory a folder: one JSON line per file on stdout, a summary on stderr.",
+            discussion: """
+                Each line is {"inputFile","status":"OK"|"WARNING"|"ERROR","error"?,"warnings","attributes"}.
+                Exit status 0 when the scan ran (whatever the files held), 1 when the prefix cannot be read.
+                """
+        )
+
+        @Argument(help: "A local folder or file, as a path or a file:// URI.")
+        var prefix: String
+
+        @Option(help: "Worker threads (default: the number of processors).")
+        var threads: Int?
+
+        @Flag(help: "Never print the progress line, even on a terminal.")
+        var noProgress = false
+
+        mutating func validate() throws {
+            if let threads, threads < 1 {
+                throw ValidationError("--threads must be at least 1")
+            }
+            guard (try? LocalPrefix.path(from: prefix)) != nil else {
+                throw ValidationError("unsupported prefix \(prefix): use a local path or a file:// URI")
+            }
+        }
+
+        func run() throws {
+            let root = try LocalPrefix.path(from: prefix)
+            let scan = ArchiveScan(
+                root: root, configuration: .init(walk: .init(threads: threads)))
+            let output = LineWriter()
+            let progress = noProgress ? nil : ProgressLine.startIfTerminal { scan.progress }
+            let summary: ScanSummary
+            do {
+                summary = try scan.run { result in output.write(result.json) }
+            } catch {
+                progress?.stop()
+                output.flush()
+                FileHandle.standardError.write(Data("error: cannot read \(prefix)\n".utf8))
+                throw ExitCode(1)
+            }
+            progress?.stop()
+            output.flush()
+            let text = """
+                files \(summary.files)  DICOM \(summary.dicomFiles)  not DICOM \(summary.notDICOMFiles)  \
+                errors \(summary.errorFiles)  warnings \(summary.warningFiles)  studies \(summary.studies)  \
+                series \(summary.series)  \(format(summary.filesPerSecond)) files/s  \
+                \(format(summary.megabytesPerSecond)) MB/s  \(format(summary.seconds)) s
+
+                """
+            FileHandle.standardError.write(Data(text.utf8))
+        }
+    }
+}
+
+func format(_ value: Double) -> String {
+    String(format: "%.1f", value)
+}
+
+/// Turns a prefix argument into a local path.
+enum LocalPrefix {
+    struct Unsupported: Error {}
+
+    static func path(from prefix: String) throws -> String {
+        if prefix.hasPrefix("file://") {
+            guard let url = URL(string: prefix), url.isFileURL else { throw Unsupported() }
+            return url.path
+        }
+        if prefix.contains("://") { throw Unsupported() }
+        return prefix
+    }
+}
+
+/// Writes JSON lines to stdout from many threads; each line is written whole.
+final class LineWriter: Sendable {
+    private let buffer = Mutex([UInt8]())
+
+    func write(_ value: JSONValue) {
+        var line: [UInt8] = []
+        line.reserveCapacity(512)
+        value.write(to: &line)
+        line.append(0x0A)
+        buffer.withLock { pending in
+            pending.append(contentsOf: line)
+            if pending.count >= 64 * 1024 {
+                Self.writeAll(pending)
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    func flush() {
+        buffer.withLock { pending in
+            Self.writeAll(pending)
+            pending.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private static func writeAll(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(1, raw.baseAddress! + offset, raw.count - offset)
+                if written <= 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+/// A progress line on stderr, redrawn twice a second, only when stderr is a terminal.
+final class ProgressLine {
+    private let timer: any DispatchSourceTimer
+
+    private init(timer: any DispatchSourceTimer) {
+        self.timer = timer
+    }
+
+    static func startIfTerminal(_ snapshot: @escaping @Sendable () -> ScanSummary) -> ProgressLine? {
+        guard isatty(2) != 0 else { return nil }
+        let start = DispatchTime.now()
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "progress"))
+        timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
+        timer.setEventHandler {
+            let summary = snapshot()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            let line = "\r\u{1B}[K\(summary.files) files  \(format(Double(summary.files) / seconds)) files/s  "
+                + "\(format(Double(summary.bytes) / 1e6 / seconds)) MB/s  errors \(summary.errorFiles)"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        timer.resume()
+        return ProgressLine(timer: timer)
+    }
+
+    func stop() {
+        timer.cancel()
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

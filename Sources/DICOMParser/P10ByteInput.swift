@@ -1,0 +1,66 @@
+/// Random-access bytes the scanner reads from: a file, an object in a store, or memory.
+///
+/// The scanner never opens anything itself; the caller hands it an input. Reads are absolute and
+/// stateless so the scanner can skip over pixel data without reading it.
+public protocol P10ByteInput {
+    /// Total size in bytes.
+    var length: Int { get }
+    /// Copies up to `buffer.count` bytes starting at `offset` into `buffer` and returns how many were
+    /// copied (fewer only at the end of the input).
+    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DICOMParseError) -> Int
+}
+
+/// An input over bytes already in memory (tests, inflated deflate streams, small objects).
+public struct MemoryByteInput: P10ByteInput, Sendable {
+    public var bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    public var length: Int { bytes.count }
+
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DICOMParseError) -> Int {
+        guard offset < bytes.count else { return 0 }
+        let count = min(buffer.count, bytes.count - offset)
+        bytes.withUnsafeBytes { source in
+            buffer.baseAddress!.copyMemory(from: source.baseAddress! + offset, byteCount: count)
+        }
+        return count
+    }
+}
+
+/// The scanner's read window: a reusable buffer holding the bytes `[start, start + count)` of the input.
+///
+/// One buffer per worker thread, reused across files, so scanning a file allocates nothing for I/O.
+/// Not thread-safe: owned by one scanner at a time.
+public final class P10ReadBuffer {
+    @usableFromInline var storage: UnsafeMutableRawBufferPointer
+    @usableFromInline var start: Int = 0
+    @usableFromInline var count: Int = 0
+
+    public init(capacity: Int = 64 * 1024) {
+        storage = .allocate(byteCount: max(capacity, 16), alignment: 16)
+    }
+
+    deinit {
+        storage.deallocate()
+    }
+
+    /// Forgets the window's content, keeping the memory.
+    public func reset() {
+        start = 0
+        count = 0
+    }
+
+    /// The capacity currently allocated.
+    public var capacity: Int { storage.count }
+
+    @usableFromInline
+    func grow(to capacity: Int) {
+        let newStorage = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        storage.deallocate()
+        storage = newStorage
+        count = 0
+    }
+}
