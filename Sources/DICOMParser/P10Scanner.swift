@@ -212,6 +212,13 @@ public struct P10Scanner {
             valueOffset = start + 8
         }
 
+        // A standard attribute written as UN with a defined length is read with its dictionary VR, as pydicom and
+        // DCMTK's `dcmEnableUnknownVRConversion` do (the value bytes are the same; PS3.5 §6.2.2).
+        if isExplicit && vr == .UN && length != DataElementHeader.undefinedLength && !tag.isPrivate,
+            let known = DICOMDictionary.entry(for: tag), known.vr != .SQ, known.vr != .UN
+        {
+            vr = known.vr
+        }
         checkOrder(tag, at: start)
         let header = DataElementHeader(tag: tag, vr: vr, length: length, offset: start, valueOffset: valueOffset)
 

@@ -91,8 +91,14 @@ public struct ElementValueDecoder: Sendable {
             var end = piece.endIndex
             while end > piece.startIndex && (piece[end - 1] == 0x20 || piece[end - 1] == 0) { end -= 1 }
             let trimmed = piece[piece.startIndex..<end]
+            if vr == .PN {
+                // Trailing empty component groups carry nothing (PS3.5 §6.2.1.1); pydicom drops them too.
+                var groupsEnd = trimmed.endIndex
+                while groupsEnd > trimmed.startIndex && trimmed[groupsEnd - 1] == 0x3D { groupsEnd -= 1 }
+                return characterSet.decode(trimmed[trimmed.startIndex..<groupsEnd], isPersonName: true)
+            }
             if vr.usesSpecificCharacterSet {
-                return characterSet.decode(trimmed, isPersonName: vr == .PN)
+                return characterSet.decode(trimmed, isPersonName: false)
             }
             return SpecificCharacterSet.decode(trimmed, with: .latin1)
         }
