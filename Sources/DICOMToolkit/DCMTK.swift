@@ -1,5 +1,4 @@
 public import DICOMCore
-import CDCMTKShim
 
 /// The Swift face of DCMTK: the full parser and the JPEG, JPEG-LS and RLE decoders.
 ///
@@ -80,25 +79,7 @@ public struct DCMTKFile: ~Copyable {
 
     /// Visits the meta group and the data set; `body` returns `false` to stop.
     public func visit(_ body: (Node) -> Bool) throws(DCMTKError) {
-        try DCMTKCalls.visit(handle) { event in
-            let kind: Node.Kind
-            switch event.kind {
-            case CDCMTKShimKinds.sequenceStart: kind = .sequenceStart
-            case CDCMTKShimKinds.itemStart: kind = .itemStart
-            case CDCMTKShimKinds.itemEnd: kind = .itemEnd
-            case CDCMTKShimKinds.sequenceEnd: kind = .sequenceEnd
-            case CDCMTKShimKinds.pixelSequenceStart: kind = .pixelSequenceStart
-            case CDCMTKShimKinds.fragment: kind = .fragment
-            case CDCMTKShimKinds.pixelSequenceEnd: kind = .pixelSequenceEnd
-            default: kind = .element
-            }
-            let vr = String(
-                decoding: [UInt8(bitPattern: event.vr.0), UInt8(bitPattern: event.vr.1)], as: UTF8.self)
-            return body(
-                Node(
-                    kind: kind, tag: DICOMTag(group: event.group, element: event.element), vr: vr,
-                    length: event.length, depth: Int(event.depth)))
-        }
+        try DCMTKCalls.visit(handle, body)
     }
 
     /// Pixel data as DCMTK sees it.

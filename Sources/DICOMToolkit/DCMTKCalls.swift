@@ -1,4 +1,5 @@
 import CDCMTKShim
+import DICOMCore
 
 /// Every call into the C shim goes through this file, so status handling, tracing and mocking have one place.
 enum DCMTKCalls {
@@ -48,8 +49,9 @@ enum DCMTKCalls {
         return value
     }
 
-    static func visit(_ handle: OpaquePointer, _ body: (CDCMTKShim_Event) -> Bool) throws(DCMTKError) {
-        try withoutActuallyEscaping(body) { escapable throws(DCMTKError) in
+    static func visit(_ handle: OpaquePointer, _ body: (DCMTKFile.Node) -> Bool) throws(DCMTKError) {
+        let onEvent: (CDCMTKShim_Event) -> Bool = { body(node(from: $0)) }
+        try withoutActuallyEscaping(onEvent) { escapable throws(DCMTKError) in
             var box = VisitorBox(body: escapable)
             let status = withUnsafeMutablePointer(to: &box) { pointer in
                 CDCMTKShim_visitElements(
@@ -62,6 +64,24 @@ enum DCMTKCalls {
             }
             try check(status)
         }
+    }
+
+    private static func node(from event: CDCMTKShim_Event) -> DCMTKFile.Node {
+        let kind: DCMTKFile.Node.Kind
+        switch event.kind {
+        case CDCMTKShim_SequenceStart: kind = .sequenceStart
+        case CDCMTKShim_ItemStart: kind = .itemStart
+        case CDCMTKShim_ItemEnd: kind = .itemEnd
+        case CDCMTKShim_SequenceEnd: kind = .sequenceEnd
+        case CDCMTKShim_PixelSequenceStart: kind = .pixelSequenceStart
+        case CDCMTKShim_Fragment: kind = .fragment
+        case CDCMTKShim_PixelSequenceEnd: kind = .pixelSequenceEnd
+        default: kind = .element
+        }
+        let vr = String(decoding: [UInt8(bitPattern: event.vr.0), UInt8(bitPattern: event.vr.1)], as: UTF8.self)
+        return DCMTKFile.Node(
+            kind: kind, tag: DICOMTag(group: event.group, element: event.element), vr: vr, length: event.length,
+            depth: Int(event.depth))
     }
 
     private struct VisitorBox {

@@ -70,7 +70,7 @@ public struct ReadInstance: Sendable {
 ///
 /// With `buildMetadata` every element outside pixel data is decoded into the metadata document; otherwise only
 /// the top-level `summaryTags` are decoded and nested sequences are skipped whole where their length is defined.
-public struct InstanceReader {
+public struct InstanceReader: Sendable {
     public struct Options: Sendable {
         public var buildMetadata: Bool
         public var summaryTags: [DICOMTag]

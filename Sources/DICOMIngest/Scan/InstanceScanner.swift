@@ -16,12 +16,15 @@ import DICOMToolkit
 /// - Structure the fast path rejects (bad VR, item where none may be) but DCMTK reads: WARNING
 ///   `FAST_PATH_DECLINED`, attributes from DCMTK; otherwise ERROR with the fast path's reason.
 public struct InstanceScanner: Sendable {
-    public var parseOptions: ParseOptions
-    public var useDCMTKFallback: Bool
+    public let parseOptions: ParseOptions
+    public let useDCMTKFallback: Bool
+    private let reader: InstanceReader
 
     public init(parseOptions: ParseOptions = ParseOptions(), useDCMTKFallback: Bool = true) {
         self.parseOptions = parseOptions
         self.useDCMTKFallback = useDCMTKFallback
+        self.reader = InstanceReader(
+            options: .init(buildMetadata: false, summaryTags: InstanceReader.scanSummaryTags, parse: parseOptions))
     }
 
     static let requiredUIDs: [(DICOMTag, String)] = [
@@ -39,8 +42,6 @@ public struct InstanceScanner: Sendable {
                 inputFile: inputFile, status: .error, error: .init(type: "IO_ERROR", message: error.message),
                 byteCount: 0)
         }
-        let reader = InstanceReader(
-            options: .init(buildMetadata: false, summaryTags: InstanceReader.scanSummaryTags, parse: parseOptions))
         do {
             let read = try reader.read(input: input, buffer: buffer)
             return result(for: read, inputFile: inputFile, byteCount: input.length)
