@@ -30,14 +30,12 @@ public struct MemoryByteInput: P10ByteInput, Sendable {
     }
 }
 
-/// The scanner's read window: a reusable buffer holding the bytes `[start, start + count)` of the input.
+/// The memory behind a scanner's read window.
 ///
 /// One buffer per worker thread, reused across files, so scanning a file allocates nothing for I/O.
-/// Not thread-safe: owned by one scanner at a time.
+/// Not thread-safe: used by one scanner at a time (a scanner may grow it for a large value).
 public final class P10ReadBuffer {
-    @usableFromInline var storage: UnsafeMutableRawBufferPointer
-    @usableFromInline var start: Int = 0
-    @usableFromInline var count: Int = 0
+    private(set) var storage: UnsafeMutableRawBufferPointer
 
     public init(capacity: Int = 64 * 1024) {
         storage = .allocate(byteCount: max(capacity, 16), alignment: 16)
@@ -47,20 +45,12 @@ public final class P10ReadBuffer {
         storage.deallocate()
     }
 
-    /// Forgets the window's content, keeping the memory.
-    public func reset() {
-        start = 0
-        count = 0
-    }
-
     /// The capacity currently allocated.
     public var capacity: Int { storage.count }
 
-    @usableFromInline
     func grow(to capacity: Int) {
         let newStorage = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
         storage.deallocate()
         storage = newStorage
-        count = 0
     }
 }

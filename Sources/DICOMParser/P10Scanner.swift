@@ -38,6 +38,11 @@ public struct P10Scanner {
     public let options: ParseOptions
     private var input: any P10ByteInput
     private let buffer: P10ReadBuffer
+    /// The buffer's memory, held here so the hot path reads plain struct fields (no class access checks).
+    private var window: UnsafeMutableRawBufferPointer
+    /// The input bytes `[windowStart, windowStart + windowCount)` are in `window`.
+    private var windowStart = 0
+    private var windowCount = 0
     private var offset = 0
     private var phase = Phase.start
     private var stack: [Container] = []
@@ -45,6 +50,8 @@ public struct P10Scanner {
     private var explicitVR = true
     private var bigEndian = false
     private var metaGroupLengthEnd: Int?
+    /// Size of the next window refill: starts small, doubles up to the window's capacity.
+    private var readSize: Int
 
     /// What the preamble and file meta group said.
     public private(set) var fileMeta = FileMetaSummary()
@@ -62,10 +69,11 @@ public struct P10Scanner {
         self.input = input
         self.buffer = buffer
         self.options = options
-        buffer.reset()
+        self.readSize = max(16, options.initialReadSize)
         if buffer.capacity < options.readChunkSize {
             buffer.grow(to: options.readChunkSize)
         }
+        self.window = buffer.storage
     }
 
     /// Size of the input being tokenized (the inflated size for deflated data sets).
@@ -371,7 +379,7 @@ public struct P10Scanner {
         _ body: (UnsafeRawBufferPointer) -> R
     ) throws(DICOMParseError) -> R {
         try ensure(offset, count)
-        return body(UnsafeRawBufferPointer(rebasing: buffer.storage[(offset - buffer.start)..<(offset - buffer.start + count)]))
+        return body(UnsafeRawBufferPointer(rebasing: window[(offset - windowStart)..<(offset - windowStart + count)]))
     }
 
     /// The value bytes of a primitive element, as stored (no byte swapping).
@@ -390,7 +398,7 @@ public struct P10Scanner {
     // MARK: - Window
 
     private mutating func ensure(_ start: Int, _ count: Int) throws(DICOMParseError) {
-        if start >= buffer.start && start + count <= buffer.start + buffer.count {
+        if start >= windowStart && start + count <= windowStart + windowCount {
             return
         }
         guard start + count <= input.length else {
@@ -398,21 +406,29 @@ public struct P10Scanner {
                 .truncated, offset: start, tag: stack.last?.tag,
                 message: "needs \(count) bytes but the input has \(max(0, input.length - start)) left")
         }
-        if count > buffer.capacity {
+        if count > window.count {
             guard count <= options.maxValueLength else {
                 throw DICOMParseError(
                     .valueTooLong, offset: start, tag: nil,
                     message: "value of \(count) bytes exceeds the \(options.maxValueLength)-byte limit")
             }
             buffer.grow(to: count)
+            window = buffer.storage
+            windowCount = 0
         }
         // Inside encapsulated pixel data only item headers are read, far apart: read small.
-        let wanted = stack.last?.kind == .pixelSequence ? max(count, 4096) : buffer.capacity
-        let toRead = min(wanted, buffer.capacity, input.length - start)
-        let target = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<toRead])
+        let wanted: Int
+        if stack.last?.kind == .pixelSequence {
+            wanted = max(count, 4096)
+        } else {
+            wanted = max(count, readSize)
+            readSize = min(readSize * 2, window.count)
+        }
+        let toRead = min(wanted, window.count, input.length - start)
+        let target = UnsafeMutableRawBufferPointer(rebasing: window[0..<toRead])
         let got = try input.read(at: start, into: target)
-        buffer.start = start
-        buffer.count = got
+        windowStart = start
+        windowCount = got
         guard got >= count else {
             throw DICOMParseError(
                 .truncated, offset: start + got, tag: nil, message: "input ended early (read \(got) of \(count) bytes)")
@@ -421,18 +437,18 @@ public struct P10Scanner {
 
     @inline(__always)
     private func byte(_ at: Int) -> UInt8 {
-        buffer.storage[at - buffer.start]
+        window[at - windowStart]
     }
 
     @inline(__always)
     private func u16(_ at: Int, bigEndian: Bool) -> UInt16 {
-        let raw = buffer.storage.loadUnaligned(fromByteOffset: at - buffer.start, as: UInt16.self)
+        let raw = window.loadUnaligned(fromByteOffset: at - windowStart, as: UInt16.self)
         return bigEndian ? UInt16(bigEndian: raw) : UInt16(littleEndian: raw)
     }
 
     @inline(__always)
     private func u32(_ at: Int, bigEndian: Bool) -> UInt32 {
-        let raw = buffer.storage.loadUnaligned(fromByteOffset: at - buffer.start, as: UInt32.self)
+        let raw = window.loadUnaligned(fromByteOffset: at - windowStart, as: UInt32.self)
         return bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw)
     }
 
@@ -459,7 +475,7 @@ public struct P10Scanner {
     private mutating func readPreamble() throws(DICOMParseError) {
         let length = input.length
         if length >= Self.preambleLength + 4 {
-            try ensure(0, min(length, buffer.capacity))
+            try ensure(0, Self.preambleLength + 4)
             if (0..<4).allSatisfy({ byte(Self.preambleLength + $0) == Self.dicmPrefix[$0] }) {
                 fileMeta.hasPreamble = true
                 offset = Self.preambleLength + 4
@@ -666,7 +682,8 @@ public struct P10Scanner {
         let inflated = try Inflater.inflate(compressed, limit: options.maxInflatedSize, startOffset: offset)
         input = MemoryByteInput(inflated)
         offset = 0
-        buffer.reset()
+        windowStart = 0
+        windowCount = 0
         isInflated = true
     }
 }

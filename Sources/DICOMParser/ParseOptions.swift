@@ -3,8 +3,10 @@ public struct ParseOptions: Hashable, Sendable {
     /// End the token stream at the top-level Pixel Data header instead of walking it.
     /// Equivalent of pydicom's `stop_before_pixels` and dicom-rs `read_until(PIXEL_DATA)`.
     public var stopBeforePixelData: Bool
-    /// How many bytes one refill of the read window asks for. The first read of a file is this large, so
-    /// a typical header is parsed with one read.
+    /// Size of the first read of a file: large enough for a typical header, small enough not to copy pixel
+    /// data. Each further refill doubles, up to `readChunkSize`.
+    public var initialReadSize: Int
+    /// The largest read of one refill of the read window (and the window's capacity).
     public var readChunkSize: Int
     /// The largest single value the scanner will bring into memory on request (`valueBytes`); larger
     /// values can only be skipped. Equivalent of DCMTK's `maxReadLength`, inverted.
@@ -16,12 +18,14 @@ public struct ParseOptions: Hashable, Sendable {
 
     public init(
         stopBeforePixelData: Bool = false,
+        initialReadSize: Int = 8 * 1024,
         readChunkSize: Int = 64 * 1024,
         maxValueLength: Int = 256 * 1024 * 1024,
         maxInflatedSize: Int = 1 << 30,
         maxWarnings: Int = 16
     ) {
         self.stopBeforePixelData = stopBeforePixelData
+        self.initialReadSize = initialReadSize
         self.readChunkSize = readChunkSize
         self.maxValueLength = maxValueLength
         self.maxInflatedSize = maxInflatedSize
