@@ -56,7 +56,8 @@ extension DICOMIngestCommand {
                 files \(summary.files)  DICOM \(summary.dicomFiles)  not DICOM \(summary.notDICOMFiles)  \
                 errors \(summary.errorFiles)  warnings \(summary.warningFiles)  studies \(summary.studies)  \
                 series \(summary.series)  \(format(summary.filesPerSecond)) files/s  \
-                \(format(summary.megabytesPerSecond)) MB/s  \(format(summary.seconds)) s
+                \(format(summary.megabytesPerSecond)) MB/s of files  \
+                \(format(Double(summary.bytesRead) / 1e6)) MB read  \(format(summary.seconds)) s
 
                 """
             FileHandle.standardError.write(Data(text.utf8))

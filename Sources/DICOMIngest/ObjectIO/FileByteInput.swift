@@ -6,6 +6,8 @@ public final class FileByteInput: P10ByteInput {
     private let descriptor: Int32
     public let length: Int
     public let path: String
+    /// Bytes actually read so far (a header scan reads a small fraction of `length`).
+    public private(set) var bytesRead = 0
 
     /// Opens `path` read-only.
     public init(path: String) throws(DICOMParseError) {
@@ -40,6 +42,7 @@ public final class FileByteInput: P10ByteInput {
             if count == 0 { break }
             total += count
         }
+        bytesRead += total
         return total
     }
 }

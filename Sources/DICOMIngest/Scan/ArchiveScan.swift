@@ -14,7 +14,10 @@ public struct ScanSummary: Hashable, Sendable {
     public var warningFiles = 0
     public var studies = 0
     public var series = 0
+    /// Total size of the files scanned.
     public var bytes = 0
+    /// Bytes actually read to scan them.
+    public var bytesRead = 0
     public var seconds = 0.0
 
     public var filesPerSecond: Double { seconds > 0 ? Double(files) / seconds : 0 }
@@ -87,6 +90,7 @@ public final class ArchiveScan: Sendable {
         totals.withLock { totals in
             totals.summary.files += 1
             totals.summary.bytes += result.byteCount
+            totals.summary.bytesRead += result.bytesRead
             switch result.status {
             case .ok: totals.summary.dicomFiles += 1
             case .warning:

@@ -28,6 +28,8 @@ public struct FileScanResult: Sendable {
     public var attributes: [(String, JSONValue)]
     /// Size of the file in bytes.
     public var byteCount: Int
+    /// Bytes read from it.
+    public var bytesRead: Int
 
     public init(
         inputFile: String,
@@ -35,7 +37,8 @@ public struct FileScanResult: Sendable {
         error: Issue? = nil,
         warnings: [Issue] = [],
         attributes: [(String, JSONValue)] = [],
-        byteCount: Int
+        byteCount: Int,
+        bytesRead: Int = 0
     ) {
         self.inputFile = inputFile
         self.status = status
@@ -43,6 +46,7 @@ public struct FileScanResult: Sendable {
         self.warnings = warnings
         self.attributes = attributes
         self.byteCount = byteCount
+        self.bytesRead = bytesRead
     }
 
     public func attribute(_ keyword: String) -> JSONValue? {

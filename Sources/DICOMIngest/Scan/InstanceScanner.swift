@@ -44,7 +44,9 @@ public struct InstanceScanner: Sendable {
         }
         do {
             let read = try reader.read(input: input, buffer: buffer)
-            return result(for: read, inputFile: inputFile, byteCount: input.length)
+            var scanned = result(for: read, inputFile: inputFile, byteCount: input.length)
+            scanned.bytesRead = input.bytesRead
+            return scanned
         } catch {
             if useDCMTKFallback, [.invalidVR, .unexpectedTag, .invalidLength].contains(error.code),
                 let fallback = scanWithDCMTK(path: path, inputFile: inputFile, byteCount: input.length, declined: error)
@@ -53,7 +55,8 @@ public struct InstanceScanner: Sendable {
             }
             return FileScanResult(
                 inputFile: inputFile, status: .error,
-                error: .init(type: error.code.description, message: Self.describe(error)), byteCount: input.length)
+                error: .init(type: error.code.description, message: Self.describe(error)), byteCount: input.length,
+                bytesRead: input.bytesRead)
         }
     }
 
