@@ -25,6 +25,30 @@ import Testing
         #expect(SpecificCharacterSet(terms: ["ISO-IR 144"]).decode([0xBB][...], isPersonName: false) == "Л")
     }
 
+    /// Repertoires the pydicom corpus does not cover; byte strings produced with Python's codecs.
+    @Test(arguments: [
+        (["ISO_IR 101"], [163, 243, 100, 188] as [UInt8], "Łódź"),
+        (["ISO_IR 109"], [161, 97, 245, 97, 114], "Ħaġar"),
+        (["ISO_IR 110"], [171, 105, 114, 116, 115], "Ģirts"),
+        (["ISO_IR 148"], [222, 105, 254, 108, 105], "Şişli"),
+        (["ISO_IR 203"], [164, 117, 114, 111], "€uro"),
+        (["ISO_IR 166"], [202, 193, 170, 210, 194], "สมชาย"),
+        (["GBK"], [205, 245, 208, 161, 182, 171], "王小东"),
+        (["GB18030"], [205, 245, 208, 161, 182, 171, 149, 50, 130, 54], "王小东𠀀"),
+        (["", "ISO 2022 IR 58"], [27, 36, 41, 65, 205, 245], "王"),
+        (["", "ISO 2022 IR 159"], [27, 36, 40, 68, 48, 33, 27, 40, 66], "丂"),
+    ])
+    func decodesOtherRepertoires(terms: [String], bytes: [UInt8], expected: String) {
+        #expect(SpecificCharacterSet(terms: terms).decode(bytes[...], isPersonName: false) == expected)
+    }
+
+    @Test func undecodableBytesBecomeReplacementCharacters() {
+        let text = SpecificCharacterSet(terms: ["GB18030"]).decode([0x41, 0xFF, 0x42][...], isPersonName: false)
+        #expect(text.hasPrefix("A"))
+        #expect(text.hasSuffix("B"))
+        #expect(text.contains("\u{FFFD}"))
+    }
+
     /// Every text value of pydicom's charset files must decode to exactly what pydicom decodes.
     @Test(.enabled(if: Fixtures.externalCorpusAvailable))
     func matchesPydicomOnItsCharsetFiles() throws {

@@ -43,6 +43,21 @@ import Testing
         #expect(sequence == .array([.object([("CodeValue", .string("71250")), ("CodingSchemeDesignator", .string("SRT")), ("CodeMeaning", .string("CT Chest"))])]))
     }
 
+    @Test func usesTheExtendedOffsetTable() throws {
+        var builder = P10Builder(transferSyntaxUID: "1.2.840.10008.1.2.4.50")
+        builder.string(.numberOfFrames, .IS, "2")
+        // Frame 0 = fragments 0 and 1 (item offsets 0 and 12), frame 1 = fragment 2 (offset 22).
+        let offsets: [UInt64] = [0, 22]
+        builder.element(.extendedOffsetTable, .OV, bytes: offsets.flatMap { value in (0..<8).map { UInt8((value >> (8 * $0)) & 0xFF) } })
+        builder.element(.extendedOffsetTableLengths, .OV, bytes: [UInt8](repeating: 0, count: 16))
+        builder.encapsulatedPixelData(basicOffsetTable: [], fragments: [[0xFF, 0xD8, 1, 2], [3, 4], [0xFF, 0xD8, 5, 6]])
+        let reader = InstanceReader(options: .init(buildMetadata: false, summaryTags: []))
+        let read = try reader.read(input: MemoryByteInput(builder.build()), buffer: P10ReadBuffer())
+        let pixel = try #require(read.pixelData)
+        #expect(pixel.frames == [0..<2, 2..<3])
+        #expect(pixel.frameSource == .extendedOffsetTable)
+    }
+
     @Test(arguments: ["mr_multiframe_rle.dcm", "mr_multiframe_jpeg_lossless.dcm", "mr_multiframe_jpegls.dcm", "mr_multiframe_jpeg_no_bot.dcm"])
     func findsEveryFrameOfMultiFrameFiles(name: String) throws {
         let (_, read) = try metadata(name)
