@@ -3,7 +3,7 @@ public import DICOMCore
 /// A malformation the fast path cannot read past, with the byte offset and tag where it was found.
 ///
 /// Codes are an open set of static members over a private enum, so adding one is not a breaking change.
-public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertible, LocatedDiagnostic {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case notDICOM = "NOT_DICOM"
@@ -58,15 +58,11 @@ public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertibl
         self.message = message
     }
 
-    public var description: String {
-        var text = "\(code): \(message) at offset \(offset)"
-        if let tag { text += " in \(tag)" }
-        return text
-    }
+    public var description: String { "\(code): \(locatedMessage)" }
 }
 
 /// Something the fast path read past, and how it read it.
-public struct P10Warning: Hashable, Sendable, CustomStringConvertible {
+public struct P10Warning: Hashable, Sendable, CustomStringConvertible, LocatedDiagnostic {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public var rawValue: String
         public init(_ rawValue: String) { self.rawValue = rawValue }
@@ -98,8 +94,20 @@ public struct P10Warning: Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String {
-        var text = "\(code): \(message) at offset \(offset)"
+    public var description: String { "\(code): \(locatedMessage)" }
+}
+
+/// A parse finding tied to a byte offset and, when known, a tag.
+public protocol LocatedDiagnostic {
+    var message: String { get }
+    var offset: Int { get }
+    var tag: DICOMTag? { get }
+}
+
+extension LocatedDiagnostic {
+    /// `message at offset N in (GGGG,EEEE)`: the form reports use, so a user can find the byte.
+    public var locatedMessage: String {
+        var text = "\(message) at offset \(offset)"
         if let tag { text += " in \(tag)" }
         return text
     }

@@ -55,22 +55,14 @@ public struct InstanceScanner: Sendable {
             }
             return FileScanResult(
                 inputFile: inputFile, status: .error,
-                error: .init(type: error.code.description, message: Self.describe(error)), byteCount: input.length,
+                error: .init(type: error.code.description, message: error.locatedMessage), byteCount: input.length,
                 bytesRead: input.bytesRead)
         }
     }
 
-    static func describe(_ error: DICOMParseError) -> String {
-        var text = "\(error.message) at offset \(error.offset)"
-        if let tag = error.tag { text += " in \(tag)" }
-        return text
-    }
-
     func result(for read: ReadInstance, inputFile: String, byteCount: Int) -> FileScanResult {
         var warnings = read.warnings.map { warning in
-            FileScanResult.Issue(
-                type: warning.code.rawValue,
-                message: warning.message + " at offset \(warning.offset)" + (warning.tag.map { " in \($0)" } ?? ""))
+            FileScanResult.Issue(type: warning.code.rawValue, message: warning.locatedMessage)
         }
         var attributes = read.summary
         if read.summaryValue("TransferSyntaxUID") == nil, let uid = read.transferSyntaxUID {
@@ -129,7 +121,7 @@ public struct InstanceScanner: Sendable {
             var warnings = [
                 FileScanResult.Issue(
                     type: "FAST_PATH_DECLINED",
-                    message: "\(declined.code): \(Self.describe(declined)); attributes read by DCMTK")
+                    message: "\(declined.code): \(declined.locatedMessage); attributes read by DCMTK")
             ]
             for (_, keyword) in Self.requiredUIDs
             where Self.isMissing(attributes.first(where: { $0.0 == keyword })?.1) {
