@@ -9,6 +9,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
 
 /// DCMTK is linked by library name: Debian's `dcmtk.pc` requires `sndfile`, so pkg-config cannot be used.
 let dcmtkLibraries: [LinkerSetting] = ["dcmjpeg", "dcmjpls", "dcmimage", "dcmimgle", "dcmdata", "oflog", "ofstd"]
@@ -23,11 +24,13 @@ let package = Package(
         .library(name: "DICOMToolkit", targets: ["DICOMToolkit"]),
         .library(name: "DICOMIngestModel", targets: ["DICOMIngestModel"]),
         .library(name: "DICOMIngest", targets: ["DICOMIngest"]),
+        .library(name: "DICOMIngestSQLite", targets: ["DICOMIngestSQLite"]),
         .library(name: "DICOMIngestTestSupport", targets: ["DICOMIngestTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: - Layer 0: C modules and pure value types
@@ -46,14 +49,21 @@ let package = Package(
         // MARK: - Layer 2: the engine
         .target(
             name: "DICOMIngest",
-            dependencies: ["DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMIngestModel", logging],
+            dependencies: ["DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMIngestModel", "CZlib", logging],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: - Layer 3: adapters
+        .target(
+            name: "DICOMIngestSQLite",
+            dependencies: ["DICOMIngest", "DICOMIngestModel", grdb],
             swiftSettings: swiftSettings
         ),
 
         // MARK: - Layer 4: the command-line composition root
         .executableTarget(
             name: "DICOMIngestCLI",
-            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMCore", argumentParser, logging],
+            dependencies: ["DICOMIngest", "DICOMIngestSQLite", "DICOMIngestModel", "DICOMCore", argumentParser, logging],
             swiftSettings: swiftSettings
         ),
 
@@ -77,6 +87,11 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestTests",
             dependencies: ["DICOMIngest", "DICOMParser", "DICOMCore", "DICOMIngestModel", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DICOMIngestSQLiteTests",
+            dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMIngestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

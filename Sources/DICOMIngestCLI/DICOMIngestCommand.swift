@@ -6,6 +6,6 @@ struct DICOMIngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dicom-ingest",
         abstract: "High-throughput DICOM P10 ingest engine (AWS HealthImaging compatible).",
-        subcommands: [Scan.self]
+        subcommands: [Scan.self, Import.self, Datastore.self, Job.self, ImageSet.self]
     )
 }

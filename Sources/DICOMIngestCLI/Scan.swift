@@ -40,7 +40,11 @@ extension DICOMIngestCommand {
             let scan = ArchiveScan(
                 root: root, configuration: .init(walk: .init(threads: threads)))
             let output = LineWriter()
-            let progress = noProgress ? nil : ProgressLine.startIfTerminal { scan.progress }
+            let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
+                let summary = scan.progress
+                return "\(summary.files) files  \(format(Double(summary.files) / seconds)) files/s  "
+                    + "\(format(Double(summary.bytes) / 1e6 / seconds)) MB/s  errors \(summary.errorFiles)"
+            }
             let summary: ScanSummary
             do {
                 summary = try scan.run { result in output.write(result.json) }
@@ -69,7 +73,7 @@ func format(_ value: Double) -> String {
     String(format: "%.1f", value)
 }
 
-/// Turns a prefix argument into a local path.
+/// Turns a prefix argument (a path or a `file://` URI) into a local path or a `file://` URI.
 enum LocalPrefix {
     struct Unsupported: Error {}
 
@@ -80,6 +84,13 @@ enum LocalPrefix {
         }
         if prefix.contains("://") { throw Unsupported() }
         return prefix
+    }
+
+    /// An absolute `file://` URI for the prefix, as import jobs record `inputS3Uri`/`outputS3Uri`.
+    static func uri(from prefix: String) throws -> String {
+        let path = try self.path(from: prefix)
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return URL(fileURLWithPath: absolute).standardizedFileURL.absoluteString
     }
 }
 
@@ -131,17 +142,15 @@ final class ProgressLine {
         self.timer = timer
     }
 
-    static func startIfTerminal(_ snapshot: @escaping @Sendable () -> ScanSummary) -> ProgressLine? {
+    /// - Parameter render: the line's text, given the seconds since start.
+    static func startIfTerminal(_ render: @escaping @Sendable (Double) -> String) -> ProgressLine? {
         guard isatty(2) != 0 else { return nil }
         let start = DispatchTime.now()
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "progress"))
         timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
         timer.setEventHandler {
-            let summary = snapshot()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-            let line = "\r\u{1B}[K\(summary.files) files  \(format(Double(summary.files) / seconds)) files/s  "
-                + "\(format(Double(summary.bytes) / 1e6 / seconds)) MB/s  errors \(summary.errorFiles)"
-            FileHandle.standardError.write(Data(line.utf8))
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + render(seconds)).utf8))
         }
         timer.resume()
         return ProgressLine(timer: timer)

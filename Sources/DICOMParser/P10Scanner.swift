@@ -79,6 +79,12 @@ public struct P10Scanner {
     /// Size of the input being tokenized (the inflated size for deflated data sets).
     public var inputLength: Int { input.length }
 
+    /// The data set's byte order as actually read (detection may override the declared transfer syntax).
+    public var isBigEndian: Bool { bigEndian }
+
+    /// The input that token offsets refer to: the one given, or the inflated data set of a deflated file.
+    public var currentInput: any P10ByteInput { input }
+
     /// Nesting depth: 0 at the top level of the data set.
     public var depth: Int { stack.count }
 

@@ -45,10 +45,12 @@ public struct PixelDataSummary: Hashable, Sendable {
     /// Encapsulated: for each frame, its range of fragment indices; `nil` when it could not be determined.
     public var frames: [Range<Int>]?
     public var frameSource: EncapsulatedFrames.Source?
+    /// An offset table was present but unusable (HealthImaging's `InvalidOffsetTable` warning).
+    public var offsetTableProblem: String?
 }
 
 /// What reading one instance produced.
-public struct ReadInstance: Sendable {
+public struct ReadInstance {
     public var fileMeta: FileMetaSummary
     /// The transfer syntax the data set was read in (the one declared, or the one detected).
     public var transferSyntaxUID: String?
@@ -59,6 +61,10 @@ public struct ReadInstance: Sendable {
     public var pixelData: PixelDataSummary?
     public var numberOfFrames: Int
     public var warnings: [P10Warning]
+    /// The bytes `pixelData` offsets refer to (the inflated data set for deflated files).
+    public var datasetInput: any P10ByteInput
+    /// The data set is explicit VR big endian (native samples need swapping).
+    public var datasetIsBigEndian: Bool
 
     /// A summary attribute by keyword.
     public func summaryValue(_ keyword: String) -> JSONValue? {
@@ -126,7 +132,7 @@ public struct InstanceReader: Sendable {
         var vrKeys = Set<String>()
 
         func decoder(for set: SpecificCharacterSet) -> ElementValueDecoder {
-            ElementValueDecoder(isBigEndian: scanner.transferSyntax?.isBigEndian ?? false, characterSet: set)
+            ElementValueDecoder(isBigEndian: scanner.isBigEndian, characterSet: set)
         }
 
         while let token = try scanner.next() {
@@ -137,7 +143,7 @@ public struct InstanceReader: Sendable {
                 if depth == 0 && tag.isPixelData {
                     pixel = PixelDataSummary(
                         tag: tag, isEncapsulated: false, valueOffset: header.valueOffset, length: Int(header.length),
-                        fragments: [], frames: nil, frameSource: nil)
+                        fragments: [], frames: nil, frameSource: nil, offsetTableProblem: nil)
                     if metadata != nil { place(tag: tag, vr: header.vr, value: .null, into: &metadata!, vrKeys: &vrKeys) }
                     continue
                 }
@@ -212,7 +218,7 @@ public struct InstanceReader: Sendable {
                     inTopLevelPixelData = true
                     pixel = PixelDataSummary(
                         tag: header.tag, isEncapsulated: true, valueOffset: header.valueOffset, length: 0,
-                        fragments: [], frames: nil, frameSource: nil)
+                        fragments: [], frames: nil, frameSource: nil, offsetTableProblem: nil)
                     if metadata != nil {
                         place(tag: header.tag, vr: header.vr, value: .null, into: &metadata!, vrKeys: &vrKeys)
                     }
@@ -259,6 +265,7 @@ public struct InstanceReader: Sendable {
             {
                 encapsulated.frames = layout.frames
                 encapsulated.frameSource = layout.source
+                encapsulated.offsetTableProblem = layout.offsetTableProblem
             }
             encapsulated.length = encapsulated.fragments.reduce(0) { $0 + $1.length }
             pixel = encapsulated
@@ -273,7 +280,9 @@ public struct InstanceReader: Sendable {
             metadata: metadata,
             pixelData: pixel,
             numberOfFrames: numberOfFrames,
-            warnings: scanner.warnings)
+            warnings: scanner.warnings,
+            datasetInput: scanner.currentInput,
+            datasetIsBigEndian: scanner.isBigEndian)
     }
 
     // MARK: - Placement

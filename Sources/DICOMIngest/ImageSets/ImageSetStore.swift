@@ -1,0 +1,161 @@
+public import DICOMIngestModel
+
+/// An image set as the catalog holds it.
+public struct ImageSetRecord: Hashable, Sendable {
+    public var imageSetId: String
+    public var datastoreId: String
+    public var key: ImageSetKey
+    public var isPrimary: Bool
+    public var latestVersion: Int
+    /// `ImageSetState`: ACTIVE, LOCKED or DELETED.
+    public var state: String
+    /// `ImageSetWorkflowStatus`; imports leave `IMPORTED`.
+    public var workflowStatus: String
+    public var createdAt: Double
+    public var updatedAt: Double
+    public var instanceCount: Int
+
+    public init(
+        imageSetId: String, datastoreId: String, key: ImageSetKey, isPrimary: Bool, latestVersion: Int,
+        state: String = "ACTIVE", workflowStatus: String = "IMPORTED", createdAt: Double, updatedAt: Double,
+        instanceCount: Int
+    ) {
+        self.imageSetId = imageSetId
+        self.datastoreId = datastoreId
+        self.key = key
+        self.isPrimary = isPrimary
+        self.latestVersion = latestVersion
+        self.state = state
+        self.workflowStatus = workflowStatus
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.instanceCount = instanceCount
+    }
+}
+
+/// One image set's new version, written atomically by `ImageSetStore.commit`.
+public struct ImageSetCommit: Sendable {
+    public var datastoreId: String
+    public var jobId: String
+    /// The image set to add a version to; `nil` creates a new image set.
+    public var imageSetId: String?
+    public var key: ImageSetKey
+    public var isPrimary: Bool
+    /// This job's instances for the image set, in input-key order; a SOP Instance UID already in the image set is
+    /// replaced.
+    public var instances: [PreparedInstance]
+    public var committedAt: Double
+
+    public init(
+        datastoreId: String, jobId: String, imageSetId: String?, key: ImageSetKey, isPrimary: Bool,
+        instances: [PreparedInstance], committedAt: Double
+    ) {
+        self.datastoreId = datastoreId
+        self.jobId = jobId
+        self.imageSetId = imageSetId
+        self.key = key
+        self.isPrimary = isPrimary
+        self.instances = instances
+        self.committedAt = committedAt
+    }
+}
+
+/// Failures of a store, mapped to service errors by `IngestServiceError.init(_:)`.
+public struct ImageSetStoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        case notFound
+        case conflict
+        case quotaExceeded
+        case io
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The catalog of data stores, jobs, image sets, their versions and frames. The engine depends on this protocol
+/// only; `SQLiteImageSetStore` (in `DICOMIngestSQLite`) is the embedded implementation.
+///
+/// Staging keeps a running job's prepared instances out of sight until `commit` adds them to an image set
+/// version, so a crash never leaves a half-written image set visible.
+public protocol ImageSetStore: Sendable {
+    func createDatastore(name: String, now: Double) throws -> DatastoreProperties
+    func datastore(id: String) throws -> DatastoreProperties?
+    func datastores() throws -> [DatastoreProperties]
+    /// - Throws: `ImageSetStoreError.conflict` when image sets remain (spec §1.5).
+    func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties
+
+    func insertJob(_ job: DICOMImportJobProperties) throws
+    func updateJob(_ job: DICOMImportJobProperties) throws
+    func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties?
+    func jobs(datastoreId: String) throws -> [DICOMImportJobProperties]
+
+    func stage(_ instances: [PreparedInstance], jobId: String) throws
+    /// Series Instance UIDs with staged instances, sorted.
+    func stagedSeries(jobId: String) throws -> [String]
+    func stagedInstances(jobId: String, seriesInstanceUID: String) throws -> [PreparedInstance]
+    func clearStaging(jobId: String) throws
+
+    func primaryImageSet(datastoreId: String, seriesInstanceUID: String) throws -> ImageSetRecord?
+    /// Adds a version (creating the image set when `commit.imageSetId` is nil) in one transaction.
+    func commit(_ commit: ImageSetCommit) throws -> ImageSetRecord
+
+    func imageSets(datastoreId: String) throws -> [ImageSetRecord]
+    func imageSet(datastoreId: String, imageSetId: String) throws -> ImageSetRecord?
+    /// The gzip-compressed metadata document of a version (the latest when `version` is nil).
+    func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]?
+    func frame(datastoreId: String, frameId: String) throws -> StoredFrame?
+}
+
+/// Assembles the image set metadata document (spec §3.1) from stored JSON pieces, without re-parsing them.
+public enum MetadataDocument {
+    public static let schemaVersion = "1.1"
+
+    /// - Parameters:
+    ///   - patient, study, series: compact JSON objects of the `DICOM` members of each level.
+    ///   - instances: (SOP Instance UID, compact JSON of the instance entry), in the order to write.
+    public static func compose(
+        datastoreId: String,
+        imageSetId: String,
+        seriesInstanceUID: String,
+        patient: [UInt8],
+        study: [UInt8],
+        series: [UInt8],
+        instances: [(String, [UInt8])]
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(instances.reduce(1024) { $0 + $1.1.count + 80 })
+        func raw(_ text: String) { out.append(contentsOf: text.utf8) }
+        func string(_ text: String) { JSONValue.writeString(text, to: &out) }
+        raw("{\"SchemaVersion\":")
+        string(schemaVersion)
+        raw(",\"DatastoreID\":")
+        string(datastoreId)
+        raw(",\"ImageSetID\":")
+        string(imageSetId)
+        raw(",\"Patient\":{\"DICOM\":")
+        out.append(contentsOf: patient)
+        raw("},\"Study\":{\"DICOM\":")
+        out.append(contentsOf: study)
+        raw(",\"Series\":{")
+        string(seriesInstanceUID)
+        raw(":{\"DICOM\":")
+        out.append(contentsOf: series)
+        raw(",\"Instances\":{")
+        for (index, instance) in instances.enumerated() {
+            if index > 0 { raw(",") }
+            string(instance.0)
+            raw(":")
+            out.append(contentsOf: instance.1)
+        }
+        raw("}}}}}")
+        return out
+    }
+}

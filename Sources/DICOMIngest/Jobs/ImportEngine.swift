@@ -1,0 +1,405 @@
+import Dispatch
+public import DICOMIngestModel
+import DICOMParser
+import Foundation
+public import Logging
+import Synchronization
+
+/// Counters of a running job, for progress lines.
+public struct ImportProgress: Hashable, Sendable {
+    public var filesDone = 0
+    public var bytesDone = 0
+    public var failures = 0
+    public var seconds = 0.0
+}
+
+/// What a finished job produced: the HealthImaging job properties and the manifest's counts.
+public struct ImportOutcome: Sendable {
+    public var job: DICOMImportJobProperties
+    public var jobFolderURI: String?
+    public var scannedFiles: Int
+    public var importedFiles: Int
+    public var customerErrors: Int
+    public var serverErrors: Int
+    public var generatedImageSets: Int
+    public var bytes: Int
+    public var seconds: Double
+}
+
+/// Runs HealthImaging-style DICOM import jobs against an `ImageSetStore`, reading through `ObjectSource`s and
+/// writing through `ResultSink`s. It knows nothing of HTTP, S3 or SQLite.
+///
+/// A job has two phases. Prepare: the source is listed (streamed) into a bounded queue; a fixed pool of Dispatch
+/// workers reads, validates and stores the frames of each object; one consumer (the job's thread) stages the
+/// prepared instances and writes failure lines as they happen. Commit: series by series, the grouping rules
+/// (`ImageSetGrouping`) pick image sets, each image set gets one new version in one store transaction, and the
+/// success and warning lines are written. Memory is bounded by the queue sizes, one copy buffer per worker and
+/// the largest series.
+public final class ImportEngine: Sendable {
+    public struct Configuration: Sendable {
+        /// Worker threads (default: active processor count).
+        public var threads: Int
+        /// Prepared instances staged per store transaction.
+        public var stagingBatchSize: Int
+        public var logger: Logger
+
+        public init(threads: Int? = nil, stagingBatchSize: Int = 64, logger: Logger = Logger(label: "dicom-ingest")) {
+            self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            self.stagingBatchSize = max(1, stagingBatchSize)
+            self.logger = logger
+        }
+    }
+
+    public let store: any ImageSetStore
+    public let frameStorage: any FrameStorage
+    public let configuration: Configuration
+    private let counters = Mutex(ImportProgress())
+
+    public init(store: any ImageSetStore, frameStorage: any FrameStorage, configuration: Configuration = Configuration()) {
+        self.store = store
+        self.frameStorage = frameStorage
+        self.configuration = configuration
+    }
+
+    /// Progress of the job currently running on this engine.
+    public var progress: ImportProgress { counters.withLock { $0 } }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    // MARK: - Submitting
+
+    /// Validates a StartDICOMImportJob request and records the job as SUBMITTED.
+    ///
+    /// - Returns: the new job, or the existing one when the same `clientToken` arrives with the same parameters.
+    /// - Throws: `ValidationException`, `ResourceNotFoundException` (unknown data store), `ConflictException`
+    ///   (data store not ACTIVE, or the token reused with other parameters).
+    public func submit(_ request: StartDICOMImportJobRequest) throws(IngestServiceError) -> DICOMImportJobProperties {
+        try request.validate()
+        do {
+            guard let datastore = try store.datastore(id: request.datastoreId) else {
+                throw IngestServiceError.notFound("Data store \(request.datastoreId) does not exist")
+            }
+            guard datastore.datastoreStatus == .active else {
+                throw IngestServiceError.conflict("Data store \(request.datastoreId) is not ACTIVE")
+            }
+            if let existing = try store.jobs(datastoreId: request.datastoreId).first(where: { $0.clientToken == request.clientToken }) {
+                let same = existing.inputS3Uri == request.inputS3Uri && existing.outputS3Uri == request.outputS3Uri
+                    && existing.dataAccessRoleArn == request.dataAccessRoleArn
+                    && (request.jobName == nil || existing.jobName == request.jobName)
+                guard same else {
+                    throw IngestServiceError.conflict("clientToken \(request.clientToken) was used with different parameters")
+                }
+                return existing
+            }
+            let jobId = ResourceID.make()
+            let job = DICOMImportJobProperties(
+                jobId: jobId, jobName: request.jobName ?? "DicomImport-\(jobId.prefix(8))", jobStatus: .submitted,
+                datastoreId: request.datastoreId, dataAccessRoleArn: request.dataAccessRoleArn,
+                clientToken: request.clientToken, submittedAt: Self.now(), inputS3Uri: request.inputS3Uri,
+                outputS3Uri: request.outputS3Uri)
+            try store.insertJob(job)
+            return job
+        } catch {
+            throw IngestServiceError(error)
+        }
+    }
+
+    // MARK: - Running
+
+    /// Runs a submitted job to COMPLETED or FAILED and returns its outcome. Blocking: call it from a thread of
+    /// your own (the CLI's main thread, a server's job runner), not from the cooperative pool.
+    ///
+    /// - Parameters:
+    ///   - source: the objects under `job.inputS3Uri`.
+    ///   - makeSink: opens the result folder for the job; a failure to do so fails the job.
+    public func run(
+        _ submitted: DICOMImportJobProperties,
+        source: any ObjectSource,
+        makeSink: (DICOMImportJobProperties) throws -> any ResultSink
+    ) -> ImportOutcome {
+        var job = submitted
+        var machine = ImportJob.StateMachine(status: job.jobStatus)
+        let logger = configuration.logger
+        var metadata = Logger.Metadata()
+        metadata["job.id"] = .string(job.jobId)
+        counters.withLock { $0 = ImportProgress() }
+        let started = DispatchTime.now()
+        var outcome = ImportOutcome(
+            job: job, jobFolderURI: nil, scannedFiles: 0, importedFiles: 0, customerErrors: 0, serverErrors: 0,
+            generatedImageSets: 0, bytes: 0, seconds: 0)
+
+        func finish(_ action: ImportJob.StateMachine.Action) {
+            guard case .finish(let status, let message) = action else { return }
+            job.jobStatus = status
+            job.message = message
+            job.endedAt = Self.now()
+            try? store.updateJob(job)
+            try? store.clearStaging(jobId: job.jobId)
+            outcome.job = job
+            outcome.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            logger.info("import job finished", metadata: metadata.merging(["status": .string(status.rawValue)]) { $1 })
+        }
+
+        guard machine.start() == .startPipeline else {
+            outcome.job = job
+            return outcome
+        }
+        job.jobStatus = machine.status
+        try? store.updateJob(job)
+        logger.info("import job started", metadata: metadata)
+
+        let sink: any ResultSink
+        do {
+            sink = try makeSink(job)
+        } catch {
+            finish(machine.jobFailed("Cannot write the output prefix \(job.outputS3Uri): \(IngestServiceError(error).message)"))
+            return outcome
+        }
+        outcome.jobFolderURI = sink.jobFolderURI
+
+        var report = JobReport()
+        do {
+            try prepare(job: job, source: source, sink: sink, report: &report)
+            try commit(job: job, sink: sink, report: &report)
+            try sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
+        } catch {
+            let reason = IngestServiceError(error).message
+            logger.error("import job failed", metadata: metadata.merging(["error": .string(reason)]) { $1 })
+            try? sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
+            outcome.apply(report)
+            finish(machine.jobFailed("DICOM import job has failed. \(reason)"))
+            return outcome
+        }
+        outcome.apply(report)
+        finish(machine.pipelineFinished())
+        return outcome
+    }
+
+    // MARK: - Phase 1: prepare
+
+    private enum WorkResult: Sendable {
+        case prepared(PreparedInstance, bytes: Int)
+        case failed(ImportFailure, bytes: Int)
+    }
+
+    private func prepare(
+        job: DICOMImportJobProperties,
+        source: any ObjectSource,
+        sink: any ResultSink,
+        report: inout JobReport
+    ) throws {
+        let threads = configuration.threads
+        let work = BlockingQueue<SourceObject>(capacity: threads * 4)
+        let results = BlockingQueue<WorkResult>(capacity: threads * 8)
+        let preparer = InstancePreparer(frameStorage: frameStorage, datastoreId: job.datastoreId)
+        let group = DispatchGroup()
+        let listingError = Mutex<(any Error)?>(nil)
+
+        DispatchQueue.global().async(group: group) {
+            do {
+                try source.forEachObject { work.push($0) }
+            } catch {
+                listingError.withLock { $0 = error }
+            }
+            work.close()
+        }
+        let workers = DispatchGroup()
+        for _ in 0..<threads {
+            DispatchQueue.global().async(group: workers) {
+                let scratch = WorkerScratch()
+                while let object = work.pop() {
+                    Self.process(object, source: source, preparer: preparer, scratch: scratch) { results.push($0) }
+                }
+            }
+        }
+        DispatchQueue.global().async(group: group) {
+            workers.wait()
+            results.close()
+        }
+
+        var batch: [PreparedInstance] = []
+        var failure: (any Error)?
+        while let result = results.pop() {
+            guard failure == nil else { continue }
+            do {
+                switch result {
+                case .prepared(let instance, let bytes):
+                    report.scannedFiles += 1
+                    report.bytes += bytes
+                    batch.append(instance)
+                    if batch.count >= configuration.stagingBatchSize {
+                        try store.stage(batch, jobId: job.jobId)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                case .failed(let failed, let bytes):
+                    report.scannedFiles += 1
+                    report.bytes += bytes
+                    try report.recordFailure(failed, sink: sink)
+                }
+                counters.withLock {
+                    $0.filesDone = report.scannedFiles
+                    $0.bytesDone = report.bytes
+                    $0.failures = report.customerErrors + report.serverErrors
+                }
+            } catch {
+                // Keep draining so workers finish, then fail the job.
+                failure = error
+            }
+        }
+        group.wait()
+        if let failure { throw failure }
+        if let error = listingError.withLock({ $0 }) { throw error }
+        if !batch.isEmpty { try store.stage(batch, jobId: job.jobId) }
+    }
+
+    /// One object: an instance, or each member of an archive.
+    private static func process(
+        _ object: SourceObject,
+        source: any ObjectSource,
+        preparer: InstancePreparer,
+        scratch: WorkerScratch,
+        emit: (WorkResult) -> Void
+    ) {
+        let input: any P10ByteInput
+        do {
+            input = try source.open(object)
+        } catch {
+            let failure = ImportFailure.validation(object.key, "The object cannot be read: \(IngestServiceError(error).message)")
+            return emit(.failed(failure, bytes: 0))
+        }
+        guard let format = ArchiveFormat(key: object.key) else {
+            return emit(outcome(preparer.prepare(key: object.key, input: input, scratch: scratch), bytes: input.length))
+        }
+        ArchiveReader.forEachMember(of: input, format: format, key: object.key) { member in
+            switch member {
+            case .success(let member):
+                emit(outcome(preparer.prepare(key: member.key, input: member.input, scratch: scratch), bytes: member.input.length))
+            case .failure(let failure):
+                emit(.failed(failure, bytes: 0))
+            }
+        }
+    }
+
+    private static func outcome(_ result: Result<PreparedInstance, ImportFailure>, bytes: Int) -> WorkResult {
+        switch result {
+        case .success(let instance): return .prepared(instance, bytes: bytes)
+        case .failure(let failure): return .failed(failure, bytes: bytes)
+        }
+    }
+
+    // MARK: - Phase 2: commit
+
+    private func commit(job: DICOMImportJobProperties, sink: any ResultSink, report: inout JobReport) throws {
+        for series in try store.stagedSeries(jobId: job.jobId) {
+            let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
+            let existing = try store.primaryImageSet(datastoreId: job.datastoreId, seriesInstanceUID: series)
+            let decision = ImageSetGrouping.decide(
+                instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
+                existingPrimaryKey: existing?.key)
+            for group in decision.groups {
+                let members = group.members.map { instances[$0] }
+                let record = try store.commit(
+                    ImageSetCommit(
+                        datastoreId: job.datastoreId, jobId: job.jobId,
+                        imageSetId: group.isPrimary ? existing?.imageSetId : nil, key: group.key,
+                        isPrimary: group.isPrimary, instances: members, committedAt: Self.now()))
+                report.imageSets.append((record, members.count))
+                let primaryKey = decision.groups.first(where: \.isPrimary)?.key ?? existing?.key
+                for instance in members {
+                    var warnings = instance.warnings
+                    if !group.isPrimary, let primaryKey {
+                        let differing = instance.key.differences(from: primaryKey).joined(separator: ", ")
+                        warnings.append(ImportWarning(
+                            reasonCode: 90100, type: "NonPrimaryImageSet",
+                            message: "Key attributes \(differing) conflict with the primary image set of series \(series); imported into non-primary image set \(record.imageSetId)"))
+                    }
+                    try report.recordSuccess(instance, record: record, warnings: warnings, sink: sink)
+                }
+            }
+            for duplicate in decision.duplicates {
+                let loser = instances[duplicate.loser]
+                let winner = instances[duplicate.winner]
+                try report.recordFailure(
+                    ImportFailure.validation(
+                        loser.inputKey,
+                        "Duplicate SOPInstanceUID \(loser.sopInstanceUID) in this job: \(winner.inputKey) was imported instead"),
+                    sink: sink)
+            }
+        }
+    }
+}
+
+/// The counts and image sets a job reports in its manifest, and the line writers that keep them in step.
+struct JobReport {
+    var scannedFiles = 0
+    var importedFiles = 0
+    var customerErrors = 0
+    var serverErrors = 0
+    var bytes = 0
+    var imageSets: [(ImageSetRecord, Int)] = []
+
+    mutating func recordFailure(_ failure: ImportFailure, sink: any ResultSink) throws {
+        if failure.exceptionType == "InternalServerException" { serverErrors += 1 } else { customerErrors += 1 }
+        let line = JSONValue.object([
+            ("inputFile", .string(failure.inputKey)),
+            ("exception", .object([("exceptionType", .string(failure.exceptionType)), ("message", .string(failure.message))])),
+        ])
+        try sink.append(InstancePreparer.bytes(line), to: .failure)
+    }
+
+    mutating func recordSuccess(
+        _ instance: PreparedInstance,
+        record: ImageSetRecord,
+        warnings: [ImportWarning],
+        sink: any ResultSink
+    ) throws {
+        importedFiles += 1
+        let response: [(String, JSONValue)] = [
+            ("imageSetId", .string(record.imageSetId)), ("imageSetVersion", .int(Int64(record.latestVersion))),
+            ("isPrimary", .bool(record.isPrimary)),
+        ]
+        try sink.append(
+            InstancePreparer.bytes(.object([("inputFile", .string(instance.inputKey)), ("importResponse", .object(response))])),
+            to: .success)
+        if !warnings.isEmpty {
+            let line = JSONValue.object([
+                ("inputFile", .string(instance.inputKey)),
+                ("importResponse", .object(response + [("warnings", .array(warnings.map(\.json)))])),
+            ])
+            try sink.append(InstancePreparer.bytes(line), to: .warning)
+        }
+    }
+
+    /// `job-output-manifest.json` (spec §2.2).
+    func manifest(job: DICOMImportJobProperties, jobFolderURI: String) -> [UInt8] {
+        let summary: [(String, JSONValue)] = [
+            ("jobId", .string(job.jobId)), ("datastoreId", .string(job.datastoreId)),
+            ("inputS3Uri", .string(job.inputS3Uri)), ("outputS3Uri", .string(jobFolderURI)),
+            ("successOutputS3Uri", .string(jobFolderURI + "SUCCESS/")),
+            ("failureOutputS3Uri", .string(jobFolderURI + "FAILURE/")),
+            ("warningsOutputS3Uri", .string(jobFolderURI + "WARNING/")),
+            ("numberOfScannedFiles", .int(Int64(scannedFiles))), ("numberOfImportedFiles", .int(Int64(importedFiles))),
+            ("numberOfFilesWithCustomerError", .int(Int64(customerErrors))),
+            ("numberOfFilesWithServerError", .int(Int64(serverErrors))),
+            ("numberOfGeneratedImageSets", .int(Int64(imageSets.count))),
+            ("imageSetsSummary", .array(imageSets.map { record, count in
+                .object([
+                    ("imageSetId", .string(record.imageSetId)), ("imageSetVersion", .int(Int64(record.latestVersion))),
+                    ("isPrimary", .bool(record.isPrimary)), ("numberOfMatchedSOPInstances", .int(Int64(count))),
+                ])
+            })),
+        ]
+        return InstancePreparer.bytes(.object([("jobSummary", .object(summary))]))
+    }
+}
+
+extension ImportOutcome {
+    mutating func apply(_ report: JobReport) {
+        scannedFiles = report.scannedFiles
+        importedFiles = report.importedFiles
+        customerErrors = report.customerErrors
+        serverErrors = report.serverErrors
+        generatedImageSets = report.imageSets.count
+        bytes = report.bytes
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Glibc
+
+/// Where pixel frames are kept: one blob per instance holding its frames back to back, each frame addressed by
+/// (blob, offset, length) in the catalog.
+public protocol FrameStorage: Sendable {
+    /// Starts the blob of one instance.
+    func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter
+    /// Reads `length` bytes at `offset` of a blob.
+    func read(blob: String, offset: Int, length: Int) throws -> [UInt8]
+}
+
+/// Writes one blob; `finish` makes it durable. A blob that is never committed to the catalog is garbage, never
+/// visible (the catalog is the only way to reach it).
+public protocol FrameBlobWriter: AnyObject {
+    /// The blob's name, relative to the storage root.
+    var blobName: String { get }
+    /// Bytes written so far (the next frame's offset).
+    var size: Int { get }
+    func append(_ bytes: UnsafeRawBufferPointer) throws
+    func finish() throws
+}
+
+/// Frames in files under a folder: `<root>/<datastoreId>/<2 hex>/<32 hex>.frames`.
+public struct DirectoryFrameStorage: FrameStorage {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    public func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter {
+        let id = ResourceID.make()
+        let name = "\(datastoreId)/\(id.prefix(2))/\(id).frames"
+        return try FileBlobWriter(path: root + "/" + name, name: name)
+    }
+
+    public func read(blob: String, offset: Int, length: Int) throws -> [UInt8] {
+        let input = try FileByteInput(path: root + "/" + blob)
+        var bytes = [UInt8](repeating: 0, count: length)
+        let got = try bytes.withUnsafeMutableBytes { try input.read(at: offset, into: $0) }
+        guard got == length else { throw ObjectIOError(.io, "frame blob \(blob) is shorter than the catalog says") }
+        return bytes
+    }
+}
+
+final class FileBlobWriter: FrameBlobWriter {
+    let blobName: String
+    private(set) var size = 0
+    private var descriptor: Int32
+
+    init(path: String, name: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw ObjectIOError(.io, "cannot create frame blob \(path): \(String(cString: strerror(errno)))")
+        }
+        blobName = name
+    }
+
+    deinit {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ObjectIOError(.io, "frame blob write failed: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+        size += bytes.count
+    }
+
+    func finish() throws {
+        guard descriptor >= 0 else { return }
+        let status = fsync(descriptor)
+        Glibc.close(descriptor)
+        descriptor = -1
+        if status != 0 { throw ObjectIOError(.io, "frame blob fsync failed: \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// 32 lower-case hex characters, the shape of DatastoreId, ImageSetId, ImageFrameId and JobId (spec §1.4).
+public enum ResourceID {
+    public static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for index in 0..<32 { bytes[index] = digits[Int(generator.next() & 0xF)] }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import DICOMIngest
+import DICOMIngestModel
+import DICOMIngestSQLite
+import Dispatch
+import Foundation
+import Synchronization
+
+extension DICOMIngestCommand {
+    /// `dicom-ingest import <input> --output <output>`: StartDICOMImportJob, run to the end, on local prefixes.
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import every object under a prefix into a data store, writing HealthImaging's job report.",
+            discussion: """
+                Writes <output>/<datastoreId>-DicomImport-<jobId>/ with job-output-manifest.json and
+                SUCCESS/success.ndjson, FAILURE/failure.ndjson, WARNING/warning.ndjson. Exit status 0 when the job
+                COMPLETED (even with per-file failures, as HealthImaging), 1 when it FAILED, 2-6 when the request
+                was refused (see `CLIError`).
+                """)
+
+        @OptionGroup var options: StoreOptions
+
+        @Argument(help: "Input prefix: a local folder (or file) as a path or file:// URI.")
+        var input: String
+
+        @Option(help: "Output prefix: a local folder as a path or file:// URI.")
+        var output: String
+
+        @Option(help: "Data store ID (default: the only one in the store, created if there is none).")
+        var datastoreId: String?
+
+        @Option(help: "Job name ([A-Za-z0-9._/#-], 1-64).")
+        var jobName: String?
+
+        @Option(help: "Client token: repeating a token with the same parameters returns the same job.")
+        var clientToken: String?
+
+        @Option(help: "Data access role ARN recorded with the job.")
+        var roleArn = "arn:aws:iam::000000000000:role/dicom-ingest-local"
+
+        @Option(help: "Worker threads (default: the number of processors).")
+        var threads: Int?
+
+        @Flag(help: "Print the summary as one JSON object.")
+        var json = false
+
+        @Flag(help: "Never print the progress line, even on a terminal.")
+        var noProgress = false
+
+        func validate() throws {
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+            guard (try? LocalPrefix.uri(from: input)) != nil, (try? LocalPrefix.uri(from: output)) != nil else {
+                throw ValidationError("input and output must be local paths or file:// URIs (S3 comes with the S3 adapter)")
+            }
+        }
+
+        func run() throws {
+            _ = loggingConfigured
+            let outcome = try reportingErrors { () throws -> ImportOutcome in
+                let store = try options.open()
+                let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
+                let engine = ImportEngine(
+                    store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
+                let request = StartDICOMImportJobRequest(
+                    datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
+                    clientToken: clientToken ?? UUID().uuidString, inputS3Uri: try LocalPrefix.uri(from: input),
+                    outputS3Uri: try LocalPrefix.uri(from: output))
+                let job = try engine.submit(request)
+                let inputRoot = try LocalPrefix.path(from: input)
+                let outputRoot = try LocalPrefix.path(from: output)
+                let total = Mutex<(files: Int, bytes: Int)?>(nil)
+                DispatchQueue.global().async {
+                    var files = 0
+                    var bytes = 0
+                    try? LocalDirectorySource(root: inputRoot).forEachObject { object in
+                        files += 1
+                        bytes += object.size
+                    }
+                    total.withLock { $0 = (files, bytes) }
+                }
+                let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
+                    let done = engine.progress
+                    var line = "\(done.filesDone) files  \(format(Double(done.filesDone) / seconds)) files/s  "
+                        + "\(format(Double(done.bytesDone) / 1e6 / seconds)) MB/s  errors \(done.failures)"
+                    if let total = total.withLock({ $0 }), done.bytesDone > 0 {
+                        let remaining = Double(max(0, total.bytes - done.bytesDone)) / (Double(done.bytesDone) / seconds)
+                        line += "  of \(total.files)  ETA \(format(remaining)) s"
+                    }
+                    return line
+                }
+                defer { progress?.stop() }
+                return engine.run(job, source: LocalDirectorySource(root: inputRoot)) { job in
+                    try LocalDirectorySink(outputRoot: outputRoot, datastoreId: job.datastoreId, jobId: job.jobId)
+                }
+            }
+            report(outcome)
+            if outcome.job.jobStatus != .completed { throw ExitCode(1) }
+        }
+
+        func report(_ outcome: ImportOutcome) {
+            let folder = outcome.jobFolderURI.flatMap { URL(string: $0)?.path } ?? ""
+            if json {
+                var members: [(String, JSONValue)] = [
+                    ("jobId", .string(outcome.job.jobId)), ("datastoreId", .string(outcome.job.datastoreId)),
+                    ("jobStatus", .string(outcome.job.jobStatus.rawValue)),
+                    ("numberOfScannedFiles", .int(Int64(outcome.scannedFiles))),
+                    ("numberOfImportedFiles", .int(Int64(outcome.importedFiles))),
+                    ("numberOfFilesWithCustomerError", .int(Int64(outcome.customerErrors))),
+                    ("numberOfFilesWithServerError", .int(Int64(outcome.serverErrors))),
+                    ("numberOfGeneratedImageSets", .int(Int64(outcome.generatedImageSets))),
+                    ("jobOutputFolder", .string(folder)), ("seconds", .double(outcome.seconds)),
+                ]
+                if let message = outcome.job.message { members.append(("message", .string(message))) }
+                printJSON(.object(members))
+                return
+            }
+            var text = """
+                job \(outcome.job.jobId) \(outcome.job.jobStatus.rawValue) in data store \(outcome.job.datastoreId)
+                files \(outcome.scannedFiles)  imported \(outcome.importedFiles)  customer errors \(outcome.customerErrors)  \
+                server errors \(outcome.serverErrors)  image sets \(outcome.generatedImageSets)  \
+                \(format(Double(outcome.scannedFiles) / max(outcome.seconds, 1e-9))) files/s  \
+                \(format(Double(outcome.bytes) / 1e6 / max(outcome.seconds, 1e-9))) MB/s  \(format(outcome.seconds)) s
+                report: \(folder)
+
+                """
+            if let message = outcome.job.message { text += "message: \(message)\n" }
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+}

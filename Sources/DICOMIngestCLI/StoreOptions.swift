@@ -1,0 +1,93 @@
+import ArgumentParser
+import DICOMIngest
+import DICOMIngestModel
+import DICOMIngestSQLite
+import Foundation
+import Logging
+
+/// Options every store-facing command shares.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Data store folder (default: $DICOM_INGEST_STORE, else $XDG_DATA_HOME/dicom-ingest or ~/.local/share/dicom-ingest).")
+    var store: String?
+
+    var directory: String { store ?? SQLiteImageSetStore.defaultDirectory() }
+
+    func open() throws -> SQLiteImageSetStore {
+        do {
+            return try SQLiteImageSetStore(directory: directory)
+        } catch {
+            throw CLIError(IngestServiceError(error))
+        }
+    }
+}
+
+/// An API error surfaced by a command: printed as `<Exception>: message`, exit code by kind.
+struct CLIError: Error, CustomStringConvertible {
+    var error: IngestServiceError
+
+    init(_ error: IngestServiceError) {
+        self.error = error
+    }
+
+    var description: String { error.description }
+
+    /// Exit codes by exception: 2 invalid request, 3 not found, 4 conflict, 5 access denied, 6 quota or
+    /// throttling, 1 internal.
+    var exitCode: Int32 {
+        switch error.code {
+        case .validationException: return 2
+        case .resourceNotFoundException: return 3
+        case .conflictException: return 4
+        case .accessDeniedException: return 5
+        case .serviceQuotaExceededException, .throttlingException: return 6
+        case .internalServerException: return 1
+        }
+    }
+}
+
+/// Runs `body`, turning API errors into a message on stderr and their exit code.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as CLIError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(error.exitCode)
+    } catch let error as IngestServiceError {
+        let wrapped = CLIError(error)
+        FileHandle.standardError.write(Data("error: \(wrapped)\n".utf8))
+        throw ExitCode(wrapped.exitCode)
+    } catch let error as ImageSetStoreError {
+        let wrapped = CLIError(IngestServiceError(error))
+        FileHandle.standardError.write(Data("error: \(wrapped)\n".utf8))
+        throw ExitCode(wrapped.exitCode)
+    }
+}
+
+func printJSON(_ value: JSONValue) {
+    var out: [UInt8] = []
+    value.write(to: &out)
+    out.append(0x0A)
+    FileHandle.standardOutput.write(Data(out))
+}
+
+/// The ARN of a data store or image set, in HealthImaging's form (region and account are placeholders for
+/// a self-hosted store).
+enum ARN {
+    static let prefix = "arn:aws:medical-imaging:us-east-1:000000000000:datastore/"
+
+    static func datastore(_ id: String) -> String { prefix + id }
+    static func imageSet(_ datastoreId: String, _ imageSetId: String) -> String {
+        prefix + datastoreId + "/imageset/" + imageSetId
+    }
+}
+
+/// Sends the engine's logs to stderr (stdout carries results), at the level in `DICOM_INGEST_LOG_LEVEL`
+/// (default: warning). Runs once per process.
+let loggingConfigured: Void = {
+    let level = ProcessInfo.processInfo.environment["DICOM_INGEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}()

@@ -1,0 +1,444 @@
+public import DICOMIngest
+public import DICOMIngestModel
+import Foundation
+import GRDB
+
+/// The embedded data store: a folder with a SQLite catalog (`catalog.sqlite`, WAL mode, on GRDB) and the frame
+/// blobs (`frames/`).
+///
+/// Writes go through GRDB's single writer; every image set version is one transaction that adds the version's
+/// gzip metadata document, replaces the instances and registers the frames, so a crash never leaves a
+/// half-written image set visible. A running job's instances wait in `staged_instances` until then.
+public final class SQLiteImageSetStore: ImageSetStore {
+    public let directory: String
+    public let frameStorage: DirectoryFrameStorage
+    private let pool: DatabasePool
+
+    /// The store folder used when neither `--store` nor `DICOM_INGEST_STORE` names one:
+    /// `$XDG_DATA_HOME/dicom-ingest` or `~/.local/share/dicom-ingest`.
+    public static func defaultDirectory(environment: [String: String]? = nil) -> String {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        if let explicit = environment["DICOM_INGEST_STORE"], !explicit.isEmpty { return explicit }
+        if let data = environment["XDG_DATA_HOME"], !data.isEmpty { return data + "/dicom-ingest" }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return home + "/.local/share/dicom-ingest"
+    }
+
+    /// Opens (creating if needed) the store in `directory` and migrates its catalog.
+    public init(directory: String) throws {
+        self.directory = directory
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(30)
+            pool = try DatabasePool(path: directory + "/catalog.sqlite", configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw ImageSetStoreError(.io, "cannot open the data store at \(directory): \(error)")
+        }
+        frameStorage = DirectoryFrameStorage(root: directory + "/frames")
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE datastores (
+                        id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+                        created_at REAL NOT NULL, updated_at REAL NOT NULL);
+                    CREATE TABLE jobs (
+                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+                        role_arn TEXT NOT NULL, client_token TEXT NOT NULL, submitted_at REAL NOT NULL, ended_at REAL,
+                        input_uri TEXT NOT NULL, output_uri TEXT NOT NULL, message TEXT);
+                    CREATE INDEX jobs_by_datastore ON jobs (datastore_id, submitted_at);
+                    CREATE TABLE staged_instances (
+                        job_id TEXT NOT NULL, input_key TEXT NOT NULL, sop_uid TEXT NOT NULL, series_uid TEXT NOT NULL,
+                        image_set_key TEXT NOT NULL, patient BLOB NOT NULL, study BLOB NOT NULL, series BLOB NOT NULL,
+                        instance BLOB NOT NULL, frames BLOB NOT NULL, warnings BLOB NOT NULL);
+                    CREATE INDEX staged_by_series ON staged_instances (job_id, series_uid);
+                    CREATE TABLE image_sets (
+                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, series_uid TEXT NOT NULL,
+                        image_set_key TEXT NOT NULL, is_primary INTEGER NOT NULL, latest_version INTEGER NOT NULL,
+                        state TEXT NOT NULL, workflow_status TEXT NOT NULL, created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL, instance_count INTEGER NOT NULL);
+                    CREATE UNIQUE INDEX one_primary_per_series ON image_sets (datastore_id, series_uid)
+                        WHERE is_primary = 1;
+                    CREATE INDEX image_sets_by_datastore ON image_sets (datastore_id, updated_at);
+                    CREATE TABLE image_set_versions (
+                        image_set_id TEXT NOT NULL, version INTEGER NOT NULL, job_id TEXT, created_at REAL NOT NULL,
+                        document BLOB NOT NULL, PRIMARY KEY (image_set_id, version));
+                    CREATE TABLE instances (
+                        image_set_id TEXT NOT NULL, sop_uid TEXT NOT NULL, input_key TEXT NOT NULL, job_id TEXT NOT NULL,
+                        instance BLOB NOT NULL, PRIMARY KEY (image_set_id, sop_uid));
+                    CREATE TABLE frames (
+                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, image_set_id TEXT NOT NULL,
+                        blob TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
+                    """)
+        }
+        return migrator
+    }
+
+    private func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ImageSetStoreError {
+            throw error
+        } catch {
+            throw ImageSetStoreError(.io, "catalog error: \(error)")
+        }
+    }
+
+    // MARK: - Data stores
+
+    public func createDatastore(name: String, now: Double) throws -> DatastoreProperties {
+        let properties = DatastoreProperties(
+            datastoreId: ResourceID.make(), datastoreName: name, datastoreStatus: .active, createdAt: now, updatedAt: now)
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO datastores (id, name, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [properties.datastoreId, name, properties.datastoreStatus.rawValue, now, now])
+            }
+        }
+        return properties
+    }
+
+    public func datastore(id: String) throws -> DatastoreProperties? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM datastores WHERE id = ?", arguments: [id]).map(Self.datastore)
+            }
+        }
+    }
+
+    public func datastores() throws -> [DatastoreProperties] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM datastores WHERE status != 'DELETED' ORDER BY created_at, id")
+                    .map(Self.datastore)
+            }
+        }
+    }
+
+    public func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties {
+        try run {
+            try pool.write { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM datastores WHERE id = ?", arguments: [id]),
+                    row["status"] as String != DatastoreStatus.deleted.rawValue
+                else { throw ImageSetStoreError(.notFound, "Data store \(id) does not exist") }
+                let imageSets = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM image_sets WHERE datastore_id = ? AND state != 'DELETED'",
+                    arguments: [id]) ?? 0
+                guard imageSets == 0 else {
+                    throw ImageSetStoreError(.conflict, "Data store \(id) still holds \(imageSets) image sets; delete them first")
+                }
+                try db.execute(
+                    sql: "UPDATE datastores SET status = 'DELETED', updated_at = ? WHERE id = ?", arguments: [now, id])
+                var properties = Self.datastore(row)
+                properties.datastoreStatus = .deleting
+                return properties
+            }
+        }
+    }
+
+    private static func datastore(_ row: Row) -> DatastoreProperties {
+        DatastoreProperties(
+            datastoreId: row["id"], datastoreName: row["name"],
+            datastoreStatus: DatastoreStatus(rawValue: row["status"]) ?? .active, createdAt: row["created_at"],
+            updatedAt: row["updated_at"])
+    }
+
+    // MARK: - Jobs
+
+    public func insertJob(_ job: DICOMImportJobProperties) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO jobs (id, datastore_id, name, status, role_arn, client_token, submitted_at, ended_at,
+                                          input_uri, output_uri, message)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        job.jobId, job.datastoreId, job.jobName, job.jobStatus.rawValue, job.dataAccessRoleArn,
+                        job.clientToken, job.submittedAt, job.endedAt, job.inputS3Uri, job.outputS3Uri, job.message,
+                    ])
+            }
+        }
+    }
+
+    public func updateJob(_ job: DICOMImportJobProperties) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: "UPDATE jobs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
+                    arguments: [job.jobStatus.rawValue, job.endedAt, job.message, job.jobId])
+            }
+        }
+    }
+
+    public func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(
+                    db, sql: "SELECT * FROM jobs WHERE datastore_id = ? AND id = ?", arguments: [datastoreId, jobId]
+                ).map(Self.job)
+            }
+        }
+    }
+
+    public func jobs(datastoreId: String) throws -> [DICOMImportJobProperties] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM jobs WHERE datastore_id = ? ORDER BY submitted_at DESC, id",
+                    arguments: [datastoreId]
+                ).map(Self.job)
+            }
+        }
+    }
+
+    private static func job(_ row: Row) -> DICOMImportJobProperties {
+        DICOMImportJobProperties(
+            jobId: row["id"], jobName: row["name"], jobStatus: JobStatus(rawValue: row["status"]) ?? .failed,
+            datastoreId: row["datastore_id"], dataAccessRoleArn: row["role_arn"], clientToken: row["client_token"],
+            submittedAt: row["submitted_at"], endedAt: row["ended_at"], inputS3Uri: row["input_uri"],
+            outputS3Uri: row["output_uri"], message: row["message"])
+    }
+
+    // MARK: - Staging
+
+    public func stage(_ instances: [PreparedInstance], jobId: String) throws {
+        try run {
+            try pool.write { db in
+                let statement = try db.makeStatement(
+                    sql: """
+                        INSERT INTO staged_instances (job_id, input_key, sop_uid, series_uid, image_set_key, patient,
+                                                      study, series, instance, frames, warnings)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """)
+                for instance in instances {
+                    try statement.execute(arguments: [
+                        jobId, instance.inputKey, instance.sopInstanceUID, instance.key.seriesInstanceUID,
+                        instance.key.encoded, Data(instance.patientJSON), Data(instance.studyJSON),
+                        Data(instance.seriesJSON), Data(instance.instanceJSON), Self.encode(instance.frames),
+                        Self.encode(instance.warnings),
+                    ])
+                }
+            }
+        }
+    }
+
+    public func stagedSeries(jobId: String) throws -> [String] {
+        try run {
+            try pool.read { db in
+                try String.fetchAll(
+                    db, sql: "SELECT DISTINCT series_uid FROM staged_instances WHERE job_id = ? ORDER BY series_uid",
+                    arguments: [jobId])
+            }
+        }
+    }
+
+    public func stagedInstances(jobId: String, seriesInstanceUID: String) throws -> [PreparedInstance] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM staged_instances WHERE job_id = ? AND series_uid = ? ORDER BY input_key",
+                    arguments: [jobId, seriesInstanceUID]
+                ).map { row in
+                    let patient: Data = row["patient"]
+                    let study: Data = row["study"]
+                    let series: Data = row["series"]
+                    let instance: Data = row["instance"]
+                    return PreparedInstance(
+                        inputKey: row["input_key"], sopInstanceUID: row["sop_uid"],
+                        key: ImageSetKey(encoded: row["image_set_key"])
+                            ?? ImageSetKey(studyInstanceUID: "", seriesInstanceUID: seriesInstanceUID),
+                        patientJSON: [UInt8](patient), studyJSON: [UInt8](study), seriesJSON: [UInt8](series),
+                        instanceJSON: [UInt8](instance), frames: Self.decodeFrames(row["frames"]),
+                        warnings: Self.decodeWarnings(row["warnings"]))
+                }
+            }
+        }
+    }
+
+    public func clearStaging(jobId: String) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "DELETE FROM staged_instances WHERE job_id = ?", arguments: [jobId])
+            }
+        }
+    }
+
+    // MARK: - Image sets
+
+    public func primaryImageSet(datastoreId: String, seriesInstanceUID: String) throws -> ImageSetRecord? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(
+                    db,
+                    sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND series_uid = ? AND is_primary = 1 AND state != 'DELETED'",
+                    arguments: [datastoreId, seriesInstanceUID]
+                ).map(Self.imageSet)
+            }
+        }
+    }
+
+    public func commit(_ commit: ImageSetCommit) throws -> ImageSetRecord {
+        guard let last = commit.instances.last else {
+            throw ImageSetStoreError(.conflict, "an image set version needs at least one instance")
+        }
+        return try run {
+            try pool.write { db in
+                let imageSetId = commit.imageSetId ?? ResourceID.make()
+                var record: ImageSetRecord
+                if commit.imageSetId != nil,
+                    let row = try Row.fetchOne(db, sql: "SELECT * FROM image_sets WHERE id = ?", arguments: [imageSetId])
+                {
+                    record = Self.imageSet(row)
+                    record.latestVersion += 1
+                    record.updatedAt = commit.committedAt
+                } else {
+                    record = ImageSetRecord(
+                        imageSetId: imageSetId, datastoreId: commit.datastoreId, key: commit.key,
+                        isPrimary: commit.isPrimary, latestVersion: 1, createdAt: commit.committedAt,
+                        updatedAt: commit.committedAt, instanceCount: 0)
+                }
+                let insertInstance = try db.makeStatement(
+                    sql: "INSERT OR REPLACE INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, ?, ?, ?, ?)")
+                let insertFrame = try db.makeStatement(
+                    sql: "INSERT OR REPLACE INTO frames (id, datastore_id, image_set_id, blob, offset, length) VALUES (?, ?, ?, ?, ?, ?)")
+                for instance in commit.instances {
+                    try insertInstance.execute(arguments: [
+                        imageSetId, instance.sopInstanceUID, instance.inputKey, commit.jobId, Data(instance.instanceJSON),
+                    ])
+                    for frame in instance.frames {
+                        try insertFrame.execute(arguments: [
+                            frame.id, commit.datastoreId, imageSetId, frame.blob, frame.offset, frame.length,
+                        ])
+                    }
+                }
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT sop_uid, instance FROM instances WHERE image_set_id = ? ORDER BY sop_uid",
+                    arguments: [imageSetId])
+                record.instanceCount = rows.count
+                let document = MetadataDocument.compose(
+                    datastoreId: commit.datastoreId, imageSetId: imageSetId,
+                    seriesInstanceUID: commit.key.seriesInstanceUID, patient: last.patientJSON, study: last.studyJSON,
+                    series: last.seriesJSON,
+                    instances: rows.map { row in
+                        let bytes: Data = row["instance"]
+                        return (row["sop_uid"], [UInt8](bytes))
+                    })
+                try db.execute(
+                    sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [imageSetId, record.latestVersion, commit.jobId, commit.committedAt, Data(Compression.gzip(document))])
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary,
+                            latest_version, state, workflow_status, created_at, updated_at, instance_count)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        imageSetId, commit.datastoreId, commit.key.seriesInstanceUID, record.key.encoded,
+                        record.isPrimary, record.latestVersion, record.state, record.workflowStatus, record.createdAt,
+                        record.updatedAt, record.instanceCount,
+                    ])
+                return record
+            }
+        }
+    }
+
+    public func imageSets(datastoreId: String) throws -> [ImageSetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? ORDER BY updated_at DESC, id",
+                    arguments: [datastoreId]
+                ).map(Self.imageSet)
+            }
+        }
+    }
+
+    public func imageSet(datastoreId: String, imageSetId: String) throws -> ImageSetRecord? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(
+                    db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ?",
+                    arguments: [datastoreId, imageSetId]
+                ).map(Self.imageSet)
+            }
+        }
+    }
+
+    public func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]? {
+        try run {
+            try pool.read { db in
+                let sql = """
+                    SELECT v.document FROM image_set_versions v JOIN image_sets s ON s.id = v.image_set_id
+                    WHERE s.datastore_id = ? AND v.image_set_id = ? AND v.version = COALESCE(?, s.latest_version)
+                    """
+                let data = try Data.fetchOne(db, sql: sql, arguments: [datastoreId, imageSetId, version])
+                return data.map { [UInt8]($0) }
+            }
+        }
+    }
+
+    public func frame(datastoreId: String, frameId: String) throws -> StoredFrame? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(
+                    db, sql: "SELECT * FROM frames WHERE datastore_id = ? AND id = ?", arguments: [datastoreId, frameId]
+                ).map { StoredFrame(id: $0["id"], blob: $0["blob"], offset: $0["offset"], length: $0["length"]) }
+            }
+        }
+    }
+
+    private static func imageSet(_ row: Row) -> ImageSetRecord {
+        ImageSetRecord(
+            imageSetId: row["id"], datastoreId: row["datastore_id"],
+            key: ImageSetKey(encoded: row["image_set_key"]) ?? ImageSetKey(studyInstanceUID: "", seriesInstanceUID: row["series_uid"]),
+            isPrimary: row["is_primary"], latestVersion: row["latest_version"], state: row["state"],
+            workflowStatus: row["workflow_status"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+            instanceCount: row["instance_count"])
+    }
+
+    // MARK: - Staged frame and warning lists
+
+    private static func encode(_ frames: [StoredFrame]) -> Data {
+        var out: [UInt8] = []
+        JSONValue.array(frames.map { frame in
+            .array([.string(frame.id), .string(frame.blob), .int(Int64(frame.offset)), .int(Int64(frame.length))])
+        }).write(to: &out)
+        return Data(out)
+    }
+
+    private static func encode(_ warnings: [ImportWarning]) -> Data {
+        var out: [UInt8] = []
+        JSONValue.array(warnings.map { .array([.int(Int64($0.reasonCode)), .string($0.type), .string($0.message)]) })
+            .write(to: &out)
+        return Data(out)
+    }
+
+    private static func decodeFrames(_ data: Data) -> [StoredFrame] {
+        guard let rows = try? JSONSerialization.jsonObject(with: data) as? [[Any]] else { return [] }
+        return rows.compactMap { row in
+            guard row.count == 4, let id = row[0] as? String, let blob = row[1] as? String,
+                let offset = (row[2] as? NSNumber)?.intValue, let length = (row[3] as? NSNumber)?.intValue
+            else { return nil }
+            return StoredFrame(id: id, blob: blob, offset: offset, length: length)
+        }
+    }
+
+    private static func decodeWarnings(_ data: Data) -> [ImportWarning] {
+        guard let rows = try? JSONSerialization.jsonObject(with: data) as? [[Any]] else { return [] }
+        return rows.compactMap { row in
+            guard row.count == 3, let code = (row[0] as? NSNumber)?.intValue, let type = row[1] as? String,
+                let message = row[2] as? String
+            else { return nil }
+            return ImportWarning(reasonCode: code, type: type, message: message)
+        }
+    }
+}
