@@ -61,13 +61,14 @@ extension DICOMIngestCommand {
                 let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
                 let engine = ImportEngine(
                     store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
+                let inputURI = try LocalPrefix.uri(from: input)
+                let outputURI = try LocalPrefix.uri(from: output)
                 let request = StartDICOMImportJobRequest(
                     datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
-                    clientToken: clientToken ?? UUID().uuidString, inputS3Uri: try LocalPrefix.uri(from: input),
-                    outputS3Uri: try LocalPrefix.uri(from: output))
+                    clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
                 let job = try engine.submit(request)
-                let inputRoot = try LocalPrefix.path(from: input)
-                let outputRoot = try LocalPrefix.path(from: output)
+                let inputRoot = try LocalPrefix.path(from: inputURI)
+                let outputRoot = try LocalPrefix.path(from: outputURI)
                 let total = Mutex<(files: Int, bytes: Int)?>(nil)
                 DispatchQueue.global().async {
                     var files = 0

@@ -26,6 +26,12 @@ public enum ImageSetGrouping {
         public var isPrimary: Bool
         /// Indices into the candidates, sorted by input key.
         public var members: [Int]
+
+        public init(key: ImageSetKey, isPrimary: Bool, members: [Int]) {
+            self.key = key
+            self.isPrimary = isPrimary
+            self.members = members
+        }
     }
 
     public struct Decision: Hashable, Sendable {

@@ -1,0 +1,71 @@
+import DICOMIngestTestSupport
+import Foundation
+import Testing
+
+/// The built binary: `import`, then the store commands on what it wrote.
+@Suite struct ImportCommandTests {
+    let runner = ScanCommandTests()
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func importsThenListsAndPrintsMetadata() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        let folder = try TemporaryFolder("cli-import")
+        defer { folder.remove() }
+        let study = "1.2.826.0.1.3680043.10.77"
+        for index in 1...3 {
+            try SyntheticInstance(study: study, series: study + ".1", sop: study + ".1.\(index)")
+                .write(to: folder.sub("in/séries/\(index).dcm"))
+        }
+        try Data("junk".utf8).write(to: URL(fileURLWithPath: folder.sub("in/junk.bin")))
+        let store = folder.sub("store")
+
+        let imported = try runner.run(["import", "file://" + folder.sub("in"), "--output", folder.sub("out"), "--store", store, "--json", "--threads", "2"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let summary = try json(imported.stdout)
+        #expect(summary["jobStatus"] as? String == "COMPLETED")
+        #expect(summary["numberOfScannedFiles"] as? Int == 4)
+        #expect(summary["numberOfImportedFiles"] as? Int == 3)
+        #expect(summary["numberOfFilesWithCustomerError"] as? Int == 1)
+        let jobFolder = try #require(summary["jobOutputFolder"] as? String)
+        #expect(FileManager.default.fileExists(atPath: jobFolder + "/job-output-manifest.json"))
+        let jobId = try #require(summary["jobId"] as? String)
+
+        let job = try json(try runner.run(["job", "get", jobId, "--store", store]).stdout)
+        #expect((job["jobProperties"] as? [String: Any])?["jobStatus"] as? String == "COMPLETED")
+
+        let listed = try json(try runner.run(["image-set", "list", "--store", store]).stdout)
+        let sets = try #require(listed["imageSetsMetadataSummaries"] as? [[String: Any]])
+        #expect(sets.count == 1)
+        let imageSetId = try #require(sets.first?["imageSetId"] as? String)
+
+        let metadata = try json(try runner.run(["image-set", "metadata", imageSetId, "--store", store]).stdout)
+        #expect(metadata["SchemaVersion"] as? String == "1.1")
+        let got = try json(try runner.run(["image-set", "get", imageSetId, "--store", store]).stdout)
+        #expect(got["versionId"] as? String == "1")
+        #expect((got["imageSetArn"] as? String)?.hasSuffix("/imageset/" + imageSetId) == true)
+
+        let datastores = try json(try runner.run(["datastore", "list", "--store", store]).stdout)
+        #expect((datastores["datastoreSummaries"] as? [Any])?.count == 1)
+
+        let missing = try runner.run(["image-set", "get", String(repeating: "0", count: 32), "--store", store])
+        #expect(missing.status == 3)
+        #expect(missing.stderr.contains("ResourceNotFoundException"))
+    }
+
+    @Test func refusesInvalidRequestsWithDistinctExitCodes() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        let folder = try TemporaryFolder("cli-refuse")
+        defer { folder.remove() }
+        let badName = try runner.run(["import", folder.path, "--output", folder.sub("out"), "--store", folder.sub("store"), "--job-name", "no spaces allowed"])
+        #expect(badName.status == 2)
+        #expect(badName.stderr.contains("ValidationException"))
+        let unknown = try runner.run(["import", folder.path, "--output", folder.sub("out"), "--store", folder.sub("store"), "--datastore-id", String(repeating: "a", count: 32)])
+        #expect(unknown.status == 3)
+        let failed = try runner.run(["import", folder.sub("missing"), "--output", folder.sub("out"), "--store", folder.sub("store"), "--json"])
+        #expect(failed.status == 1)
+        #expect(try json(failed.stdout)["jobStatus"] as? String == "FAILED")
+    }
+}

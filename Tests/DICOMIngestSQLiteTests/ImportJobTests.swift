@@ -1,0 +1,336 @@
+import DICOMIngest
+import DICOMIngestModel
+import DICOMIngestSQLite
+import DICOMIngestTestSupport
+import Foundation
+import Testing
+
+/// Import jobs end to end: real files on disk, the SQLite store, the local result sink.
+@Suite struct ImportJobTests {
+    static let study1 = "1.2.826.0.1.3680043.10.1"
+    static let study2 = "1.2.826.0.1.3680043.10.2"
+
+    struct Environment {
+        let folder: TemporaryFolder
+        let store: SQLiteImageSetStore
+        let engine: ImportEngine
+        let datastoreId: String
+
+        init() throws {
+            folder = try TemporaryFolder("import")
+            store = try SQLiteImageSetStore(directory: folder.sub("store"))
+            engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: 2))
+            datastoreId = try store.createDatastore(name: "test", now: 0).datastoreId
+        }
+
+        var input: String { folder.sub("input") }
+        var output: String { folder.sub("output") }
+
+        func request(token: String = UUID().uuidString, input: String? = nil, output: String? = nil) -> StartDICOMImportJobRequest {
+            StartDICOMImportJobRequest(
+                datastoreId: datastoreId, jobName: "test-job",
+                dataAccessRoleArn: "arn:aws:iam::123456789012:role/Importer", clientToken: token,
+                inputS3Uri: URL(fileURLWithPath: input ?? self.input).absoluteString,
+                outputS3Uri: URL(fileURLWithPath: output ?? self.output).absoluteString)
+        }
+
+        func runJob(input: String? = nil, output: String? = nil) throws -> (ImportOutcome, JobFolder) {
+            let job = try engine.submit(request(input: input, output: output))
+            let outputRoot = output ?? self.output
+            let outcome = engine.run(job, source: LocalDirectorySource(root: input ?? self.input)) { job in
+                try LocalDirectorySink(outputRoot: outputRoot, datastoreId: job.datastoreId, jobId: job.jobId)
+            }
+            return (outcome, JobFolder(path: outputRoot + "/\(datastoreId)-DicomImport-\(job.jobId)"))
+        }
+    }
+
+    /// The files of one job's output folder, parsed.
+    struct JobFolder {
+        let path: String
+
+        func lines(_ file: ResultFile) throws -> [[String: Any]] {
+            let text = try String(contentsOfFile: path + "/" + file.rawValue, encoding: .utf8)
+            return try text.split(separator: "\n").map { line in
+                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            }
+        }
+
+        func manifest() throws -> [String: Any] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path + "/job-output-manifest.json"))
+            let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return try #require(object["jobSummary"] as? [String: Any])
+        }
+    }
+
+    /// Writes the mixed input folder the import issue asks for and returns the keys expected in each outcome.
+    static func writeArchive(in environment: Environment) throws -> (instances: [String: SyntheticInstance], failures: Set<String>) {
+        let input = environment.input
+        var instances: [String: SyntheticInstance] = [:]
+        func add(_ relative: String, _ instance: SyntheticInstance) throws {
+            try instance.write(to: input + "/" + relative)
+            instances[LocalDirectorySource.key(forPath: input + "/" + relative)] = instance
+        }
+        for index in 1...3 {
+            try add("study1/series1/\(index).dcm", SyntheticInstance(study: study1, series: study1 + ".1", sop: study1 + ".1.\(index)"))
+        }
+        var multiFrame = SyntheticInstance(study: study1, series: study1 + ".2", sop: study1 + ".2.1")
+        multiFrame.frames = 3
+        try add("study1/series2/multiframe.dcm", multiFrame)
+        // Series with one instance whose PatientName conflicts: it goes to a non-primary image set.
+        for index in 1...2 {
+            try add("study2/series1/\(index).dcm", SyntheticInstance(study: study2, series: study2 + ".1", sop: study2 + ".1.\(index)"))
+        }
+        var conflicting = SyntheticInstance(study: study2, series: study2 + ".1", sop: study2 + ".1.3")
+        conflicting.patientName = "Other^Name"
+        try add("study2/series1/3-conflicting.dcm", conflicting)
+        // The same SOP instance twice: the copy whose key sorts last is imported.
+        try add("dup/a.dcm", SyntheticInstance(study: study2, series: study2 + ".9", sop: study2 + ".9.1"))
+        try add("dup/b.dcm", SyntheticInstance(study: study2, series: study2 + ".9", sop: study2 + ".9.1"))
+        // 20 levels deep, with a unicode name.
+        let deep = (1...20).map { "level\($0)" }.joined(separator: "/")
+        try add("\(deep)/ünïcödé ✓.dcm", SyntheticInstance(study: study1, series: study1 + ".3", sop: study1 + ".3.1"))
+
+        // Junk and a truncated file.
+        try Data("not dicom".utf8).write(to: URL(fileURLWithPath: input + "/notes.txt"))
+        let truncated = SyntheticInstance(study: study1, series: study1 + ".4", sop: study1 + ".4.1").bytes.dropLast(10)
+        try Data(truncated).write(to: URL(fileURLWithPath: input + "/truncated.dcm"))
+        var failures: Set<String> = [input + "/notes.txt", input + "/truncated.dcm", input + "/dup/a.dcm"]
+
+        // Archives: a zip and a tar.gz, one instance each, made with Python's standard library.
+        let zipped = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.1")
+        let tarred = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.2")
+        let staging = environment.folder.sub("staging")
+        try zipped.write(to: staging + "/inner/zipped.dcm")
+        try tarred.write(to: staging + "/inner/tarred.dcm")
+        try run("""
+            import sys, zipfile, tarfile
+            staging, target = sys.argv[1], sys.argv[2]
+            with zipfile.ZipFile(target + '/bundle.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+                z.write(staging + '/inner/zipped.dcm', 'inner/zipped.dcm')
+            with tarfile.open(target + '/bundle.tar.gz', 'w:gz') as t:
+                t.add(staging + '/inner/tarred.dcm', 'inner/tarred.dcm')
+            """, arguments: [staging, input])
+        instances[LocalDirectorySource.key(forPath: input + "/bundle.zip") + "!inner/zipped.dcm"] = zipped
+        instances[LocalDirectorySource.key(forPath: input + "/bundle.tar.gz") + "!inner/tarred.dcm"] = tarred
+
+        failures = Set(failures.map(LocalDirectorySource.key(forPath:)))
+        for failure in failures { instances.removeValue(forKey: failure) }
+        return (instances, failures)
+    }
+
+    static func run(_ python: String, arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", python] + arguments
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "python3 failed")
+    }
+
+    @Test func importsAMixedArchiveExactlyAsHealthImagingReportsIt() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        let (instances, failures) = try Self.writeArchive(in: environment)
+        let (outcome, folder) = try environment.runJob()
+
+        #expect(outcome.job.jobStatus == .completed)
+        let success = try folder.lines(.success)
+        let failure = try folder.lines(.failure)
+        let warning = try folder.lines(.warning)
+
+        // Every object appears exactly once across SUCCESS and FAILURE.
+        let successKeys = success.compactMap { $0["inputFile"] as? String }
+        let failureKeys = failure.compactMap { $0["inputFile"] as? String }
+        #expect(Set(successKeys) == Set(instances.keys))
+        #expect(Set(failureKeys) == failures)
+        #expect(successKeys.count + failureKeys.count == instances.count + failures.count)
+
+        // Line shapes (spec §2.3–2.5).
+        for line in success {
+            let response = try #require(line["importResponse"] as? [String: Any])
+            let imageSetId = try #require(response["imageSetId"] as? String)
+            #expect(Validation.isResourceId(imageSetId))
+            #expect(response["isPrimary"] is Bool)
+            #expect(response["imageSetVersion"] as? Int == 1)
+        }
+        for line in failure {
+            let exception = try #require(line["exception"] as? [String: Any])
+            #expect(exception["exceptionType"] as? String == "ValidationException")
+            #expect((exception["message"] as? String)?.isEmpty == false)
+        }
+        let messages = Dictionary(uniqueKeysWithValues: failure.map {
+            ($0["inputFile"] as! String, ($0["exception"] as! [String: Any])["message"] as! String)
+        })
+        let key = { (relative: String) in LocalDirectorySource.key(forPath: environment.input + "/" + relative) }
+        #expect(messages[key("notes.txt")]?.contains("Not a DICOM P10 file") == true)
+        #expect(messages[key("truncated.dcm")]?.contains("TRUNCATED") == true)
+        #expect(messages[key("truncated.dcm")]?.contains("(7FE0,0010)") == true)
+        #expect(messages[key("dup/a.dcm")]?.contains("Duplicate SOPInstanceUID") == true)
+
+        // The conflicting instance landed in a non-primary image set, with a warning line.
+        let conflictingKey = key("study2/series1/3-conflicting.dcm")
+        let conflicting = try #require(success.first { $0["inputFile"] as? String == conflictingKey })
+        #expect((conflicting["importResponse"] as? [String: Any])?["isPrimary"] as? Bool == false)
+        let conflictWarning = try #require(warning.first { $0["inputFile"] as? String == conflictingKey })
+        let warnings = try #require((conflictWarning["importResponse"] as? [String: Any])?["warnings"] as? [[String: Any]])
+        #expect(warnings.contains { ($0["message"] as? String)?.contains("PatientName") == true })
+        #expect(warnings.allSatisfy { $0["warning_reason_code"] is Int && $0["type"] is String })
+
+        // Manifest counts add up (spec §2.2).
+        let manifest = try folder.manifest()
+        #expect(manifest["numberOfScannedFiles"] as? Int == instances.count + failures.count)
+        #expect(manifest["numberOfImportedFiles"] as? Int == instances.count)
+        #expect(manifest["numberOfFilesWithCustomerError"] as? Int == failures.count)
+        #expect(manifest["numberOfFilesWithServerError"] as? Int == 0)
+        let summaries = try #require(manifest["imageSetsSummary"] as? [[String: Any]])
+        #expect(manifest["numberOfGeneratedImageSets"] as? Int == summaries.count)
+        // study1: series 1, 2, 3, 5; study2: series 1 (primary + non-primary), 9.
+        #expect(summaries.count == 7)
+        #expect(summaries.reduce(0) { $0 + ($1["numberOfMatchedSOPInstances"] as? Int ?? 0) } == instances.count)
+        #expect((manifest["outputS3Uri"] as? String)?.hasSuffix("-DicomImport-\(outcome.job.jobId)/") == true)
+        #expect((manifest["successOutputS3Uri"] as? String)?.hasSuffix("/SUCCESS/") == true)
+
+        // Job record.
+        let job = try #require(try environment.store.job(datastoreId: environment.datastoreId, jobId: outcome.job.jobId))
+        #expect(job.jobStatus == .completed)
+        #expect(job.endedAt != nil)
+    }
+
+    @Test func storesMetadataDocumentsAndFramesThatReadBack() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        var instance = SyntheticInstance(study: Self.study1, series: Self.study1 + ".2", sop: Self.study1 + ".2.1")
+        instance.frames = 3
+        instance.patientName = "Müller^Jürgen"
+        try instance.write(to: environment.input + "/mf.dcm")
+        let (outcome, _) = try environment.runJob()
+        #expect(outcome.importedFiles == 1)
+
+        let record = try #require(try environment.store.imageSets(datastoreId: environment.datastoreId).first)
+        let gzip = try #require(try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, version: nil))
+        let json = try #require(Compression.gunzip(gzip))
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
+        #expect(document["SchemaVersion"] as? String == "1.1")
+        #expect(document["DatastoreID"] as? String == environment.datastoreId)
+        #expect(document["ImageSetID"] as? String == record.imageSetId)
+        let patient = try #require((document["Patient"] as? [String: Any])?["DICOM"] as? [String: Any])
+        #expect(patient["PatientName"] as? String == "Müller^Jürgen")
+        let study = try #require(document["Study"] as? [String: Any])
+        #expect((study["DICOM"] as? [String: Any])?["StudyInstanceUID"] as? String == Self.study1)
+        let series = try #require((study["Series"] as? [String: Any])?[Self.study1 + ".2"] as? [String: Any])
+        let entry = try #require((series["Instances"] as? [String: Any])?[Self.study1 + ".2.1"] as? [String: Any])
+        #expect(entry["StoredTransferSyntaxUID"] as? String == "1.2.840.10008.1.2.1")
+        let dicom = try #require(entry["DICOM"] as? [String: Any])
+        #expect(dicom["TransferSyntaxUID"] as? String == "1.2.840.10008.1.2.1")
+        #expect(dicom.keys.contains("PixelData"))
+        let frames = try #require(entry["ImageFrames"] as? [[String: Any]])
+        #expect(frames.count == 3)
+
+        let frameSize = Int(SyntheticInstance.rows) * Int(SyntheticInstance.columns) * 2
+        for (index, frame) in frames.enumerated() {
+            let id = try #require(frame["ID"] as? String)
+            let stored = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
+            let bytes = try environment.store.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
+            let expected = Array(instance.pixelBytes[(index * frameSize)..<((index + 1) * frameSize)])
+            #expect(bytes == expected)
+            let checksums = try #require(frame["PixelDataChecksumFromBaseToFullResolution"] as? [[String: Any]])
+            let checksum = expected.withUnsafeBytes { Compression.crc32($0) }
+            #expect(checksums.last?["Checksum"] as? Int == Int(checksum))
+            #expect(checksums.last?["Width"] as? Int == Int(SyntheticInstance.columns))
+            let samples = stride(from: 0, to: expected.count, by: 2).map { Int(expected[$0]) | Int(expected[$0 + 1]) << 8 }
+            #expect(frame["MinPixelValue"] as? Int == samples.min())
+            #expect(frame["MaxPixelValue"] as? Int == samples.max())
+            #expect(frame["FrameSizeInBytes"] as? Int == frameSize)
+        }
+    }
+
+    @Test func reimportingBumpsVersionsWithoutDuplicatingInstances() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        for index in 1...3 {
+            try SyntheticInstance(study: Self.study1, series: Self.study1 + ".1", sop: Self.study1 + ".1.\(index)")
+                .write(to: environment.input + "/\(index).dcm")
+        }
+        let (first, _) = try environment.runJob()
+        let (second, folder) = try environment.runJob()
+        #expect(first.generatedImageSets == 1)
+        #expect(second.generatedImageSets == 1)
+        let records = try environment.store.imageSets(datastoreId: environment.datastoreId)
+        #expect(records.count == 1)
+        #expect(records[0].latestVersion == 2)
+        #expect(records[0].instanceCount == 3)
+        #expect(try folder.lines(.success).allSatisfy { ($0["importResponse"] as? [String: Any])?["imageSetVersion"] as? Int == 2 })
+        // Version 1 stays readable.
+        let version1 = try #require(try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: records[0].imageSetId, version: 1))
+        #expect(Compression.gunzip(version1) != nil)
+
+        // A later job whose instance conflicts with the primary's keys makes a non-primary set.
+        var conflicting = SyntheticInstance(study: Self.study1, series: Self.study1 + ".1", sop: Self.study1 + ".1.1")
+        conflicting.patientID = "SOMEONE-ELSE"
+        let other = environment.folder.sub("input2")
+        try conflicting.write(to: other + "/1.dcm")
+        let (third, thirdFolder) = try environment.runJob(input: other)
+        #expect(third.importedFiles == 1)
+        let line = try #require(try thirdFolder.lines(.success).first)
+        #expect((line["importResponse"] as? [String: Any])?["isPrimary"] as? Bool == false)
+        #expect(try environment.store.imageSets(datastoreId: environment.datastoreId).count == 2)
+        #expect(try environment.store.imageSet(datastoreId: environment.datastoreId, imageSetId: records[0].imageSetId)?.latestVersion == 2)
+    }
+
+    @Test func clientTokenIsIdempotentAndRejectsDifferentParameters() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        let first = try environment.engine.submit(environment.request(token: "token-1"))
+        let again = try environment.engine.submit(environment.request(token: "token-1"))
+        #expect(again.jobId == first.jobId)
+        do {
+            _ = try environment.engine.submit(environment.request(token: "token-1", output: "/tmp/elsewhere"))
+            Issue.record("reused token accepted")
+        } catch {
+            #expect(error.code == .conflictException)
+        }
+    }
+
+    @Test func unknownOrInactiveDatastoreIsRefused() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        var request = environment.request()
+        request.datastoreId = String(repeating: "0", count: 32)
+        do {
+            _ = try environment.engine.submit(request)
+            Issue.record("unknown data store accepted")
+        } catch {
+            #expect(error.code == .resourceNotFoundException)
+            #expect(error.code.httpStatus == 404)
+        }
+    }
+
+    @Test func unreadableInputOrUnwritableOutputFailsTheJob() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        let (missing, _) = try environment.runJob(input: environment.folder.sub("does-not-exist"))
+        #expect(missing.job.jobStatus == .failed)
+        #expect(missing.job.message?.contains("input prefix") == true)
+
+        try SyntheticInstance(study: Self.study1, series: Self.study1 + ".1", sop: Self.study1 + ".1.1").write(to: environment.input + "/1.dcm")
+        let blocker = environment.folder.sub("blocked")
+        try Data("a file, not a folder".utf8).write(to: URL(fileURLWithPath: blocker))
+        let (unwritable, _) = try environment.runJob(output: blocker)
+        #expect(unwritable.job.jobStatus == .failed)
+        #expect(unwritable.job.message?.contains("output") == true)
+        let stored = try environment.store.job(datastoreId: environment.datastoreId, jobId: unwritable.job.jobId)
+        #expect(stored?.jobStatus == .failed)
+        #expect(try environment.store.imageSets(datastoreId: environment.datastoreId).isEmpty)
+    }
+
+    @Test func deletingADatastoreWithImageSetsIsAConflict() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        try SyntheticInstance(study: Self.study1, series: Self.study1 + ".1", sop: Self.study1 + ".1.1").write(to: environment.input + "/1.dcm")
+        _ = try environment.runJob()
+        #expect(throws: ImageSetStoreError.self) { try environment.store.deleteDatastore(id: environment.datastoreId, now: 1) }
+        let empty = try environment.store.createDatastore(name: "empty", now: 1)
+        #expect(try environment.store.deleteDatastore(id: empty.datastoreId, now: 2).datastoreStatus == .deleting)
+        #expect(try environment.store.datastores().map(\.datastoreId) == [environment.datastoreId])
+    }
+}

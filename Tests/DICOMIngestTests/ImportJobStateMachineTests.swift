@@ -1,0 +1,148 @@
+import DICOMIngest
+import DICOMIngestModel
+import Testing
+
+@Suite struct ImportJobStateMachineTests {
+    @Test func runsSubmittedToCompleted() {
+        var machine = ImportJob.StateMachine()
+        #expect(machine.status == .submitted)
+        #expect(machine.start() == .startPipeline)
+        #expect(machine.status == .inProgress)
+        #expect(machine.pipelineFinished() == .finish(.completed, message: nil))
+        #expect(machine.isTerminal)
+    }
+
+    @Test func failsWithASanitisedMessage() {
+        var machine = ImportJob.StateMachine()
+        _ = machine.start()
+        let action = machine.jobFailed("Cannot list s3://bucket/in?x=[1]; {oops}")
+        guard case .finish(.failed, let message?) = action else {
+            Issue.record("expected a FAILED finish")
+            return
+        }
+        #expect(!message.contains("?"))
+        #expect(!message.contains("["))
+        #expect(!message.contains("{"))
+        #expect(message.hasPrefix("Cannot list s3://bucket/in"))
+    }
+
+    @Test func ignoresEventsThatDoNotApply() {
+        var machine = ImportJob.StateMachine()
+        #expect(machine.pipelineFinished() == .none)
+        _ = machine.start()
+        #expect(machine.start() == .none)
+        _ = machine.pipelineFinished()
+        #expect(machine.jobFailed("late") == .none)
+        #expect(machine.status == .completed)
+    }
+}
+
+@Suite struct ImageSetGroupingTests {
+    func key(_ series: String, patient: String = "P1", name: String = "A^B", date: String = "20240101") -> ImageSetKey {
+        ImageSetKey(studyInstanceUID: "1.2", seriesInstanceUID: series, patientID: patient, patientName: name, studyDate: date)
+    }
+
+    @Test func majorityKeyBecomesPrimaryAndEachOtherKeyGetsANonPrimarySet() {
+        let candidates: [ImageSetGrouping.Candidate] = [
+            .init(inputKey: "a/1.dcm", sopInstanceUID: "1", key: key("9")),
+            .init(inputKey: "a/2.dcm", sopInstanceUID: "2", key: key("9", patient: "OTHER")),
+            .init(inputKey: "a/3.dcm", sopInstanceUID: "3", key: key("9")),
+            .init(inputKey: "a/4.dcm", sopInstanceUID: "4", key: key("9", name: "X^Y")),
+            .init(inputKey: "a/5.dcm", sopInstanceUID: "5", key: key("9", name: "X^Y")),
+        ]
+        let decision = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
+        #expect(decision.groups.count == 3)
+        #expect(decision.groups[0].isPrimary)
+        #expect(decision.groups[0].members == [0, 2])
+        #expect(decision.groups.dropFirst().allSatisfy { !$0.isPrimary })
+        #expect(Set(decision.groups.dropFirst().map(\.members)) == [[1], [3, 4]])
+        #expect(decision.duplicates.isEmpty)
+    }
+
+    @Test func decisionDoesNotDependOnArrivalOrder() {
+        let candidates: [ImageSetGrouping.Candidate] = [
+            .init(inputKey: "b.dcm", sopInstanceUID: "2", key: key("9", date: "20000101")),
+            .init(inputKey: "a.dcm", sopInstanceUID: "1", key: key("9")),
+        ]
+        let forward = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
+        let backward = ImageSetGrouping.decide(candidates.reversed(), existingPrimaryKey: nil)
+        // Tie: the key of the input that sorts first ("a.dcm") is primary, whatever the order.
+        #expect(forward.groups[0].key == key("9"))
+        #expect(backward.groups[0].key == key("9"))
+    }
+
+    @Test func existingPrimaryKeyWins() {
+        let candidates: [ImageSetGrouping.Candidate] = [
+            .init(inputKey: "1", sopInstanceUID: "1", key: key("9", patient: "NEW")),
+            .init(inputKey: "2", sopInstanceUID: "2", key: key("9", patient: "NEW")),
+            .init(inputKey: "3", sopInstanceUID: "3", key: key("9")),
+        ]
+        let decision = ImageSetGrouping.decide(candidates, existingPrimaryKey: key("9"))
+        #expect(decision.groups[0] == .init(key: key("9"), isPrimary: true, members: [2]))
+        #expect(decision.groups[1] == .init(key: key("9", patient: "NEW"), isPrimary: false, members: [0, 1]))
+    }
+
+    @Test func duplicateSOPInstanceUIDKeepsTheLastInputKey() {
+        let candidates: [ImageSetGrouping.Candidate] = [
+            .init(inputKey: "z.dcm", sopInstanceUID: "1", key: key("9")),
+            .init(inputKey: "a.dcm", sopInstanceUID: "1", key: key("9")),
+            .init(inputKey: "m.dcm", sopInstanceUID: "1", key: key("9")),
+        ]
+        let decision = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
+        #expect(decision.groups.map(\.members) == [[0]])
+        #expect(decision.duplicates.map(\.winner) == [0, 0])
+        #expect(Set(decision.duplicates.map(\.loser)) == [1, 2])
+    }
+
+    @Test func keyRoundTripsThroughItsEncoding() {
+        let original = key("1.2.3", name: "Müller^Jürgen")
+        #expect(ImageSetKey(encoded: original.encoded) == original)
+        #expect(original.differences(from: key("1.2.3")) == ["PatientName"])
+    }
+}
+
+@Suite struct StartDICOMImportJobRequestTests {
+    let valid = StartDICOMImportJobRequest(
+        datastoreId: String(repeating: "a", count: 32), jobName: "my-job",
+        dataAccessRoleArn: "arn:aws:iam::123456789012:role/ImportJobDataAccessRole",
+        clientToken: "90ece54b-9b35-4a01-a5a1-842646445383", inputS3Uri: "s3://medical-imaging-dicom-input/dicom_input/",
+        outputS3Uri: "s3://medical-imaging-output/job_output/")
+
+    @Test func acceptsTheDocumentedExample() throws {
+        try valid.validate()
+        var local = valid
+        local.inputS3Uri = "file:///data/in/"
+        try local.validate()
+    }
+
+    @Test(arguments: [
+        ("datastoreId", "UPPERCASE0123456789012345678901"), ("clientToken", "has space"),
+        ("inputS3Uri", "s3://A_bad_bucket/in"), ("outputS3Uri", "ftp://host/out"),
+        ("dataAccessRoleArn", "arn:aws:iam::12:role/x"), ("jobName", "bad name"),
+    ])
+    func rejectsEachMalformedFieldNamingIt(field: String, value: String) {
+        var request = valid
+        switch field {
+        case "datastoreId": request.datastoreId = value
+        case "clientToken": request.clientToken = value
+        case "inputS3Uri": request.inputS3Uri = value
+        case "outputS3Uri": request.outputS3Uri = value
+        case "dataAccessRoleArn": request.dataAccessRoleArn = value
+        default: request.jobName = value
+        }
+        do {
+            try request.validate()
+            Issue.record("\(field) accepted")
+        } catch {
+            #expect(error.code == .validationException)
+            #expect(error.code.httpStatus == 400)
+            #expect(error.message.contains("'\(field)'"))
+        }
+    }
+
+    @Test func statusTableMatchesTheModel() {
+        #expect(IngestServiceError.Code.serviceQuotaExceededException.httpStatus == 402)
+        #expect(IngestServiceError.Code.conflictException.httpStatus == 409)
+        #expect(IngestServiceError.Code.throttlingException.httpStatus == 429)
+    }
+}
