@@ -160,6 +160,7 @@ public final class ImportEngine: Sendable {
         var report = JobReport()
         do {
             try prepare(job: job, source: source, sink: sink, report: &report)
+            try frameStorage.flush()
             try commit(job: job, sink: sink, report: &report)
             try sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
         } catch {
@@ -193,7 +194,7 @@ public final class ImportEngine: Sendable {
         let results = BlockingQueue<WorkResult>(capacity: threads * 8)
         let preparer = InstancePreparer(frameStorage: frameStorage, datastoreId: job.datastoreId)
         let group = DispatchGroup()
-        let listingError = Mutex<(any Error)?>(nil)
+        let listingError = Mutex<(any Error)?>(nil)  // also a worker's failure to close its frame pack
 
         DispatchQueue.global().async(group: group) {
             do {
@@ -209,6 +210,11 @@ public final class ImportEngine: Sendable {
                 let scratch = WorkerScratch()
                 while let object = work.pop() {
                     Self.process(object, source: source, preparer: preparer, scratch: scratch) { results.push($0) }
+                }
+                do {
+                    try scratch.finish()
+                } catch {
+                    listingError.withLock { $0 = $0 ?? error }
                 }
             }
         }

@@ -102,17 +102,37 @@ public struct ImportFailure: Hashable, Sendable, Error {
     }
 }
 
-/// Per-worker reusable memory: the scanner's read window and the frame copy buffer.
+/// Per-worker state: the scanner's read window, the frame copy buffer and the worker's frame pack.
+///
+/// Each worker appends the frames of all its instances to one pack blob (a new one past `packLimit` bytes), so a
+/// job creates a handful of files instead of one per instance.
 public final class WorkerScratch {
     let readBuffer = P10ReadBuffer()
     let copyBuffer: UnsafeMutableRawBufferPointer
+    private let packLimit: Int
+    private var writer: (any FrameBlobWriter)?
 
-    public init(copyBufferSize: Int = 1 << 20) {
+    public init(copyBufferSize: Int = 1 << 20, packLimit: Int = 1 << 30) {
         copyBuffer = .allocate(byteCount: copyBufferSize, alignment: 16)
+        self.packLimit = packLimit
     }
 
     deinit {
         copyBuffer.deallocate()
+    }
+
+    func blobWriter(storage: any FrameStorage, datastoreId: String) throws -> any FrameBlobWriter {
+        if let writer, writer.size < packLimit { return writer }
+        try writer?.finish()
+        let next = try storage.makeBlobWriter(datastoreId: datastoreId)
+        writer = next
+        return next
+    }
+
+    /// Closes the current pack; call when the worker is done.
+    public func finish() throws {
+        try writer?.finish()
+        writer = nil
     }
 }
 
@@ -253,7 +273,7 @@ public struct InstancePreparer: Sendable {
         let bitsAllocated = Self.integer(read.summaryValue("BitsAllocated")) ?? (pixel.tag == .pixelData ? 16 : 32)
         let signed = Self.integer(read.summaryValue("PixelRepresentation")) == 1
         let frameCount = read.numberOfFrames
-        let writer = try frameStorage.makeBlobWriter(datastoreId: datastoreId)
+        let writer = try scratch.blobWriter(storage: frameStorage, datastoreId: datastoreId)
         var frames: [StoredFrame] = []
         var entries: [JSONValue] = []
 
@@ -271,7 +291,6 @@ public struct InstancePreparer: Sendable {
                 frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: writer.size - offset))
                 entries.append(.object([("ID", .string(id)), ("FrameSizeInBytes", .int(Int64(writer.size - offset)))]))
             }
-            try writer.finish()
             return StoredFrames(frames: frames, entries: entries, offsetTableProblem: pixel.offsetTableProblem)
         }
 
@@ -307,7 +326,6 @@ public struct InstancePreparer: Sendable {
             entry.append(("FrameSizeInBytes", .int(Int64(frameSize))))
             entries.append(.object(entry))
         }
-        try writer.finish()
         return StoredFrames(frames: frames, entries: entries, offsetTableProblem: nil)
     }
 
@@ -379,42 +397,53 @@ struct FrameStatistics {
         switch format.bitsAllocated {
         case 8:
             crc = Compression.crc32(bytes, continuing: crc)
-            var low = minimum ?? Int64.max
-            var high = maximum ?? Int64.min
-            for byte in bytes {
-                let value = format.signed ? Int64(Int8(bitPattern: byte)) : Int64(byte)
-                low = min(low, value)
-                high = max(high, value)
+            if format.signed {
+                scan(bytes.bindMemory(to: Int8.self))
+            } else {
+                scan(bytes.bindMemory(to: UInt8.self))
             }
-            if !bytes.isEmpty {
-                minimum = low
-                maximum = high
+        case 16 where !format.bigEndian && carry == nil && bytes.count % 2 == 0
+            && Int(bitPattern: bytes.baseAddress) % 2 == 0:
+            // The common case: whole little-endian samples, aligned (chunks start at the buffer's start).
+            crc = Compression.crc32(bytes, continuing: crc)
+            if format.signed {
+                scan(bytes.bindMemory(to: Int16.self))
+            } else {
+                scan(bytes.bindMemory(to: UInt16.self))
             }
         case 16:
-            var low = minimum ?? Int64.max
-            var high = maximum ?? Int64.min
             var pairs: [UInt8] = []
             pairs.reserveCapacity(bytes.count + 1)
             if let carry { pairs.append(carry) }
             pairs.append(contentsOf: bytes)
             let usable = pairs.count & ~1
             carry = pairs.count > usable ? pairs.last : nil
-            var index = 0
-            while index < usable {
-                if format.bigEndian { pairs.swapAt(index, index + 1) }
-                let raw = UInt16(pairs[index]) | UInt16(pairs[index + 1]) << 8
-                let value = format.signed ? Int64(Int16(bitPattern: raw)) : Int64(raw)
-                low = min(low, value)
-                high = max(high, value)
-                index += 2
+            if format.bigEndian {
+                for index in stride(from: 0, to: usable, by: 2) { pairs.swapAt(index, index + 1) }
             }
-            pairs.withUnsafeBytes { crc = Compression.crc32(UnsafeRawBufferPointer(rebasing: $0[0..<usable]), continuing: crc) }
-            if usable > 0 {
-                minimum = low
-                maximum = high
+            pairs.withUnsafeBytes { raw in
+                let whole = UnsafeRawBufferPointer(rebasing: raw[0..<usable])
+                crc = Compression.crc32(whole, continuing: crc)
+                let copy = Array(whole)
+                copy.withUnsafeBytes { aligned in
+                    if format.signed { scan(aligned.bindMemory(to: Int16.self)) } else { scan(aligned.bindMemory(to: UInt16.self)) }
+                }
             }
         default:
             crc = Compression.crc32(bytes, continuing: crc)
         }
+    }
+
+    /// Min/max over a run of samples, in a loop the compiler vectorizes.
+    private mutating func scan<T: FixedWidthInteger>(_ samples: UnsafeBufferPointer<T>) {
+        guard let first = samples.first else { return }
+        var low = first
+        var high = first
+        for sample in samples {
+            low = Swift.min(low, sample)
+            high = Swift.max(high, sample)
+        }
+        minimum = Swift.min(minimum ?? Int64(low), Int64(low))
+        maximum = Swift.max(maximum ?? Int64(high), Int64(high))
     }
 }

@@ -1,17 +1,20 @@
 import Foundation
 import Glibc
 
-/// Where pixel frames are kept: one blob per instance holding its frames back to back, each frame addressed by
-/// (blob, offset, length) in the catalog.
+/// Where pixel frames are kept: append-only blobs holding frames back to back (one pack per import worker),
+/// each frame addressed by (blob, offset, length) in the catalog.
 public protocol FrameStorage: Sendable {
-    /// Starts the blob of one instance.
+    /// Starts a new blob.
     func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter
     /// Reads `length` bytes at `offset` of a blob.
     func read(blob: String, offset: Int, length: Int) throws -> [UInt8]
+    /// Makes every finished blob durable; called once before the catalog starts referencing them (one
+    /// `sync` for a whole job instead of an `fsync` per instance).
+    func flush() throws
 }
 
-/// Writes one blob; `finish` makes it durable. A blob that is never committed to the catalog is garbage, never
-/// visible (the catalog is the only way to reach it).
+/// Writes one blob; `finish` closes it (`FrameStorage.flush` makes it durable). A blob that is never committed
+/// to the catalog is garbage, never visible (the catalog is the only way to reach it).
 public protocol FrameBlobWriter: AnyObject {
     /// The blob's name, relative to the storage root.
     var blobName: String { get }
@@ -33,6 +36,11 @@ public struct DirectoryFrameStorage: FrameStorage {
         let id = ResourceID.make()
         let name = "\(datastoreId)/\(id.prefix(2))/\(id).frames"
         return try FileBlobWriter(path: root + "/" + name, name: name)
+    }
+
+    public func flush() throws {
+        // `syncfs` would limit this to the store's file system, but glibc only declares it with _GNU_SOURCE.
+        Glibc.sync()
     }
 
     public func read(blob: String, offset: Int, length: Int) throws -> [UInt8] {
@@ -78,10 +86,9 @@ final class FileBlobWriter: FrameBlobWriter {
 
     func finish() throws {
         guard descriptor >= 0 else { return }
-        let status = fsync(descriptor)
-        Glibc.close(descriptor)
+        let status = Glibc.close(descriptor)
         descriptor = -1
-        if status != 0 { throw ObjectIOError(.io, "frame blob fsync failed: \(String(cString: strerror(errno)))") }
+        if status != 0 { throw ObjectIOError(.io, "frame blob close failed: \(String(cString: strerror(errno)))") }
     }
 }
 
