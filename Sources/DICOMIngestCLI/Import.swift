@@ -69,23 +69,19 @@ extension DICOMIngestCommand {
                 let job = try engine.submit(request)
                 let inputRoot = try LocalPrefix.path(from: inputURI)
                 let outputRoot = try LocalPrefix.path(from: outputURI)
-                let total = Mutex<(files: Int, bytes: Int)?>(nil)
+                let total = Mutex<Int?>(nil)
                 DispatchQueue.global().async {
                     var files = 0
-                    var bytes = 0
-                    try? LocalDirectorySource(root: inputRoot).forEachObject { object in
-                        files += 1
-                        bytes += object.size
-                    }
-                    total.withLock { $0 = (files, bytes) }
+                    try? LocalDirectorySource(root: inputRoot).forEachObject { _ in files += 1 }
+                    total.withLock { $0 = files }
                 }
                 let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
                     let done = engine.progress
                     var line = "\(done.filesDone) files  \(format(Double(done.filesDone) / seconds)) files/s  "
                         + "\(format(Double(done.bytesDone) / 1e6 / seconds)) MB/s  errors \(done.failures)"
-                    if let total = total.withLock({ $0 }), done.bytesDone > 0 {
-                        let remaining = Double(max(0, total.bytes - done.bytesDone)) / (Double(done.bytesDone) / seconds)
-                        line += "  of \(total.files)  ETA \(format(remaining)) s"
+                    if let total = total.withLock({ $0 }), done.filesDone > 0 {
+                        let remaining = Double(max(0, total - done.filesDone)) / (Double(done.filesDone) / seconds)
+                        line += "  of \(total)  ETA \(format(remaining)) s"
                     }
                     return line
                 }

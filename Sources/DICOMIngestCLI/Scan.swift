@@ -37,8 +37,7 @@ extension DICOMIngestCommand {
 
         func run() throws {
             let root = try LocalPrefix.path(from: prefix)
-            let scan = ArchiveScan(
-                root: root, configuration: .init(walk: .init(threads: threads)))
+            let scan = ArchiveScan(root: root, configuration: .init(threads: threads))
             let output = LineWriter()
             let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
                 let summary = scan.progress

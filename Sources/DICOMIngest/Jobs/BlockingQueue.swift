@@ -2,12 +2,17 @@ import Foundation
 
 /// A bounded FIFO between pipeline stages: `push` waits while it is full (back-pressure that bounds memory),
 /// `pop` waits while it is empty and returns `nil` once the queue is closed and drained.
+///
+/// Waiters are counted so that a push or pop only signals when someone is actually waiting: on a busy pipeline
+/// most operations then cost a lock and no wake-up.
 final class BlockingQueue<Element>: @unchecked Sendable {
-    // @unchecked: `items` and `closed` are only touched while holding `condition`.
+    // @unchecked: every field below is only touched while holding `condition`.
     private let condition = NSCondition()
     private var items: [Element] = []
     private var head = 0
     private var closed = false
+    private var waitingPoppers = 0
+    private var waitingPushers = 0
     private let capacity: Int
 
     init(capacity: Int) {
@@ -16,18 +21,25 @@ final class BlockingQueue<Element>: @unchecked Sendable {
 
     func push(_ item: Element) {
         condition.lock()
-        while items.count - head >= capacity && !closed { condition.wait() }
-        if !closed {
-            items.append(item)
-            condition.broadcast()
+        defer { condition.unlock() }
+        while items.count - head >= capacity && !closed {
+            waitingPushers += 1
+            condition.wait()
+            waitingPushers -= 1
         }
-        condition.unlock()
+        guard !closed else { return }
+        items.append(item)
+        if waitingPoppers > 0 { condition.broadcast() }
     }
 
     func pop() -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while items.count == head && !closed { condition.wait() }
+        while items.count == head && !closed {
+            waitingPoppers += 1
+            condition.wait()
+            waitingPoppers -= 1
+        }
         guard items.count > head else { return nil }
         let item = items[head]
         head += 1
@@ -35,8 +47,29 @@ final class BlockingQueue<Element>: @unchecked Sendable {
             items.removeFirst(head)
             head = 0
         }
-        condition.broadcast()
+        if waitingPushers > 0 { condition.broadcast() }
         return item
+    }
+
+    /// Takes up to `limit` items at once (at least one, waiting like `pop`); empty once closed and drained.
+    /// Workers that take small batches trade far fewer wake-ups with the producer.
+    func pop(upTo limit: Int) -> ArraySlice<Element> {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count == head && !closed {
+            waitingPoppers += 1
+            condition.wait()
+            waitingPoppers -= 1
+        }
+        let end = min(items.count, head + max(1, limit))
+        let batch = items[head..<end]
+        head = end
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        if waitingPushers > 0 { condition.broadcast() }
+        return batch
     }
 
     /// No more pushes; poppers drain what is left, then get `nil`.

@@ -190,36 +190,21 @@ public final class ImportEngine: Sendable {
         report: inout JobReport
     ) throws {
         let threads = configuration.threads
-        let work = BlockingQueue<SourceObject>(capacity: threads * 4)
         let results = BlockingQueue<WorkResult>(capacity: threads * 8)
         let preparer = InstancePreparer(frameStorage: frameStorage, datastoreId: job.datastoreId)
-        let group = DispatchGroup()
-        let listingError = Mutex<(any Error)?>(nil)  // also a worker's failure to close its frame pack
-
-        DispatchQueue.global().async(group: group) {
+        let pipelineError = Mutex<(any Error)?>(nil)
+        let pipeline = DispatchGroup()
+        DispatchQueue.global().async(group: pipeline) {
             do {
-                try source.forEachObject { work.push($0) }
-            } catch {
-                listingError.withLock { $0 = error }
-            }
-            work.close()
-        }
-        let workers = DispatchGroup()
-        for _ in 0..<threads {
-            DispatchQueue.global().async(group: workers) {
-                let scratch = WorkerScratch()
-                while let object = work.pop() {
+                try ParallelObjects.forEach(
+                    in: source, threads: threads, makeWorker: { WorkerScratch() },
+                    finishWorker: { try $0.finish() }
+                ) { scratch, object in
                     Self.process(object, source: source, preparer: preparer, scratch: scratch) { results.push($0) }
                 }
-                do {
-                    try scratch.finish()
-                } catch {
-                    listingError.withLock { $0 = $0 ?? error }
-                }
+            } catch {
+                pipelineError.withLock { $0 = error }
             }
-        }
-        DispatchQueue.global().async(group: group) {
-            workers.wait()
             results.close()
         }
 
@@ -252,9 +237,9 @@ public final class ImportEngine: Sendable {
                 failure = error
             }
         }
-        group.wait()
+        pipeline.wait()
         if let failure { throw failure }
-        if let error = listingError.withLock({ $0 }) { throw error }
+        if let error = pipelineError.withLock({ $0 }) { throw error }
         if !batch.isEmpty { try store.stage(batch, jobId: job.jobId) }
     }
 

@@ -14,6 +14,12 @@ public struct LocalDirectorySource: ObjectSource {
         self.root = root
     }
 
+    /// `path` relative to the root (the file's own name when the root is a file), as `scan` reports it.
+    public func relativePath(of path: String) -> String {
+        if path.hasPrefix(root + "/") { return String(path.dropFirst(root.count + 1)) }
+        return path.split(separator: "/").last.map(String.init) ?? path
+    }
+
     public static func key(forPath path: String) -> String {
         path.hasPrefix("/") ? String(path.dropFirst()) : path
     }
@@ -37,29 +43,39 @@ public struct LocalDirectorySource: ObjectSource {
                 continue
             }
             isRoot = false
-            var names: [String] = []
+            var entries: [(name: String, type: UInt8)] = []
             while let entry = readdir(handle) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                     String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
                 }
-                if name != "." && name != ".." { names.append(name) }
+                if name != "." && name != ".." { entries.append((name, entry.pointee.d_type)) }
             }
             closedir(handle)
             // Sorted so listings (and so job outputs) are the same on every run.
+            entries.sort { $0.name < $1.name }
             var subdirectories: [String] = []
-            for name in names.sorted() {
-                let path = directory + "/" + name
-                var entryStatus = stat()
-                guard lstat(path, &entryStatus) == 0 else { continue }
-                var format = entryStatus.st_mode & S_IFMT
-                if format == S_IFLNK {
-                    guard stat(path, &entryStatus) == 0, entryStatus.st_mode & S_IFMT == S_IFREG else { continue }
-                    format = S_IFREG
+            for entry in entries {
+                let path = directory + "/" + entry.name
+                var type = entry.type
+                if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_LNK) {
+                    // d_type is not filled on every file system; links are followed to files only.
+                    var entryStatus = stat()
+                    guard (type == UInt8(DT_LNK) ? stat(path, &entryStatus) : lstat(path, &entryStatus)) == 0 else {
+                        continue
+                    }
+                    let format = entryStatus.st_mode & S_IFMT
+                    if format == S_IFREG {
+                        type = UInt8(DT_REG)
+                    } else if format == S_IFDIR && type != UInt8(DT_LNK) {
+                        type = UInt8(DT_DIR)
+                    } else {
+                        continue
+                    }
                 }
-                if format == S_IFDIR {
+                if type == UInt8(DT_DIR) {
                     subdirectories.append(path)
-                } else if format == S_IFREG {
-                    try body(SourceObject(key: Self.key(forPath: path), size: Int(entryStatus.st_size), location: path))
+                } else if type == UInt8(DT_REG) {
+                    try body(SourceObject(key: Self.key(forPath: path), size: nil, location: path))
                 }
             }
             pending.append(contentsOf: subdirectories.reversed())

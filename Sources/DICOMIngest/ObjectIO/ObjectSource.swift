@@ -5,11 +5,12 @@ public struct SourceObject: Hashable, Sendable {
     /// The key reported as `inputFile` (spec §2.3): bucket-relative for S3, the absolute path without its
     /// leading `/` for local prefixes (the file system plays the bucket).
     public var key: String
-    public var size: Int
+    /// Size in bytes, when the listing tells it (S3 does; a local listing does not stat every file).
+    public var size: Int?
     /// Where the source finds it (an absolute path, an object key).
     public var location: String
 
-    public init(key: String, size: Int, location: String) {
+    public init(key: String, size: Int?, location: String) {
         self.key = key
         self.size = size
         self.location = location

@@ -27,11 +27,12 @@ public struct ScanSummary: Hashable, Sendable {
 /// Scans every file under a local folder in parallel (the `dicom-ingest scan` engine).
 public final class ArchiveScan: Sendable {
     public struct Configuration: Sendable {
-        public var walk: ParallelFileWalk.Configuration
+        /// Worker threads (default: active processor count).
+        public var threads: Int
         public var scanner: InstanceScanner
 
-        public init(walk: ParallelFileWalk.Configuration = .init(), scanner: InstanceScanner = InstanceScanner()) {
-            self.walk = walk
+        public init(threads: Int? = nil, scanner: InstanceScanner = InstanceScanner()) {
+            self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
             self.scanner = scanner
         }
     }
@@ -57,20 +58,17 @@ public final class ArchiveScan: Sendable {
     }
 
     /// Runs the scan, calling `onResult` once per file from the worker threads, and returns the totals.
+    /// - Throws: `ObjectIOError` when the folder cannot be listed.
     public func run(onResult: @escaping @Sendable (FileScanResult) -> Void) throws -> ScanSummary {
-        var status = stat()
-        guard stat(root, &status) == 0 else {
-            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: root])
-        }
         let start = DispatchTime.now()
-        let walk = ParallelFileWalk(root: root, configuration: configuration.walk)
-        let buffers = (0..<configuration.walk.threads).map { _ in
-            ReadBufferBox(buffer: P10ReadBuffer(capacity: configuration.scanner.parseOptions.readChunkSize))
-        }
+        let source = LocalDirectorySource(root: root)
         let scanner = configuration.scanner
-        walk.run { worker, file in
+        let chunk = scanner.parseOptions.readChunkSize
+        try ParallelObjects.forEach(
+            in: source, threads: configuration.threads, makeWorker: { P10ReadBuffer(capacity: chunk) }
+        ) { buffer, object in
             let result = scanner.scan(
-                path: file.absolutePath, inputFile: file.relativePath, buffer: buffers[worker].buffer)
+                path: object.location, inputFile: source.relativePath(of: object.location), buffer: buffer)
             self.record(result)
             onResult(result)
         }
@@ -106,10 +104,4 @@ public final class ArchiveScan: Sendable {
             if let series, !series.isEmpty { totals.series.insert(series) }
         }
     }
-}
-
-/// A worker's read buffer. Each worker index is used by exactly one thread at a time
-/// (`DispatchQueue.concurrentPerform` runs each iteration once), so the buffer is never shared.
-private struct ReadBufferBox: @unchecked Sendable {
-    let buffer: P10ReadBuffer
 }
