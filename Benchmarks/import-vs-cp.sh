@@ -5,12 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-3000}
-archive=${ARCHIVE:-/tmp/dicom-ingest-bench/ct-$files}
-if [ ! -d "$archive" ]; then
-  python3 Benchmarks/generate_archive.py "$archive" --studies $((files / 100)) --series 2 --instances 50
-fi
-swift build -c release --product dicom-ingest >/dev/null
-bin=$PWD/.build/release/dicom-ingest
+source Benchmarks/common.sh
+ensure_archive "$files"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 bytes=$(du -sb "$archive" | cut -f1)
