@@ -96,22 +96,33 @@ import Testing
         try Data(truncated).write(to: URL(fileURLWithPath: input + "/truncated.dcm"))
         var failures: Set<String> = [input + "/notes.txt", input + "/truncated.dcm", input + "/dup/a.dcm"]
 
-        // Archives: a zip and a tar.gz, one instance each, made with Python's standard library.
+        // Archives: zip, tar.gz, tar and gz, one instance each, made with Python's standard library.
         let zipped = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.1")
-        let tarred = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.2")
+        let tarGzipped = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.2")
+        let tarred = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.3")
+        let gzipped = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.4")
         let staging = environment.folder.sub("staging")
         try zipped.write(to: staging + "/inner/zipped.dcm")
+        try tarGzipped.write(to: staging + "/inner/targz.dcm")
         try tarred.write(to: staging + "/inner/tarred.dcm")
+        try gzipped.write(to: staging + "/single.dcm")
         try run("""
-            import sys, zipfile, tarfile
+            import gzip, shutil, sys, zipfile, tarfile
             staging, target = sys.argv[1], sys.argv[2]
             with zipfile.ZipFile(target + '/bundle.zip', 'w', zipfile.ZIP_DEFLATED) as z:
                 z.write(staging + '/inner/zipped.dcm', 'inner/zipped.dcm')
             with tarfile.open(target + '/bundle.tar.gz', 'w:gz') as t:
-                t.add(staging + '/inner/tarred.dcm', 'inner/tarred.dcm')
+                t.add(staging + '/inner/targz.dcm', 'inner/targz.dcm')
+            with tarfile.open(target + '/bundle.tar', 'w') as t:
+                t.add(staging + '/inner/tarred.dcm', 'deep/' + 'x' * 120 + '/tarred.dcm')
+            with open(staging + '/single.dcm', 'rb') as source, gzip.open(target + '/single.dcm.gz', 'wb') as out:
+                shutil.copyfileobj(source, out)
             """, arguments: [staging, input])
         instances[LocalDirectorySource.key(forPath: input + "/bundle.zip") + "!inner/zipped.dcm"] = zipped
-        instances[LocalDirectorySource.key(forPath: input + "/bundle.tar.gz") + "!inner/tarred.dcm"] = tarred
+        instances[LocalDirectorySource.key(forPath: input + "/bundle.tar.gz") + "!inner/targz.dcm"] = tarGzipped
+        // A member path over 100 characters exercises the tar long-name records.
+        instances[LocalDirectorySource.key(forPath: input + "/bundle.tar") + "!deep/" + String(repeating: "x", count: 120) + "/tarred.dcm"] = tarred
+        instances[LocalDirectorySource.key(forPath: input + "/single.dcm.gz") + "!single.dcm"] = gzipped
 
         failures = Set(failures.map(LocalDirectorySource.key(forPath:)))
         for failure in failures { instances.removeValue(forKey: failure) }

@@ -71,7 +71,7 @@ enum ArchiveReader {
         return magic == Array("ustar".utf8)
     }
 
-    // MARK: - tar (POSIX ustar, GNU long names)
+    // MARK: - tar (POSIX ustar, PAX extended headers, GNU long names)
 
     private static func forEachTarMember(
         of input: any P10ByteInput,
@@ -106,6 +106,11 @@ enum ArchiveReader {
                 longName = readAll(input, at: dataOffset, count: size).map {
                     String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
                 }
+            case UInt8(ascii: "x"):
+                // PAX records: "<length> <key>=<value>\n"; `path` overrides the next member's name.
+                if let records = readAll(input, at: dataOffset, count: size) {
+                    longName = paxPath(records) ?? longName
+                }
             case UInt8(ascii: "0"), 0:
                 sawMember = true
                 let memberKey = key + "!" + name
@@ -121,6 +126,22 @@ enum ArchiveReader {
         if !sawMember {
             body(.failure(.validation(key, "The tar archive holds no files")))
         }
+    }
+
+    static func paxPath(_ records: [UInt8]) -> String? {
+        var position = 0
+        while position < records.count {
+            guard let space = records[position...].firstIndex(of: 0x20),
+                let length = Int(String(decoding: records[position..<space], as: UTF8.self)), length > 0,
+                position + length <= records.count
+            else { return nil }
+            let record = records[(space + 1)..<(position + length)]
+            if let equals = record.firstIndex(of: 0x3D), String(decoding: record[record.startIndex..<equals], as: UTF8.self) == "path" {
+                return String(decoding: record[(equals + 1)...].dropLast(record.last == 0x0A ? 1 : 0), as: UTF8.self)
+            }
+            position += length
+        }
+        return nil
     }
 
     // MARK: - zip (stored and deflated entries)
