@@ -10,6 +10,10 @@ let swiftSettings: [SwiftSetting] = [
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 
 /// DCMTK is linked by library name: Debian's `dcmtk.pc` requires `sndfile`, so pkg-config cannot be used.
 let dcmtkLibraries: [LinkerSetting] = ["dcmjpeg", "dcmjpls", "dcmimage", "dcmimgle", "dcmdata", "oflog", "ofstd"]
@@ -25,12 +29,16 @@ let package = Package(
         .library(name: "DICOMIngestModel", targets: ["DICOMIngestModel"]),
         .library(name: "DICOMIngest", targets: ["DICOMIngest"]),
         .library(name: "DICOMIngestSQLite", targets: ["DICOMIngestSQLite"]),
+        .library(name: "DICOMIngestS3", targets: ["DICOMIngestS3"]),
         .library(name: "DICOMIngestTestSupport", targets: ["DICOMIngestTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // MARK: - Layer 0: C modules and pure value types
@@ -60,10 +68,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "DICOMIngestS3",
+            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMParser", asyncHTTPClient, crypto, nioCore, nioHTTP1],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: - Layer 4: the command-line composition root
         .executableTarget(
             name: "DICOMIngestCLI",
-            dependencies: ["DICOMIngest", "DICOMIngestSQLite", "DICOMIngestModel", "DICOMCore", argumentParser, logging],
+            dependencies: [
+                "DICOMIngest", "DICOMIngestSQLite", "DICOMIngestS3", "DICOMIngestModel", "DICOMCore", argumentParser,
+                logging,
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -92,6 +109,14 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestSQLiteTests",
             dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DICOMIngestS3Tests",
+            dependencies: [
+                "DICOMIngestS3", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMParser",
+                "DICOMIngestTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12 (run as root): DCMTK and codec libraries, the DCMTK
-# command-line tools that generate fixtures, and pinned PyPI packages (pydicom for the test corpus and oracle).
+# command-line tools that generate fixtures, and pinned PyPI packages (pydicom for the test corpus and oracle,
+# moto's S3 server and boto3 for the S3 tests).
 set -euo pipefail
 packages="dcmtk libdcmtk-dev libopenjp2-7-dev libcharls-dev libopenjph-dev zlib1g-dev libsqlite3-dev python3-pip"
 missing=""
@@ -12,6 +13,10 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   apt-get install -y -qq $missing >/dev/null
 fi
-python3 -c 'import pydicom, sys; sys.exit(0 if pydicom.__version__ == "3.0.2" else 1)' 2>/dev/null \
-  || python3 -m pip install --quiet --root-user-action=ignore "pydicom==3.0.2" 2>/dev/null \
-  || python3 -m pip install --quiet --break-system-packages "pydicom==3.0.2"
+pinned='pydicom==3.0.2 moto[server]==5.2.1 boto3==1.43.11'
+python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --root-user-action=ignore $pinned 2>/dev/null \
+  || python3 -m pip install --quiet --break-system-packages $pinned
+import importlib.metadata as m, sys
+wanted = {"pydicom": "3.0.2", "moto": "5.2.1", "boto3": "1.43.11", "flask": None, "flask-cors": None}
+sys.exit(0 if all(m.version(p) == v or (v is None and m.version(p)) for p, v in wanted.items()) else 1)
+PY

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestS3
 import DICOMIngestSQLite
 import Dispatch
 import Foundation
@@ -20,11 +21,14 @@ extension DICOMIngestCommand {
 
         @OptionGroup var options: StoreOptions
 
-        @Argument(help: "Input prefix: a local folder (or file) as a path or file:// URI.")
+        @Argument(help: "Input prefix: s3://bucket/prefix/, or a local folder (or file) as a path or file:// URI.")
         var input: String
 
-        @Option(help: "Output prefix: a local folder as a path or file:// URI.")
+        @Option(help: "Output prefix: s3://bucket/prefix/, or a local folder as a path or file:// URI.")
         var output: String
+
+        @Option(help: "S3 endpoint (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url, AWS).")
+        var endpointURL: String?
 
         @Option(help: "Data store ID (default: the only one in the store, created if there is none).")
         var datastoreId: String?
@@ -49,8 +53,8 @@ extension DICOMIngestCommand {
 
         func validate() throws {
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-            guard (try? LocalPrefix.uri(from: input)) != nil, (try? LocalPrefix.uri(from: output)) != nil else {
-                throw ValidationError("input and output must be local paths or file:// URIs (S3 comes with the S3 adapter)")
+            for prefix in [input, output] where S3Location(uri: prefix) == nil && (try? LocalPrefix.uri(from: prefix)) == nil {
+                throw ValidationError("unsupported prefix \(prefix): use s3://bucket/prefix, a local path or a file:// URI")
             }
         }
 
@@ -61,19 +65,28 @@ extension DICOMIngestCommand {
                 let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
                 let engine = ImportEngine(
                     store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
-                let inputURI = try LocalPrefix.uri(from: input)
-                let outputURI = try LocalPrefix.uri(from: output)
+                let inputURI = S3Location(uri: input) != nil ? input : try LocalPrefix.uri(from: input)
+                let outputURI = S3Location(uri: output) != nil ? output : try LocalPrefix.uri(from: output)
+                let s3: S3Client? = try (S3Location(uri: inputURI) != nil || S3Location(uri: outputURI) != nil)
+                    ? S3Client(configuration: S3Configuration.resolve(endpointOverride: endpointURL)) : nil
                 let request = StartDICOMImportJobRequest(
                     datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
                     clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
                 let job = try engine.submit(request)
-                let inputRoot = try LocalPrefix.path(from: inputURI)
-                let outputRoot = try LocalPrefix.path(from: outputURI)
+                let source: any ObjectSource
+                if let location = S3Location(uri: inputURI), let s3 {
+                    source = S3ObjectSource(client: s3, location: location)
+                } else {
+                    source = LocalDirectorySource(root: try LocalPrefix.path(from: inputURI))
+                }
                 let total = Mutex<Int?>(nil)
-                DispatchQueue.global().async {
-                    var files = 0
-                    try? LocalDirectorySource(root: inputRoot).forEachObject { _ in files += 1 }
-                    total.withLock { $0 = files }
+                if source is LocalDirectorySource {
+                    // A local listing is cheap enough to count ahead for the ETA; an S3 one is not.
+                    DispatchQueue.global().async {
+                        var files = 0
+                        try? source.forEachObject { _ in files += 1 }
+                        total.withLock { $0 = files }
+                    }
                 }
                 let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
                     let done = engine.progress
@@ -86,8 +99,12 @@ extension DICOMIngestCommand {
                     return line
                 }
                 defer { progress?.stop() }
-                return engine.run(job, source: LocalDirectorySource(root: inputRoot)) { job in
-                    try LocalDirectorySink(outputRoot: outputRoot, datastoreId: job.datastoreId, jobId: job.jobId)
+                return engine.run(job, source: source) { job in
+                    if let location = S3Location(uri: outputURI), let s3 {
+                        return try S3ResultSink(client: s3, output: location, datastoreId: job.datastoreId, jobId: job.jobId)
+                    }
+                    return try LocalDirectorySink(
+                        outputRoot: try LocalPrefix.path(from: outputURI), datastoreId: job.datastoreId, jobId: job.jobId)
                 }
             }
             report(outcome)
@@ -95,7 +112,7 @@ extension DICOMIngestCommand {
         }
 
         func report(_ outcome: ImportOutcome) {
-            let folder = outcome.jobFolderURI.flatMap { URL(string: $0)?.path } ?? ""
+            let folder = outcome.jobFolderURI.map { $0.hasPrefix("file://") ? (URL(string: $0)?.path ?? $0) : $0 } ?? ""
             if json {
                 var members: [(String, JSONValue)] = [
                     ("jobId", .string(outcome.job.jobId)), ("datastoreId", .string(outcome.job.datastoreId)),
