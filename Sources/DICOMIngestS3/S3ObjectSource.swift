@@ -1,5 +1,7 @@
+import Dispatch
 public import DICOMIngest
 public import DICOMParser
+import Synchronization
 
 /// The objects under an `s3://bucket/prefix`, listed page by page with ListObjectsV2 (never the whole listing in
 /// memory) and read with ranged GETs.
@@ -13,12 +15,18 @@ public struct S3ObjectSource: ObjectSource {
     public var wholeObjectLimit: Int
     /// Bytes fetched per ranged GET beyond the first.
     public var readAhead: Int
+    /// Ranged GETs issued at once when reading ahead in a large object.
+    public var parallelRanges: Int
 
-    public init(client: S3Client, location: S3Location, wholeObjectLimit: Int = 16 << 20, readAhead: Int = 8 << 20) {
+    public init(
+        client: S3Client, location: S3Location, wholeObjectLimit: Int = 16 << 20, readAhead: Int = 4 << 20,
+        parallelRanges: Int = 4
+    ) {
         self.client = client
         self.location = location
         self.wholeObjectLimit = wholeObjectLimit
         self.readAhead = readAhead
+        self.parallelRanges = max(1, parallelRanges)
     }
 
     public func forEachObject(_ body: (SourceObject) throws -> Void) throws {
@@ -63,12 +71,14 @@ public struct S3ObjectSource: ObjectSource {
         }
         return S3ObjectInput(
             client: client, bucket: location.bucket, key: object.location, length: size,
-            wholeObjectLimit: wholeObjectLimit, readAhead: readAhead)
+            wholeObjectLimit: wholeObjectLimit, readAhead: readAhead, parallelRanges: parallelRanges)
     }
 }
 
 /// One S3 object as random-access bytes: small objects are fetched whole on first read, large ones through a
-/// read-ahead window of ranged GETs (so a header scan costs one request and a frame copy one per `readAhead`).
+/// read-ahead window filled by `parallelRanges` concurrent ranged GETs of `readAhead` bytes each (so a header scan
+/// costs one request, and streaming a 2 GB multi-frame object keeps several requests in flight with at most
+/// `parallelRanges × readAhead` bytes in memory).
 final class S3ObjectInput: P10ByteInput {
     let client: S3Client
     let bucket: String
@@ -76,17 +86,22 @@ final class S3ObjectInput: P10ByteInput {
     let length: Int
     private let wholeObjectLimit: Int
     private let readAhead: Int
+    private let parallelRanges: Int
     private var cache: [UInt8] = []
     private var cacheStart = 0
     private var requests = 0
 
-    init(client: S3Client, bucket: String, key: String, length: Int, wholeObjectLimit: Int, readAhead: Int) {
+    init(
+        client: S3Client, bucket: String, key: String, length: Int, wholeObjectLimit: Int, readAhead: Int,
+        parallelRanges: Int
+    ) {
         self.client = client
         self.bucket = bucket
         self.key = key
         self.length = length
         self.wholeObjectLimit = wholeObjectLimit
         self.readAhead = readAhead
+        self.parallelRanges = parallelRanges
     }
 
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DICOMParseError) -> Int {
@@ -108,27 +123,52 @@ final class S3ObjectInput: P10ByteInput {
     }
 
     private func fill(at position: Int, minimum: Int) throws(DICOMParseError) {
-        let wanted: Int
+        var ranges: [ClosedRange<Int>] = []
         if length <= wholeObjectLimit {
-            wanted = length - position
+            ranges = [position...(length - 1)]
+        } else if requests == 0 {
+            // The first request of a large object reads a header-sized range.
+            ranges = [position...(min(length, position + max(minimum, 256 << 10)) - 1)]
         } else {
-            // The first request of a large object reads a header-sized range; later ones read ahead.
-            wanted = max(minimum, requests == 0 ? 256 << 10 : readAhead)
-        }
-        let end = min(length, position + wanted) - 1
-        requests += 1
-        do {
-            let response = try client.send(
-                method: .GET, bucket: bucket, key: key, headers: [("range", "bytes=\(position)-\(end)")])
-            guard response.body.count == end - position + 1 else {
-                throw DICOMParseError(.ioError, offset: position, message: "S3 returned \(response.body.count) bytes for a \(end - position + 1)-byte range")
+            let total = max(minimum, readAhead * parallelRanges)
+            var start = position
+            while start < min(length, position + total) {
+                let end = min(length, start + max(readAhead, minimum), position + total) - 1
+                ranges.append(start...end)
+                start = end + 1
             }
-            cache = response.body
-            cacheStart = position
-        } catch let error as DICOMParseError {
-            throw error
-        } catch {
-            throw DICOMParseError(.ioError, offset: position, message: "cannot read s3://\(bucket)/\(key): \(error)")
         }
+        requests += ranges.count
+        let fetch = ranges
+        let parts = Mutex([Result<[UInt8], any Error>?](repeating: nil, count: ranges.count))
+        let client = self.client
+        let bucket = self.bucket
+        let key = self.key
+        DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+            let range = fetch[index]
+            let result = Result { () throws -> [UInt8] in
+                try client.send(method: .GET, bucket: bucket, key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound)")]).body
+            }
+            parts.withLock { $0[index] = result }
+        }
+        var filled: [UInt8] = []
+        filled.reserveCapacity(ranges.reduce(0) { $0 + $1.count })
+        for (index, part) in parts.withLock({ $0 }).enumerated() {
+            switch part {
+            case .success(let bytes)?:
+                guard bytes.count == ranges[index].count else {
+                    throw DICOMParseError(
+                        .ioError, offset: ranges[index].lowerBound,
+                        message: "S3 returned \(bytes.count) bytes for a \(ranges[index].count)-byte range")
+                }
+                filled.append(contentsOf: bytes)
+            case .failure(let error)?:
+                throw DICOMParseError(.ioError, offset: ranges[index].lowerBound, message: "cannot read s3://\(bucket)/\(key): \(error)")
+            case nil:
+                throw DICOMParseError(.ioError, offset: ranges[index].lowerBound, message: "range not fetched")
+            }
+        }
+        cache = filled
+        cacheStart = position
     }
 }

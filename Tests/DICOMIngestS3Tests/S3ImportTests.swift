@@ -102,6 +102,33 @@ struct S3ImportTests {
         #expect(summary["inputS3Uri"] as? String == "s3://\(environment.bucket)/in/")
     }
 
+    @Test func streamsLargeObjectsThroughParallelRangedReads() throws {
+        let environment = try Environment()
+        defer { environment.remove() }
+        var instance = Self.instance(1)
+        instance.frames = 400
+        try environment.put("in/multiframe.dcm", instance.bytes)
+        // Tiny windows so this 13 KB object takes the ranged, parallel path of multi-gigabyte ones.
+        let source = S3ObjectSource(
+            client: environment.client, location: S3Location(uri: "s3://\(environment.bucket)/in/")!,
+            wholeObjectLimit: 1024, readAhead: 700, parallelRanges: 3)
+        let outcome = try environment.runJob(source: source)
+        #expect(outcome.importedFiles == 1)
+        let record = try #require(try environment.store.imageSets(datastoreId: environment.datastoreId).first)
+        let gzip = try #require(
+            try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, version: nil))
+        let document = try #require(Compression.gunzip(gzip))
+        let text = String(decoding: document, as: UTF8.self)
+        let frameIds = text.components(separatedBy: "\"ID\":\"").dropFirst().map { String($0.prefix(32)) }
+        #expect(frameIds.count == 400)
+        var stored: [UInt8] = []
+        for id in frameIds {
+            let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
+            stored += try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+        }
+        #expect(stored == instance.pixelBytes)
+    }
+
     @Test func writesLargeResultFilesWithMultipartUploads() throws {
         let environment = try Environment()
         defer { environment.remove() }
