@@ -14,6 +14,9 @@ let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", packa
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 
 /// DCMTK is linked by library name: Debian's `dcmtk.pc` requires `sndfile`, so pkg-config cannot be used.
 let dcmtkLibraries: [LinkerSetting] = ["dcmjpeg", "dcmjpls", "dcmimage", "dcmimgle", "dcmdata", "oflog", "ofstd"]
@@ -30,6 +33,8 @@ let package = Package(
         .library(name: "DICOMIngest", targets: ["DICOMIngest"]),
         .library(name: "DICOMIngestSQLite", targets: ["DICOMIngestSQLite"]),
         .library(name: "DICOMIngestS3", targets: ["DICOMIngestS3"]),
+        .library(name: "DICOMIngestServer", targets: ["DICOMIngestServer"]),
+        .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
         .library(name: "DICOMIngestTestSupport", targets: ["DICOMIngestTestSupport"]),
     ],
     dependencies: [
@@ -39,6 +44,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // MARK: - Layer 0: C modules and pure value types
@@ -53,6 +60,7 @@ let package = Package(
         .target(name: "DICOMParser", dependencies: ["DICOMCore", "CZlib"], swiftSettings: swiftSettings),
         .target(name: "DICOMToolkit", dependencies: ["DICOMCore", "CDCMTKShim"], swiftSettings: swiftSettings),
         .target(name: "DICOMIngestModel", swiftSettings: swiftSettings),
+        .target(name: "AWSSigV4", dependencies: [crypto], swiftSettings: swiftSettings),
 
         // MARK: - Layer 2: the engine
         .target(
@@ -70,7 +78,15 @@ let package = Package(
 
         .target(
             name: "DICOMIngestS3",
-            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMParser", asyncHTTPClient, crypto, nioCore, nioHTTP1],
+            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMParser", "AWSSigV4", asyncHTTPClient, nioCore, nioHTTP1],
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "DICOMIngestServer",
+            dependencies: [
+                "DICOMIngest", "DICOMIngestModel", "DICOMParser", "AWSSigV4", hummingbird, httpTypes, nioCore, logging,
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -78,8 +94,8 @@ let package = Package(
         .executableTarget(
             name: "DICOMIngestCLI",
             dependencies: [
-                "DICOMIngest", "DICOMIngestSQLite", "DICOMIngestS3", "DICOMIngestModel", "DICOMCore", argumentParser,
-                logging,
+                "DICOMIngest", "DICOMIngestSQLite", "DICOMIngestS3", "DICOMIngestServer", "DICOMIngestModel",
+                "DICOMCore", argumentParser, logging,
             ],
             swiftSettings: swiftSettings
         ),
@@ -114,8 +130,16 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestS3Tests",
             dependencies: [
-                "DICOMIngestS3", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMParser",
+                "DICOMIngestS3", "AWSSigV4", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMParser",
                 "DICOMIngestTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DICOMIngestServerTests",
+            dependencies: [
+                "DICOMIngestServer", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "AWSSigV4",
+                "DICOMIngestTestSupport", hummingbirdTesting, httpTypes, nioCore,
             ],
             swiftSettings: swiftSettings
         ),

@@ -2,10 +2,10 @@ import ArgumentParser
 
 /// The `dicom-ingest` root command.
 @main
-struct DICOMIngestCommand: ParsableCommand {
+struct DICOMIngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dicom-ingest",
         abstract: "High-throughput DICOM P10 ingest engine (AWS HealthImaging compatible).",
-        subcommands: [Scan.self, Import.self, Datastore.self, Job.self, ImageSet.self]
+        subcommands: [Scan.self, Import.self, Serve.self, Datastore.self, Job.self, ImageSet.self]
     )
 }

@@ -67,18 +67,17 @@ extension DICOMIngestCommand {
                     store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
                 let inputURI = S3Location(uri: input) != nil ? input : try LocalPrefix.uri(from: input)
                 let outputURI = S3Location(uri: output) != nil ? output : try LocalPrefix.uri(from: output)
-                let s3: S3Client? = try (S3Location(uri: inputURI) != nil || S3Location(uri: outputURI) != nil)
-                    ? S3Client(configuration: S3Configuration.resolve(endpointOverride: endpointURL)) : nil
+                let io: CommandLineObjectIO
+                do {
+                    io = try CommandLineObjectIO(endpointURL: endpointURL)
+                } catch {
+                    throw CLIError(.validation("\(error)"))
+                }
                 let request = StartDICOMImportJobRequest(
                     datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
                     clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
                 let job = try engine.submit(request)
-                let source: any ObjectSource
-                if let location = S3Location(uri: inputURI), let s3 {
-                    source = S3ObjectSource(client: s3, location: location)
-                } else {
-                    source = LocalDirectorySource(root: try LocalPrefix.path(from: inputURI))
-                }
+                let source = try io.source(for: inputURI)
                 let total = Mutex<Int?>(nil)
                 if source is LocalDirectorySource {
                     // A local listing is cheap enough to count ahead for the ETA; an S3 one is not.
@@ -100,11 +99,7 @@ extension DICOMIngestCommand {
                 }
                 defer { progress?.stop() }
                 return engine.run(job, source: source) { job in
-                    if let location = S3Location(uri: outputURI), let s3 {
-                        return try S3ResultSink(client: s3, output: location, datastoreId: job.datastoreId, jobId: job.jobId)
-                    }
-                    return try LocalDirectorySink(
-                        outputRoot: try LocalPrefix.path(from: outputURI), datastoreId: job.datastoreId, jobId: job.jobId)
+                    try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
                 }
             }
             report(outcome)

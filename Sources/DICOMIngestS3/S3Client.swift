@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 public import DICOMIngest
+import AWSSigV4
 import Foundation
 import NIOCore
 import NIOHTTP1

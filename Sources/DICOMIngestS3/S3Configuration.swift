@@ -1,3 +1,4 @@
+public import AWSSigV4
 public import Foundation
 
 /// Where and how to reach S3, resolved the way the AWS SDKs and CLI resolve it.

@@ -76,6 +76,17 @@ public final class SQLiteImageSetStore: ImageSetStore {
                         blob TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
                     """)
         }
+        migrator.registerMigration("v2-frame-transfer-syntax") { db in
+            try db.execute(sql: "ALTER TABLE frames ADD COLUMN transfer_syntax TEXT NOT NULL DEFAULT ''")
+        }
+        migrator.registerMigration("v3-tags") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE tags (
+                        resource_arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                        PRIMARY KEY (resource_arn, key));
+                    """)
+        }
         return migrator
     }
 
@@ -199,6 +210,16 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
+    public func unfinishedJobs() throws -> [DICOMImportJobProperties] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM jobs WHERE status IN ('SUBMITTED', 'IN_PROGRESS') ORDER BY submitted_at, id"
+                ).map(Self.job)
+            }
+        }
+    }
+
     private static func job(_ row: Row) -> DICOMImportJobProperties {
         DICOMImportJobProperties(
             jobId: row["id"], jobName: row["name"], jobStatus: JobStatus(rawValue: row["status"]) ?? .failed,
@@ -309,7 +330,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 let insertInstance = try db.makeStatement(
                     sql: "INSERT OR REPLACE INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, ?, ?, ?, ?)")
                 let insertFrame = try db.makeStatement(
-                    sql: "INSERT OR REPLACE INTO frames (id, datastore_id, image_set_id, blob, offset, length) VALUES (?, ?, ?, ?, ?, ?)")
+                    sql: "INSERT OR REPLACE INTO frames (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 for instance in commit.instances {
                     try insertInstance.execute(arguments: [
                         imageSetId, instance.sopInstanceUID, instance.inputKey, commit.jobId, Data(instance.instanceJSON),
@@ -317,6 +338,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     for frame in instance.frames {
                         try insertFrame.execute(arguments: [
                             frame.id, commit.datastoreId, imageSetId, frame.blob, frame.offset, frame.length,
+                            frame.transferSyntaxUID,
                         ])
                     }
                 }
@@ -362,6 +384,78 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
+    public func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT v.version, v.created_at, v.job_id FROM image_set_versions v
+                        JOIN image_sets s ON s.id = v.image_set_id
+                        WHERE s.datastore_id = ? AND v.image_set_id = ? ORDER BY v.version
+                        """,
+                    arguments: [datastoreId, imageSetId]
+                ).map { ImageSetVersion(version: $0["version"], createdAt: $0["created_at"], jobId: $0["job_id"]) }
+            }
+        }
+    }
+
+    public func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord {
+        try run {
+            try pool.write { db in
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
+                        arguments: [datastoreId, imageSetId])
+                else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) does not exist") }
+                try db.execute(
+                    sql: """
+                        UPDATE image_sets SET state = 'DELETED', workflow_status = 'DELETED', is_primary = 0,
+                            updated_at = ? WHERE id = ?
+                        """,
+                    arguments: [now, imageSetId])
+                var record = Self.imageSet(row)
+                record.state = "DELETED"
+                record.workflowStatus = "DELETED"
+                record.updatedAt = now
+                return record
+            }
+        }
+    }
+
+    public func tags(resourceArn: String) throws -> [String: String] {
+        try run {
+            try pool.read { db in
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT key, value FROM tags WHERE resource_arn = ?", arguments: [resourceArn])
+                return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
+            }
+        }
+    }
+
+    public func tagResource(resourceArn: String, tags: [String: String]) throws {
+        try run {
+            try pool.write { db in
+                for (key, value) in tags {
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO tags (resource_arn, key, value) VALUES (?, ?, ?)",
+                        arguments: [resourceArn, key, value])
+                }
+            }
+        }
+    }
+
+    public func untagResource(resourceArn: String, keys: [String]) throws {
+        try run {
+            try pool.write { db in
+                for key in keys {
+                    try db.execute(
+                        sql: "DELETE FROM tags WHERE resource_arn = ? AND key = ?", arguments: [resourceArn, key])
+                }
+            }
+        }
+    }
+
     public func imageSet(datastoreId: String, imageSetId: String) throws -> ImageSetRecord? {
         try run {
             try pool.read { db in
@@ -378,7 +472,8 @@ public final class SQLiteImageSetStore: ImageSetStore {
             try pool.read { db in
                 let sql = """
                     SELECT v.document FROM image_set_versions v JOIN image_sets s ON s.id = v.image_set_id
-                    WHERE s.datastore_id = ? AND v.image_set_id = ? AND v.version = COALESCE(?, s.latest_version)
+                    WHERE s.datastore_id = ? AND v.image_set_id = ? AND s.state != 'DELETED'
+                        AND v.version = COALESCE(?, s.latest_version)
                     """
                 let data = try Data.fetchOne(db, sql: sql, arguments: [datastoreId, imageSetId, version])
                 return data.map { [UInt8]($0) }
@@ -391,7 +486,11 @@ public final class SQLiteImageSetStore: ImageSetStore {
             try pool.read { db in
                 try Row.fetchOne(
                     db, sql: "SELECT * FROM frames WHERE datastore_id = ? AND id = ?", arguments: [datastoreId, frameId]
-                ).map { StoredFrame(id: $0["id"], blob: $0["blob"], offset: $0["offset"], length: $0["length"]) }
+                ).map {
+                    StoredFrame(
+                        id: $0["id"], blob: $0["blob"], offset: $0["offset"], length: $0["length"],
+                        transferSyntaxUID: $0["transfer_syntax"])
+                }
             }
         }
     }
@@ -410,7 +509,10 @@ public final class SQLiteImageSetStore: ImageSetStore {
     private static func encode(_ frames: [StoredFrame]) -> Data {
         var out: [UInt8] = []
         JSONValue.array(frames.map { frame in
-            .array([.string(frame.id), .string(frame.blob), .int(Int64(frame.offset)), .int(Int64(frame.length))])
+            .array([
+                .string(frame.id), .string(frame.blob), .int(Int64(frame.offset)), .int(Int64(frame.length)),
+                .string(frame.transferSyntaxUID),
+            ])
         }).write(to: &out)
         return Data(out)
     }
@@ -425,10 +527,11 @@ public final class SQLiteImageSetStore: ImageSetStore {
     private static func decodeFrames(_ data: Data) -> [StoredFrame] {
         guard let rows = try? JSONSerialization.jsonObject(with: data) as? [[Any]] else { return [] }
         return rows.compactMap { row in
-            guard row.count == 4, let id = row[0] as? String, let blob = row[1] as? String,
-                let offset = (row[2] as? NSNumber)?.intValue, let length = (row[3] as? NSNumber)?.intValue
+            guard row.count == 5, let id = row[0] as? String, let blob = row[1] as? String,
+                let offset = (row[2] as? NSNumber)?.intValue, let length = (row[3] as? NSNumber)?.intValue,
+                let syntax = row[4] as? String
             else { return nil }
-            return StoredFrame(id: id, blob: blob, offset: offset, length: length)
+            return StoredFrame(id: id, blob: blob, offset: offset, length: length, transferSyntaxUID: syntax)
         }
     }
 

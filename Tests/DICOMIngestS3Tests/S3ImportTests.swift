@@ -4,6 +4,7 @@ import DICOMIngestS3
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser
+import AWSSigV4
 import Foundation
 import Testing
 

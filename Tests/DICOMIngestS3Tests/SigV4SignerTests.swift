@@ -1,4 +1,5 @@
 import DICOMIngestS3
+import AWSSigV4
 import Foundation
 import Testing
 

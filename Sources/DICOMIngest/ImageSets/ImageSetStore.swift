@@ -33,6 +33,19 @@ public struct ImageSetRecord: Hashable, Sendable {
     }
 }
 
+/// One version of an image set.
+public struct ImageSetVersion: Hashable, Sendable {
+    public var version: Int
+    public var createdAt: Double
+    public var jobId: String?
+
+    public init(version: Int, createdAt: Double, jobId: String?) {
+        self.version = version
+        self.createdAt = createdAt
+        self.jobId = jobId
+    }
+}
+
 /// One image set's new version, written atomically by `ImageSetStore.commit`.
 public struct ImageSetCommit: Sendable {
     public var datastoreId: String
@@ -107,7 +120,19 @@ public protocol ImageSetStore: Sendable {
     /// Adds a version (creating the image set when `commit.imageSetId` is nil) in one transaction.
     func commit(_ commit: ImageSetCommit) throws -> ImageSetRecord
 
+    /// Jobs left SUBMITTED or IN_PROGRESS (by a stop or a crash), oldest first, to resume.
+    func unfinishedJobs() throws -> [DICOMImportJobProperties]
+
     func imageSets(datastoreId: String) throws -> [ImageSetRecord]
+    /// Every version of an image set, oldest first.
+    func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion]
+    /// Marks an image set DELETED (its versions stay on disk but are no longer served).
+    func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord
+
+    /// Tags of a data store or image set, by ARN.
+    func tags(resourceArn: String) throws -> [String: String]
+    func tagResource(resourceArn: String, tags: [String: String]) throws
+    func untagResource(resourceArn: String, keys: [String]) throws
     func imageSet(datastoreId: String, imageSetId: String) throws -> ImageSetRecord?
     /// The gzip-compressed metadata document of a version (the latest when `version` is nil).
     func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]?

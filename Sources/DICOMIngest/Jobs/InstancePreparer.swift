@@ -45,12 +45,15 @@ public struct StoredFrame: Hashable, Sendable {
     public var blob: String
     public var offset: Int
     public var length: Int
+    /// The transfer syntax the frame's bytes are encoded in (GetImageFrame's content type follows it).
+    public var transferSyntaxUID: String
 
-    public init(id: String, blob: String, offset: Int, length: Int) {
+    public init(id: String, blob: String, offset: Int, length: Int, transferSyntaxUID: String) {
         self.id = id
         self.blob = blob
         self.offset = offset
         self.length = length
+        self.transferSyntaxUID = transferSyntaxUID
     }
 }
 
@@ -288,7 +291,7 @@ public struct InstancePreparer: Sendable {
                     _ = try copy(from: input, at: fragment.valueOffset, count: fragment.length, to: writer, scratch: scratch, sample: nil)
                 }
                 let id = ResourceID.make()
-                frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: writer.size - offset))
+                frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: writer.size - offset, transferSyntaxUID: transferSyntaxUID))
                 entries.append(.object([("ID", .string(id)), ("FrameSizeInBytes", .int(Int64(writer.size - offset)))]))
             }
             return StoredFrames(frames: frames, entries: entries, offsetTableProblem: pixel.offsetTableProblem)
@@ -312,7 +315,7 @@ public struct InstancePreparer: Sendable {
             var statistics = FrameStatistics(format: sampleFormat)
             try copy(from: input, at: pixel.valueOffset + index * frameSize, count: frameSize, to: writer, scratch: scratch, sample: &statistics)
             let id = ResourceID.make()
-            frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: frameSize))
+            frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: frameSize, transferSyntaxUID: transferSyntaxUID))
             var entry: [(String, JSONValue)] = [
                 ("ID", .string(id)),
                 ("PixelDataChecksumFromBaseToFullResolution", .array([.object([

@@ -93,7 +93,7 @@ public struct SigV4Signer: Sendable {
         return (canonical, signedHeaders)
     }
 
-    static func signature(secret: String, day: String, region: String, service: String, stringToSign: String) -> String {
+    public static func signature(secret: String, day: String, region: String, service: String, stringToSign: String) -> String {
         func hmac(_ key: [UInt8], _ text: String) -> [UInt8] {
             Array(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: key)))
         }

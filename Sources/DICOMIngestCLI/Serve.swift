@@ -1,0 +1,51 @@
+import ArgumentParser
+import DICOMIngest
+import DICOMIngestServer
+import DICOMIngestSQLite
+import Foundation
+import Logging
+
+extension DICOMIngestCommand {
+    /// `dicom-ingest serve`: the HealthImaging-compatible HTTP API.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the AWS HealthImaging API (StartDICOMImportJob and friends) for the AWS SDKs and CLI.",
+            discussion: """
+                Callers sign requests with SigV4 (service medical-imaging). By default the server accepts the one
+                identity in its own environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); --config adds identities,
+                the roles each may pass and what those roles may read and write. Jobs left unfinished by a stop
+                are resumed at start. Clients must turn off host-prefix injection (boto3:
+                Config(inject_host_prefix=False), or AWS_DISABLE_HOST_PREFIX_INJECTION=true).
+                """)
+
+        @OptionGroup var options: StoreOptions
+
+        @Option(help: "Address to listen on.") var host = "127.0.0.1"
+        @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
+        @Option(help: "JSON configuration file (identities, roles, limits).") var config: String?
+        @Option(help: "S3 endpoint for s3:// prefixes (default: the AWS environment).") var endpointURL: String?
+        @Flag(help: "Accept unsigned requests (local experiments only).") var noAuth = false
+
+        func run() async throws {
+            _ = loggingConfigured
+            var configuration = ServerConfiguration(
+                host: host, port: port,
+                identities: noAuth ? [:] : ServerConfiguration.environmentIdentities(ProcessInfo.processInfo.environment))
+            if let config {
+                configuration = try ServerConfiguration.load(path: config, base: configuration)
+            }
+            if configuration.identities.isEmpty && !noAuth {
+                throw ValidationError("no identity to accept: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --config, or --no-auth")
+            }
+            let store = try options.open()
+            let engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: configuration.jobThreads))
+            let runner = JobRunner(engine: engine, io: try CommandLineObjectIO(endpointURL: endpointURL))
+            let resumed = try runner.resumeUnfinishedJobs()
+            var logger = Logger(label: "dicom-ingest.server")
+            logger.logLevel = .info
+            if !resumed.isEmpty { logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))]) }
+            try await runServer(
+                service: IngestService(configuration: configuration, engine: engine, runner: runner), logger: logger)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import AWSSigV4
+public import DICOMIngest
+public import DICOMIngestModel
+import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+
+/// Everything the HealthImaging-compatible API needs, shared by the routes.
+public struct IngestService: Sendable {
+    public let configuration: ServerConfiguration
+    public let engine: ImportEngine
+    public let runner: JobRunner
+    let startJobBucket: TokenBucket
+
+    public init(configuration: ServerConfiguration, engine: ImportEngine, runner: JobRunner) {
+        self.configuration = configuration
+        self.engine = engine
+        self.runner = runner
+        self.startJobBucket = TokenBucket(rate: configuration.startJobRate, burst: max(1, configuration.startJobRate * 2))
+    }
+
+    var store: any ImageSetStore { engine.store }
+}
+
+/// The request context: the caller's access key id, once authenticated.
+public struct IngestRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var accessKeyId: String?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        accessKeyId = nil
+    }
+}
+
+/// Builds the HTTP application: the HealthImaging REST routes (spec §1.3), routed on method and path only (so
+/// `runtime-` host prefixes do not matter), behind SigV4 authentication and the AWS error shape.
+public func buildApplication(service: IngestService, logger: Logger) -> some ApplicationProtocol {
+    let router = Router(context: IngestRequestContext.self)
+    router.add(middleware: ErrorShapeMiddleware())
+    router.add(middleware: SigV4Middleware(configuration: service.configuration))
+    DatastoreRoutes(service: service).register(on: router)
+    ImportJobRoutes(service: service).register(on: router)
+    ImageSetRoutes(service: service).register(on: router)
+    TagRoutes(service: service).register(on: router)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(service.configuration.host, port: service.configuration.port), serverName: "dicom-ingest"),
+        logger: logger)
+}
+
+/// Turns every error that escapes a route into the AWS error shape; unknown errors become InternalServerException
+/// without internals.
+struct ErrorShapeMiddleware: RouterMiddleware {
+    typealias Context = IngestRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as IngestServiceError {
+            return JSONResponse.error(error)
+        } catch let error as HTTPError where error.status == .notFound {
+            return JSONResponse.error(.init(.resourceNotFoundException, "No operation matches \(request.method) \(request.uri.path)"))
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return JSONResponse.error(.validation("Request body too large"))
+        } catch {
+            return JSONResponse.error(IngestServiceError(error))
+        }
+    }
+}
+
+/// Verifies each request's SigV4 signature against the configured identities (service name `medical-imaging`),
+/// after collecting the body (bounded by `maxBodySize`) for its payload hash.
+struct SigV4Middleware: RouterMiddleware {
+    typealias Context = IngestRequestContext
+    let configuration: ServerConfiguration
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: configuration.maxBodySize)
+        guard !configuration.identities.isEmpty else { return try await next(request, context) }
+        var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        if let authority = request.head.authority, !headers.contains(where: { $0.0 == "host" }) {
+            headers.append(("host", authority))
+        }
+        let payloadHash = SigV4Signer.hexSHA256(Array(buffer: body))
+        let identities = configuration.identities
+        let verifier = SigV4Verifier(service: "medical-imaging") { key in
+            identities[key].map { AWSCredentials(accessKeyId: key, secretAccessKey: $0.secretAccessKey) }
+        }
+        do {
+            let key = try verifier.verify(
+                method: request.method.rawValue, rawPath: request.uri.path, rawQuery: request.uri.query, headers: headers,
+                payloadHash: payloadHash, now: Date())
+            var context = context
+            context.accessKeyId = key
+            return try await next(request, context)
+        } catch let failure as SigV4Verifier.Failure {
+            throw IngestServiceError(.accessDeniedException, failure.description)
+        }
+    }
+}
+
+// MARK: - Request helpers
+
+extension Request {
+    /// The JSON object body, or `{}` for an empty body.
+    func jsonObject(context: IngestRequestContext) async throws -> [String: Any] {
+        var request = self
+        let buffer = try await request.collectBody(upTo: .max)
+        guard buffer.readableBytes > 0 else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(Array(buffer: buffer))) as? [String: Any] else {
+            throw IngestServiceError.validation("The request body is not a JSON object")
+        }
+        return object
+    }
+
+    func query(_ name: String) -> String? {
+        uri.queryParameters.get(name).map { String($0).removingPercentEncoding ?? String($0) }
+    }
+
+    /// `maxResults` (1–50 in the model) and `nextToken` (an offset we issued).
+    func page() throws -> (limit: Int, offset: Int) {
+        var limit = 50
+        if let text = query("maxResults") {
+            guard let value = Int(text), (1...50).contains(value) else {
+                throw IngestServiceError.validation("1 validation error detected: Value at 'maxResults' failed to satisfy constraint")
+            }
+            limit = value
+        }
+        var offset = 0
+        if let token = query("nextToken") {
+            guard let value = Int(token), value >= 0 else { throw IngestServiceError.validation("Invalid nextToken") }
+            offset = value
+        }
+        return (limit, offset)
+    }
+}
+
+extension IngestRequestContext {
+    func parameter(_ name: String) throws -> String {
+        guard let value = parameters.get(name) else { throw IngestServiceError.validation("Missing \(name)") }
+        return value.removingPercentEncoding ?? value
+    }
+
+    func resourceId(_ name: String) throws -> String {
+        let value = try parameter(name)
+        guard Validation.isResourceId(value) else {
+            throw IngestServiceError.validation("1 validation error detected: Value at '\(name)' failed to satisfy constraint")
+        }
+        return value
+    }
+}
+
+/// A page of `items` and the token for the next one.
+func paginate<T>(_ items: [T], limit: Int, offset: Int) -> ([T], String?) {
+    let page = Array(items.dropFirst(offset).prefix(limit))
+    let next = offset + page.count < items.count ? String(offset + page.count) : nil
+    return (page, next)
+}
+
+func now() -> Double { Date().timeIntervalSince1970 }
+
+/// Runs a blocking store call off the cooperative pool.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try body() })
+        }
+    }
+}
+
+/// Builds the application and serves until SIGTERM or SIGINT.
+public func runServer(service: IngestService, logger: Logger) async throws {
+    try await buildApplication(service: service, logger: logger).runService()
+}

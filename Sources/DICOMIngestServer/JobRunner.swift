@@ -1,0 +1,88 @@
+import Dispatch
+public import DICOMIngest
+public import DICOMIngestModel
+import DICOMParser
+import Foundation
+import Synchronization
+
+/// Runs import jobs in the background on the engine, one Dispatch thread per job (the engine's own workers do
+/// the parallel work), and resumes the jobs a stop or a crash left unfinished.
+public final class JobRunner: Sendable {
+    private let engine: ImportEngine
+    private let io: any ObjectIOFactory
+    private let running = Mutex<[String: Int]>([:])
+    private let tracked = Mutex<Set<String>>([])
+    private let idle = DispatchGroup()
+
+    public init(engine: ImportEngine, io: any ObjectIOFactory) {
+        self.engine = engine
+        self.io = io
+    }
+
+    /// Jobs running now in a data store.
+    public func runningJobs(datastoreId: String) -> Int {
+        running.withLock { $0[datastoreId] ?? 0 }
+    }
+
+    /// Whether this runner has started the job (so a repeated clientToken does not start it twice).
+    public func isTracking(_ jobId: String) -> Bool {
+        tracked.withLock { $0.contains(jobId) }
+    }
+
+    /// Starts a SUBMITTED job in the background.
+    public func start(_ job: DICOMImportJobProperties) {
+        guard tracked.withLock({ $0.insert(job.jobId).inserted }) else { return }
+        running.withLock { $0[job.datastoreId, default: 0] += 1 }
+        idle.enter()
+        let engine = self.engine
+        let io = self.io
+        DispatchQueue.global().async {
+            defer {
+                self.running.withLock { $0[job.datastoreId, default: 1] -= 1 }
+                self.idle.leave()
+            }
+            let source: any ObjectSource
+            do {
+                source = try io.source(for: job.inputS3Uri)
+            } catch {
+                source = UnopenableSource(error: error)
+            }
+            _ = engine.run(job, source: source) { job in
+                try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
+            }
+        }
+    }
+
+    /// Restarts every job left SUBMITTED or IN_PROGRESS: its staged work is dropped and it runs again from the
+    /// start (result files are rewritten, image set versions are committed only at the end, and instances are
+    /// replaced by SOP Instance UID, so nothing is lost or doubled).
+    public func resumeUnfinishedJobs() throws -> [String] {
+        var resumed: [String] = []
+        for var job in try engine.store.unfinishedJobs() {
+            try engine.store.clearStaging(jobId: job.jobId)
+            job.jobStatus = .submitted
+            try engine.store.updateJob(job)
+            start(job)
+            resumed.append(job.jobId)
+        }
+        return resumed
+    }
+
+    /// Blocks until no job is running (for tests and orderly shutdown).
+    public func waitUntilIdle() {
+        idle.wait()
+    }
+}
+
+/// A source whose prefix could not be opened: listing fails, so the job ends FAILED with the reason.
+struct UnopenableSource: ObjectSource {
+    let error: any Error
+
+    func forEachObject(_ body: (SourceObject) throws -> Void) throws {
+        throw error
+    }
+
+    func open(_ object: SourceObject) throws -> any P10ByteInput {
+        throw error
+    }
+}

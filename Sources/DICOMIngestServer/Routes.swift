@@ -1,0 +1,180 @@
+import DICOMIngest
+import DICOMIngestModel
+import Foundation
+import Hummingbird
+import NIOCore
+
+// MARK: - Data stores
+
+struct DatastoreRoutes {
+    let service: IngestService
+
+    func register(on router: Router<IngestRequestContext>) {
+        router.post("/datastore") { request, context in try await create(request, context) }
+        router.get("/datastore") { request, _ in try await list(request) }
+        router.get("/datastore/{datastoreId}") { _, context in try await get(context) }
+        router.delete("/datastore/{datastoreId}") { _, context in try await delete(context) }
+    }
+
+    func properties(_ datastore: DatastoreProperties) -> JSONValue {
+        guard case .object(var members) = datastore.json else { return datastore.json }
+        members.insert(("datastoreArn", .string(service.configuration.datastoreArn(datastore.datastoreId))), at: 3)
+        return .object(members)
+    }
+
+    func create(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let body = try await request.jsonObject(context: context)
+        let name = body["datastoreName"] as? String ?? "default"
+        guard Validation.isJobName(name, maxLength: 256) else {
+            throw IngestServiceError.validation("1 validation error detected: Value at 'datastoreName' failed to satisfy constraint")
+        }
+        let store = service.store
+        let created = try await blocking { try store.createDatastore(name: name, now: now()) }
+        if let tags = body["tags"] as? [String: String], !tags.isEmpty {
+            let arn = service.configuration.datastoreArn(created.datastoreId)
+            try await blocking { try store.tagResource(resourceArn: arn, tags: tags) }
+        }
+        return JSONResponse.ok(.object([
+            ("datastoreId", .string(created.datastoreId)), ("datastoreStatus", .string(created.datastoreStatus.rawValue)),
+        ]))
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let (limit, offset) = try request.page()
+        let status = request.query("datastoreStatus")
+        let store = service.store
+        let all = try await blocking { try store.datastores() }.filter { status == nil || $0.datastoreStatus.rawValue == status }
+        let (page, next) = paginate(all, limit: limit, offset: offset)
+        var members: [(String, JSONValue)] = [("datastoreSummaries", .array(page.map(properties)))]
+        if let next { members.append(("nextToken", .string(next))) }
+        return JSONResponse.ok(.object(members))
+    }
+
+    func get(_ context: IngestRequestContext) async throws -> Response {
+        let id = try context.resourceId("datastoreId")
+        let store = service.store
+        guard let found = try await blocking({ try store.datastore(id: id) }), found.datastoreStatus != .deleted else {
+            throw IngestServiceError.notFound("Data store \(id) does not exist")
+        }
+        return JSONResponse.ok(.object([("datastoreProperties", properties(found))]))
+    }
+
+    func delete(_ context: IngestRequestContext) async throws -> Response {
+        let id = try context.resourceId("datastoreId")
+        let store = service.store
+        let deleted = try await blocking { try store.deleteDatastore(id: id, now: now()) }
+        return JSONResponse.ok(.object([
+            ("datastoreId", .string(deleted.datastoreId)), ("datastoreStatus", .string(deleted.datastoreStatus.rawValue)),
+        ]))
+    }
+}
+
+// MARK: - Import jobs
+
+struct ImportJobRoutes {
+    let service: IngestService
+
+    func register(on router: Router<IngestRequestContext>) {
+        router.post("/startDICOMImportJob/datastore/{datastoreId}") { request, context in try await start(request, context) }
+        router.get("/getDICOMImportJob/datastore/{datastoreId}/job/{jobId}") { _, context in try await get(context) }
+        router.get("/listDICOMImportJobs/datastore/{datastoreId}") { request, context in try await list(request, context) }
+    }
+
+    func start(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let datastoreId = try context.resourceId("datastoreId")
+        let body = try await request.jsonObject(context: context)
+        func field(_ name: String) throws -> String {
+            guard let value = body[name] as? String else {
+                throw IngestServiceError.validation("1 validation error detected: Value at '\(name)' failed to satisfy constraint: Member must not be null")
+            }
+            return value
+        }
+        let startRequest = StartDICOMImportJobRequest(
+            datastoreId: datastoreId, jobName: body["jobName"] as? String,
+            dataAccessRoleArn: try field("dataAccessRoleArn"), clientToken: try field("clientToken"),
+            inputS3Uri: try field("inputS3Uri"), outputS3Uri: try field("outputS3Uri"),
+            inputOwnerAccountId: body["inputOwnerAccountId"] as? String)
+        try startRequest.validate()
+        try authorize(startRequest, accessKeyId: context.accessKeyId)
+        guard service.startJobBucket.take() else {
+            throw IngestServiceError(.throttlingException, "Rate exceeded for StartDICOMImportJob")
+        }
+        guard service.runner.runningJobs(datastoreId: datastoreId) < service.configuration.maxConcurrentJobsPerDatastore else {
+            throw IngestServiceError(
+                .serviceQuotaExceededException,
+                "Maximum concurrent import jobs per data store (\(service.configuration.maxConcurrentJobsPerDatastore)) reached")
+        }
+        let engine = service.engine
+        let job = try await blocking { try engine.submit(startRequest) }
+        if job.jobStatus == .submitted, job.endedAt == nil {
+            let store = service.store
+            let current = try await blocking { try store.job(datastoreId: datastoreId, jobId: job.jobId) }
+            // A repeated clientToken returns the original job, which is already running or done.
+            if current?.jobStatus == .submitted && !service.runner.isTracking(job.jobId) {
+                service.runner.start(job)
+            }
+        }
+        return JSONResponse.ok(.object([
+            ("datastoreId", .string(job.datastoreId)), ("jobId", .string(job.jobId)),
+            ("jobStatus", .string(job.jobStatus.rawValue)), ("submittedAt", .double(job.submittedAt)),
+        ]))
+    }
+
+    /// The caller may pass the role, and the role may read the input and write the output (spec §6).
+    func authorize(_ request: StartDICOMImportJobRequest, accessKeyId: String?) throws {
+        let configuration = service.configuration
+        if let key = accessKeyId, let allowed = configuration.identities[key]?.allowedRoles,
+            !allowed.contains(request.dataAccessRoleArn)
+        {
+            throw IngestServiceError(.accessDeniedException, "Caller \(key) may not pass role \(request.dataAccessRoleArn)")
+        }
+        guard let role = configuration.roles[request.dataAccessRoleArn] else { return }
+        if let read = role.readPrefixes, !read.contains(where: { request.inputS3Uri.hasPrefix($0) }) {
+            throw IngestServiceError(.accessDeniedException, "Role \(request.dataAccessRoleArn) may not read \(request.inputS3Uri)")
+        }
+        if let write = role.writePrefixes, !write.contains(where: { request.outputS3Uri.hasPrefix($0) }) {
+            throw IngestServiceError(.accessDeniedException, "Role \(request.dataAccessRoleArn) may not write \(request.outputS3Uri)")
+        }
+    }
+
+    func get(_ context: IngestRequestContext) async throws -> Response {
+        let datastoreId = try context.resourceId("datastoreId")
+        let jobId = try context.parameter("jobId")
+        guard Validation.isJobId(jobId) else { throw IngestServiceError.validation("1 validation error detected: Value at 'jobId' failed to satisfy constraint") }
+        let store = service.store
+        guard try await blocking({ try store.datastore(id: datastoreId) }) != nil else {
+            throw IngestServiceError.notFound("Data store \(datastoreId) does not exist")
+        }
+        guard let job = try await blocking({ try store.job(datastoreId: datastoreId, jobId: jobId) }) else {
+            throw IngestServiceError.notFound("Job \(jobId) does not exist")
+        }
+        return JSONResponse.ok(.object([("jobProperties", job.json)]))
+    }
+
+    func list(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let datastoreId = try context.resourceId("datastoreId")
+        let (limit, offset) = try request.page()
+        let status = request.query("jobStatus")
+        if let status, JobStatus(rawValue: status) == nil {
+            throw IngestServiceError.validation("1 validation error detected: Value at 'jobStatus' failed to satisfy enum value set")
+        }
+        let store = service.store
+        guard try await blocking({ try store.datastore(id: datastoreId) }) != nil else {
+            throw IngestServiceError.notFound("Data store \(datastoreId) does not exist")
+        }
+        let jobs = try await blocking { try store.jobs(datastoreId: datastoreId) }.filter { status == nil || $0.jobStatus.rawValue == status }
+        let (page, next) = paginate(jobs, limit: limit, offset: offset)
+        var members: [(String, JSONValue)] = [("jobSummaries", .array(page.map { job in
+            var summary: [(String, JSONValue)] = [
+                ("jobId", .string(job.jobId)), ("jobName", .string(job.jobName)), ("jobStatus", .string(job.jobStatus.rawValue)),
+                ("datastoreId", .string(job.datastoreId)), ("dataAccessRoleArn", .string(job.dataAccessRoleArn)),
+            ]
+            if let endedAt = job.endedAt { summary.append(("endedAt", .double(endedAt))) }
+            summary.append(("submittedAt", .double(job.submittedAt)))
+            if let message = job.message { summary.append(("message", .string(message))) }
+            return .object(summary)
+        }))]
+        if let next { members.append(("nextToken", .string(next))) }
+        return JSONResponse.ok(.object(members))
+    }
+}

@@ -1,0 +1,111 @@
+public import AWSSigV4
+public import Foundation
+
+/// Settings of `dicom-ingest serve`: who may call, which roles they may pass, what those roles may read and
+/// write, and the limits.
+public struct ServerConfiguration: Sendable {
+    /// A caller: its SigV4 secret and the `dataAccessRoleArn`s it may use (`nil`: any).
+    public struct Identity: Sendable {
+        public var secretAccessKey: String
+        public var allowedRoles: [String]?
+
+        public init(secretAccessKey: String, allowedRoles: [String]? = nil) {
+            self.secretAccessKey = secretAccessKey
+            self.allowedRoles = allowedRoles
+        }
+    }
+
+    /// What a `dataAccessRoleArn` may read and write: URI prefixes (`s3://bucket/`, `file:///data/`); `nil`: anything.
+    public struct Role: Sendable {
+        public var readPrefixes: [String]?
+        public var writePrefixes: [String]?
+
+        public init(readPrefixes: [String]? = nil, writePrefixes: [String]? = nil) {
+            self.readPrefixes = readPrefixes
+            self.writePrefixes = writePrefixes
+        }
+    }
+
+    public var host: String
+    public var port: Int
+    /// Callers by access key id; empty disables authentication (only for tests and local experiments).
+    public var identities: [String: Identity]
+    /// Role policies by ARN; a role not listed may read and write anything.
+    public var roles: [String: Role]
+    /// The region in ARNs and accepted in signatures.
+    public var region: String
+    /// The account in ARNs.
+    public var accountId: String
+    /// Largest request body accepted.
+    public var maxBodySize: Int
+    /// Import jobs running at once per data store (HealthImaging's quota is 100); more is ServiceQuotaExceeded.
+    public var maxConcurrentJobsPerDatastore: Int
+    /// StartDICOMImportJob calls per second (token bucket with a burst of twice that); more is Throttling.
+    public var startJobRate: Double
+    /// Worker threads per import job.
+    public var jobThreads: Int?
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
+        region: String = "us-east-1", accountId: String = "000000000000", maxBodySize: Int = 1 << 20,
+        maxConcurrentJobsPerDatastore: Int = 100, startJobRate: Double = 10, jobThreads: Int? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.identities = identities
+        self.roles = roles
+        self.region = region
+        self.accountId = accountId
+        self.maxBodySize = maxBodySize
+        self.maxConcurrentJobsPerDatastore = maxConcurrentJobsPerDatastore
+        self.startJobRate = startJobRate
+        self.jobThreads = jobThreads
+    }
+
+    /// The zero-configuration identity: the one in the server's own environment, as local AWS emulators do.
+    public static func environmentIdentities(_ environment: [String: String]) -> [String: Identity] {
+        guard let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"], !key.isEmpty
+        else { return [:] }
+        return [key: Identity(secretAccessKey: secret)]
+    }
+
+    /// Reads a JSON configuration file:
+    /// `{"host","port","region","accountId","maxBodySize","maxConcurrentJobsPerDatastore","startJobRate",
+    ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
+    ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}}}`.
+    public static func load(path: String, base: ServerConfiguration) throws -> ServerConfiguration {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: path])
+        }
+        var configuration = base
+        if let host = object["host"] as? String { configuration.host = host }
+        if let port = object["port"] as? Int { configuration.port = port }
+        if let region = object["region"] as? String { configuration.region = region }
+        if let account = object["accountId"] as? String { configuration.accountId = account }
+        if let size = object["maxBodySize"] as? Int { configuration.maxBodySize = size }
+        if let jobs = object["maxConcurrentJobsPerDatastore"] as? Int { configuration.maxConcurrentJobsPerDatastore = jobs }
+        if let rate = object["startJobRate"] as? Double { configuration.startJobRate = rate }
+        if let identities = object["identities"] as? [String: [String: Any]] {
+            for (key, value) in identities {
+                guard let secret = value["secretAccessKey"] as? String else { continue }
+                configuration.identities[key] = Identity(secretAccessKey: secret, allowedRoles: value["allowedRoles"] as? [String])
+            }
+        }
+        if let roles = object["roles"] as? [String: [String: Any]] {
+            for (arn, value) in roles {
+                configuration.roles[arn] = Role(
+                    readPrefixes: value["readPrefixes"] as? [String], writePrefixes: value["writePrefixes"] as? [String])
+            }
+        }
+        return configuration
+    }
+
+    func datastoreArn(_ datastoreId: String) -> String {
+        "arn:aws:medical-imaging:\(region):\(accountId):datastore/\(datastoreId)"
+    }
+
+    func imageSetArn(_ datastoreId: String, _ imageSetId: String) -> String {
+        datastoreArn(datastoreId) + "/imageset/" + imageSetId
+    }
+}

@@ -1,0 +1,238 @@
+import AWSSigV4
+import DICOMIngest
+import DICOMIngestModel
+import DICOMIngestServer
+import DICOMIngestSQLite
+import DICOMIngestTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+/// Every operation and error at the router level, with the real SQLite store and engine.
+@Suite struct ServerRouterTests {
+    struct Harness {
+        let folder: TemporaryFolder
+        let store: SQLiteImageSetStore
+        let engine: ImportEngine
+        let runner: JobRunner
+        let service: IngestService
+
+        init(configuration: ServerConfiguration = ServerConfiguration()) throws {
+            folder = try TemporaryFolder("server")
+            store = try SQLiteImageSetStore(directory: folder.sub("store"))
+            engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: 2))
+            runner = JobRunner(engine: engine, io: LocalObjectIOFactory())
+            service = IngestService(configuration: configuration, engine: engine, runner: runner)
+        }
+
+        func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+            let app = buildApplication(service: service, logger: Logger(label: "test"))
+            try await app.test(.router) { client in try await body(client) }
+        }
+    }
+
+    static func json(_ response: TestResponse) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(Array(buffer: response.body))) as? [String: Any])
+    }
+
+    static func body(_ object: [String: Any]) throws -> ByteBuffer {
+        ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object))
+    }
+
+    static func expectError(_ response: TestResponse, _ status: Int, _ type: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(Int(response.status.code) == status, sourceLocation: sourceLocation)
+        #expect(response.headers[HTTPField.Name("x-amzn-ErrorType")!] == type, sourceLocation: sourceLocation)
+        let object = try json(response)
+        #expect(object["__type"] as? String == type, sourceLocation: sourceLocation)
+        #expect((object["message"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
+    }
+
+    static func createDatastore(_ client: any TestClientProtocol) async throws -> String {
+        let created = try await client.execute(uri: "/datastore", method: .post, body: try body(["datastoreName": "test"]))
+        #expect(created.status == .ok)
+        return try #require(try json(created)["datastoreId"] as? String)
+    }
+
+    @Test func datastoreOperations() async throws {
+        let harness = try Harness()
+        defer { harness.folder.remove() }
+        try await harness.test { client in
+            let id = try await Self.createDatastore(client)
+            let got = try Self.json(try await client.execute(uri: "/datastore/\(id)", method: .get))
+            let properties = try #require(got["datastoreProperties"] as? [String: Any])
+            #expect(properties["datastoreStatus"] as? String == "ACTIVE")
+            #expect((properties["datastoreArn"] as? String)?.hasSuffix(":datastore/\(id)") == true)
+            #expect(properties["createdAt"] is Double || properties["createdAt"] is Int)
+            let listed = try Self.json(try await client.execute(uri: "/datastore?maxResults=1", method: .get))
+            #expect((listed["datastoreSummaries"] as? [Any])?.count == 1)
+            try Self.expectError(try await client.execute(uri: "/datastore/\(String(repeating: "0", count: 32))", method: .get), 404, "ResourceNotFoundException")
+            try Self.expectError(try await client.execute(uri: "/datastore/BAD", method: .get), 400, "ValidationException")
+            try Self.expectError(try await client.execute(uri: "/datastore?maxResults=99", method: .get), 400, "ValidationException")
+            let deleted = try Self.json(try await client.execute(uri: "/datastore/\(id)", method: .delete))
+            #expect(deleted["datastoreStatus"] as? String == "DELETING")
+            try Self.expectError(try await client.execute(uri: "/datastore/\(id)", method: .get), 404, "ResourceNotFoundException")
+        }
+    }
+
+    func startBody(_ harness: Harness, token: String = UUID().uuidString, input: String? = nil) -> [String: Any] {
+        [
+            "jobName": "job", "dataAccessRoleArn": "arn:aws:iam::123456789012:role/Importer", "clientToken": token,
+            "inputS3Uri": input ?? URL(fileURLWithPath: harness.folder.sub("input")).absoluteString,
+            "outputS3Uri": URL(fileURLWithPath: harness.folder.sub("output")).absoluteString,
+        ]
+    }
+
+    @Test func importJobAndImageSetOperationsEndToEnd() async throws {
+        let harness = try Harness()
+        defer { harness.folder.remove() }
+        let study = "1.2.826.0.1.3680043.10.88"
+        var instance = SyntheticInstance(study: study, series: study + ".1", sop: study + ".1.1")
+        instance.frames = 2
+        try instance.write(to: harness.folder.sub("input/1.dcm"))
+        try SyntheticInstance(study: study, series: study + ".1", sop: study + ".1.2").write(to: harness.folder.sub("input/2.dcm"))
+        let token = UUID().uuidString
+        let body = try Self.body(startBody(harness, token: token))
+        var changedObject = startBody(harness, token: token)
+        changedObject["outputS3Uri"] = "file:///elsewhere/"
+        let changed = try Self.body(changedObject)
+        try await harness.test { client in
+            let id = try await Self.createDatastore(client)
+            let started = try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: body)
+            #expect(started.status == .ok)
+            let start = try Self.json(started)
+            #expect(start["jobStatus"] as? String == "SUBMITTED")
+            let jobId = try #require(start["jobId"] as? String)
+            // The same clientToken with the same parameters returns the same job.
+            let again = try Self.json(try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: body))
+            #expect(again["jobId"] as? String == jobId)
+            try Self.expectError(try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: changed), 409, "ConflictException")
+
+            harness.runner.waitUntilIdle()
+            let job = try Self.json(try await client.execute(uri: "/getDICOMImportJob/datastore/\(id)/job/\(jobId)", method: .get))
+            let properties = try #require(job["jobProperties"] as? [String: Any])
+            #expect(properties["jobStatus"] as? String == "COMPLETED")
+            #expect(properties["endedAt"] != nil)
+            let jobs = try Self.json(try await client.execute(uri: "/listDICOMImportJobs/datastore/\(id)?jobStatus=COMPLETED", method: .get))
+            #expect((jobs["jobSummaries"] as? [Any])?.count == 1)
+            try Self.expectError(try await client.execute(uri: "/getDICOMImportJob/datastore/\(id)/job/ffff", method: .get), 404, "ResourceNotFoundException")
+
+            let search = try Self.json(try await client.execute(
+                uri: "/datastore/\(id)/searchImageSets?maxResults=10", method: .post,
+                body: try Self.body(["filters": [["operator": "EQUAL", "values": [["DICOMStudyInstanceUID": study]]]], "sort": ["sortOrder": "ASC", "sortField": "createdAt"]])))
+            let summaries = try #require(search["imageSetsMetadataSummaries"] as? [[String: Any]])
+            #expect(summaries.count == 1)
+            let imageSetId = try #require(summaries.first?["imageSetId"] as? String)
+            #expect((summaries.first?["DICOMTags"] as? [String: Any])?["DICOMSeriesInstanceUID"] as? String == study + ".1")
+            let none = try Self.json(try await client.execute(
+                uri: "/datastore/\(id)/searchImageSets", method: .post,
+                body: try Self.body(["filters": [["operator": "EQUAL", "values": [["DICOMPatientId": "nobody"]]]]])))
+            #expect((none["imageSetsMetadataSummaries"] as? [Any])?.isEmpty == true)
+
+            let base = "/datastore/\(id)/imageSet/\(imageSetId)"
+            let imageSet = try Self.json(try await client.execute(uri: "\(base)/getImageSet", method: .post))
+            #expect(imageSet["versionId"] as? String == "1")
+            #expect(imageSet["imageSetState"] as? String == "ACTIVE")
+            #expect(imageSet["isPrimary"] as? Bool == true)
+
+            let metadata = try await client.execute(uri: "\(base)/getImageSetMetadata", method: .post)
+            #expect(metadata.headers[.contentEncoding] == "gzip")
+            #expect(metadata.headers[.contentType] == "application/json")
+            let document = try #require(Compression.gunzip(Array(buffer: metadata.body)))
+            let parsed = try #require(try JSONSerialization.jsonObject(with: Data(document)) as? [String: Any])
+            #expect(parsed["ImageSetID"] as? String == imageSetId)
+            let text = String(decoding: document, as: UTF8.self)
+            let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
+            let frame = try await client.execute(uri: "\(base)/getImageFrame", method: .post, body: try Self.body(["imageFrameId": frameId]))
+            #expect(frame.status == .ok)
+            #expect(frame.headers[.contentType] == "application/octet-stream")
+            #expect(frame.body.readableBytes == Int(SyntheticInstance.rows) * Int(SyntheticInstance.columns) * 2)
+            try Self.expectError(try await client.execute(uri: "\(base)/getImageFrame", method: .post, body: try Self.body(["imageFrameId": String(repeating: "a", count: 32)])), 404, "ResourceNotFoundException")
+            try Self.expectError(try await client.execute(uri: "\(base)/getImageSetMetadata?version=5", method: .post), 404, "ResourceNotFoundException")
+
+            let versions = try Self.json(try await client.execute(uri: "\(base)/listImageSetVersions", method: .post))
+            let list = try #require(versions["imageSetPropertiesList"] as? [[String: Any]])
+            #expect(list.first?["ImageSetWorkflowStatus"] as? String == "IMPORTED")
+
+            // Tags on the image set, through the percent-encoded ARN path segment.
+            let arn = try #require(imageSet["imageSetArn"] as? String)
+            let encoded = SigV4Signer.uriEncode(arn)
+            #expect(try await client.execute(uri: "/tags/\(encoded)", method: .post, body: try Self.body(["tags": ["project": "x", "owner": "y"]])).status == .ok)
+            #expect(try await client.execute(uri: "/tags/\(encoded)?tagKeys=owner", method: .delete).status == .ok)
+            let tags = try Self.json(try await client.execute(uri: "/tags/\(encoded)", method: .get))
+            #expect(tags["tags"] as? [String: String] == ["project": "x"])
+
+            let deleted = try Self.json(try await client.execute(uri: "\(base)/deleteImageSet", method: .post))
+            #expect(deleted["imageSetState"] as? String == "DELETED")
+            try Self.expectError(try await client.execute(uri: "\(base)/getImageSet", method: .post), 404, "ResourceNotFoundException")
+        }
+    }
+
+    @Test func startJobErrors() async throws {
+        let configuration = ServerConfiguration(
+            roles: ["arn:aws:iam::123456789012:role/Narrow": .init(readPrefixes: ["file:///allowed/"], writePrefixes: nil)],
+            maxConcurrentJobsPerDatastore: 100, startJobRate: 0.001)
+        let harness = try Harness(configuration: configuration)
+        defer { harness.folder.remove() }
+        try await harness.test { client in
+            let id = try await Self.createDatastore(client)
+            var missing = startBody(harness)
+            missing.removeValue(forKey: "inputS3Uri")
+            let missingResponse = try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(missing))
+            try Self.expectError(missingResponse, 400, "ValidationException")
+            #expect((try Self.json(missingResponse)["message"] as? String)?.contains("inputS3Uri") == true)
+            var badToken = startBody(harness)
+            badToken["clientToken"] = "not valid!"
+            try Self.expectError(try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(badToken)), 400, "ValidationException")
+            try Self.expectError(try await client.execute(uri: "/startDICOMImportJob/datastore/\(String(repeating: "1", count: 32))", method: .post, body: try Self.body(startBody(harness))), 404, "ResourceNotFoundException")
+            var narrow = startBody(harness)
+            narrow["dataAccessRoleArn"] = "arn:aws:iam::123456789012:role/Narrow"
+            try Self.expectError(try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(narrow)), 403, "AccessDeniedException")
+            try Self.expectError(try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(["not": "json object of the right shape"])), 400, "ValidationException")
+            // The bucket holds 2 tokens at this rate (burst ≥ 1): use them up, then expect throttling.
+            var throttled = false
+            for _ in 0..<4 {
+                let response = try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(startBody(harness)))
+                if response.status.code == 429 {
+                    try Self.expectError(response, 429, "ThrottlingException")
+                    throttled = true
+                }
+            }
+            #expect(throttled)
+            harness.runner.waitUntilIdle()
+        }
+        let quota = try Harness(configuration: ServerConfiguration(maxConcurrentJobsPerDatastore: 0))
+        defer { quota.folder.remove() }
+        try await quota.test { client in
+            let id = try await Self.createDatastore(client)
+            try Self.expectError(try await client.execute(uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(startBody(quota))), 402, "ServiceQuotaExceededException")
+        }
+    }
+
+    @Test func verifiesSigV4Signatures() async throws {
+        let harness = try Harness(configuration: ServerConfiguration(identities: ["AKIDTEST": .init(secretAccessKey: "secret")]))
+        defer { harness.folder.remove() }
+        @Sendable func signed(_ path: String, method: String, body: [UInt8], secret: String, service: String = "medical-imaging") -> HTTPFields {
+            let signer = SigV4Signer(credentials: AWSCredentials(accessKeyId: "AKIDTEST", secretAccessKey: secret), region: "us-east-1", service: service)
+            var headers = [("host", "localhost")]
+            if !body.isEmpty { headers.append(("content-type", "application/json")) }
+            let added = signer.sign(
+                .init(method: method, encodedPath: SigV4Signer.uriEncode(path, keepSlash: true), query: [], headers: headers, payloadHash: SigV4Signer.hexSHA256(body)),
+                date: Date())
+            var fields = HTTPFields()
+            for (name, value) in headers + added where name != "host" { fields[HTTPField.Name(name)!] = value }
+            return fields
+        }
+        try await harness.test { client in
+            let body = Array("{\"datastoreName\":\"signed\"}".utf8)
+            let accepted = try await client.execute(uri: "/datastore", method: .post, headers: signed("/datastore", method: "POST", body: body, secret: "secret"), body: ByteBuffer(bytes: body))
+            #expect(accepted.status == .ok)
+            try Self.expectError(try await client.execute(uri: "/datastore", method: .post, headers: signed("/datastore", method: "POST", body: body, secret: "wrong"), body: ByteBuffer(bytes: body)), 403, "AccessDeniedException")
+            try Self.expectError(try await client.execute(uri: "/datastore", method: .get), 403, "AccessDeniedException")
+            try Self.expectError(try await client.execute(uri: "/datastore", method: .get, headers: signed("/datastore", method: "GET", body: [], secret: "secret", service: "s3")), 403, "AccessDeniedException")
+        }
+    }
+}
