@@ -1,0 +1,104 @@
+import DICOMIngestTestSupport
+import Foundation
+import Testing
+
+/// `dicom-ingest serve` driven by the real boto3 client and aws cli (scripts/server/*.py), against S3 on loopback.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["S3_TEST_ENDPOINT"] != nil, "needs S3_TEST_ENDPOINT (scripts/test.sh)"))
+struct ServeCommandTests {
+    static let identity = ["AWS_ACCESS_KEY_ID": "e2e-access-key", "AWS_SECRET_ACCESS_KEY": "e2e-secret-key"]
+
+    /// Writes `count` instances in two series and returns their paths.
+    func instances(_ count: Int, in folder: TemporaryFolder) throws -> [String] {
+        let study = "1.2.826.0.1.3680043.10.66"
+        return try (1...count).map { index in
+            var instance = SyntheticInstance(study: study, series: "\(study).\(index % 2)", sop: "\(study).\(index % 2).\(index)")
+            instance.frames = index % 3 + 1
+            let path = folder.sub("files/\(index).dcm")
+            try instance.write(to: path)
+            return path
+        }
+    }
+
+    func python(_ script: String, _ arguments: [String], environment extra: [String: String]) throws -> (Int32, [String: Any]?, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Fixtures.packageRoot.path + "/scripts/server/" + script] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lastLine = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        let object = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any]
+        return (process.terminationStatus, object, errorText + lastLine)
+    }
+
+    @Test func boto3AndTheAwsCliDriveTheServerUnchanged() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        let folder = try TemporaryFolder("serve-e2e")
+        defer { folder.remove() }
+        let files = try instances(6, in: folder)
+        let server = try RunningServer(store: folder.sub("store"), environment: Self.identity)
+        defer { server.stop() }
+        let (status, seen, output) = try python(
+            "boto3_e2e.py", [server.url, ProcessInfo.processInfo.environment["S3_TEST_ENDPOINT"]!] + files,
+            environment: Self.identity)
+        #expect(status == 0, "\(output)")
+        #expect(seen?["ok"] as? Bool == true)
+        #expect(seen?["imported"] as? Int == 6)
+        #expect(seen?["frameContentType"] as? String == "application/octet-stream")
+    }
+
+    @Test func aJobKilledMidwayResumesToTheSameOutcomeAsACleanRun() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        let folder = try TemporaryFolder("serve-restart")
+        defer { folder.remove() }
+        let files = try instances(120, in: folder)
+        let (status, seen, output) = try python(
+            "restart_e2e.py",
+            [ScanCommandTests.binary.path, folder.sub("store"), ProcessInfo.processInfo.environment["S3_TEST_ENDPOINT"]!] + files,
+            environment: Self.identity)
+        #expect(status == 0, "\(output)")
+        #expect(seen?["ok"] as? Bool == true)
+        #expect(seen?["success"] as? Int == 120)
+    }
+}
+
+/// `dicom-ingest serve --port 0` in the background, with its port read from the start-up log line.
+final class RunningServer {
+    let process = Process()
+    let url: String
+
+    init(store: String, environment: [String: String]) throws {
+        process.executableURL = ScanCommandTests.binary
+        process.arguments = ["serve", "--port", "0", "--store", store]
+        var merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        merged["AWS_ENDPOINT_URL_S3"] = merged["S3_TEST_ENDPOINT"]
+        merged["DICOM_INGEST_LOG_LEVEL"] = "info"
+        process.environment = merged
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        var port: String?
+        while port == nil, Date() < deadline, let chunk = try errors.fileHandleForReading.read(upToCount: 1) , !chunk.isEmpty {
+            text += String(decoding: chunk, as: UTF8.self)
+            // Match only whole lines, or a port still being written would be cut short.
+            if chunk.first == 0x0A, let range = text.range(of: #"listening on [^:\s]+:(\d+)"#, options: .regularExpression) {
+                port = text[range].split(separator: ":").last.map(String.init)
+            }
+        }
+        url = "http://127.0.0.1:\(try #require(port, "server did not start: \(text)"))"
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
