@@ -17,6 +17,8 @@ let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
+let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 
 /// DCMTK is linked by library name: Debian's `dcmtk.pc` requires `sndfile`, so pkg-config cannot be used.
 let dcmtkLibraries: [LinkerSetting] = ["dcmjpeg", "dcmjpls", "dcmimage", "dcmimgle", "dcmdata", "oflog", "ofstd"]
@@ -46,6 +48,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: - Layer 0: C modules and pure value types
@@ -65,7 +69,7 @@ let package = Package(
         // MARK: - Layer 2: the engine
         .target(
             name: "DICOMIngest",
-            dependencies: ["DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMIngestModel", "CZlib", logging],
+            dependencies: ["DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMIngestModel", "CZlib", logging, coreMetrics],
             swiftSettings: swiftSettings
         ),
 
@@ -86,6 +90,7 @@ let package = Package(
             name: "DICOMIngestServer",
             dependencies: [
                 "DICOMIngest", "DICOMIngestModel", "DICOMParser", "AWSSigV4", hummingbird, httpTypes, nioCore, logging,
+                coreMetrics, prometheus,
             ],
             swiftSettings: swiftSettings
         ),
@@ -95,7 +100,7 @@ let package = Package(
             name: "DICOMIngestCLI",
             dependencies: [
                 "DICOMIngest", "DICOMIngestSQLite", "DICOMIngestS3", "DICOMIngestServer", "DICOMIngestModel",
-                "DICOMCore", argumentParser, logging,
+                "DICOMCore", argumentParser, logging, prometheus,
             ],
             swiftSettings: swiftSettings
         ),
@@ -139,7 +144,7 @@ let package = Package(
             name: "DICOMIngestServerTests",
             dependencies: [
                 "DICOMIngestServer", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "AWSSigV4",
-                "DICOMIngestTestSupport", hummingbirdTesting, httpTypes, nioCore,
+                "DICOMIngestTestSupport", hummingbirdTesting, httpTypes, nioCore, prometheus,
             ],
             swiftSettings: swiftSettings
         ),

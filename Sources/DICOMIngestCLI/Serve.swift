@@ -4,6 +4,7 @@ import DICOMIngestServer
 import DICOMIngestSQLite
 import Foundation
 import Logging
+import Prometheus
 
 extension DICOMIngestCommand {
     /// `dicom-ingest serve`: the HealthImaging-compatible HTTP API.
@@ -38,14 +39,18 @@ extension DICOMIngestCommand {
                 throw ValidationError("no identity to accept: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --config, or --no-auth")
             }
             let store = try options.open()
-            let engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: configuration.jobThreads))
+            let registry = PrometheusCollectorRegistry()
+            let engine = ImportEngine(
+                store: store, frameStorage: store.frameStorage,
+                configuration: .init(threads: configuration.jobThreads, metrics: IngestService.metricsFactory(for: registry)))
             let runner = JobRunner(engine: engine, io: try CommandLineObjectIO(endpointURL: endpointURL))
             let resumed = try runner.resumeUnfinishedJobs()
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
             if !resumed.isEmpty { logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))]) }
             try await runServer(
-                service: IngestService(configuration: configuration, engine: engine, runner: runner), logger: logger)
+                service: IngestService(configuration: configuration, engine: engine, runner: runner, registry: registry),
+                logger: logger)
         }
     }
 }

@@ -1,23 +1,34 @@
 import AWSSigV4
+public import CoreMetrics
 public import DICOMIngest
 public import DICOMIngestModel
+import Dispatch
 import Foundation
 public import Hummingbird
 public import Logging
 import NIOCore
+public import Prometheus
 
 /// Everything the HealthImaging-compatible API needs, shared by the routes.
 public struct IngestService: Sendable {
     public let configuration: ServerConfiguration
     public let engine: ImportEngine
     public let runner: JobRunner
+    /// The Prometheus registry `/metrics` renders; the engine should report into `metricsFactory`.
+    public let registry: PrometheusCollectorRegistry
     let startJobBucket: TokenBucket
 
-    public init(configuration: ServerConfiguration, engine: ImportEngine, runner: JobRunner) {
+    public init(configuration: ServerConfiguration, engine: ImportEngine, runner: JobRunner, registry: PrometheusCollectorRegistry) {
         self.configuration = configuration
         self.engine = engine
         self.runner = runner
+        self.registry = registry
         self.startJobBucket = TokenBucket(rate: configuration.startJobRate, burst: max(1, configuration.startJobRate * 2))
+    }
+
+    /// A swift-metrics factory over `registry`, for the engine's and the server's metrics.
+    public static func metricsFactory(for registry: PrometheusCollectorRegistry) -> any MetricsFactory {
+        PrometheusMetricsFactory(registry: registry)
     }
 
     var store: any ImageSetStore { engine.store }
@@ -38,6 +49,12 @@ public struct IngestRequestContext: RequestContext {
 /// `runtime-` host prefixes do not matter), behind SigV4 authentication and the AWS error shape.
 public func buildApplication(service: IngestService, logger: Logger) -> some ApplicationProtocol {
     let router = Router(context: IngestRequestContext.self)
+    router.get("/metrics") { _, _ in
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            body: .init(byteBuffer: ByteBuffer(bytes: service.registry.emitToBuffer())))
+    }
+    router.add(middleware: RequestMetricsMiddleware(factory: IngestService.metricsFactory(for: service.registry)))
     router.add(middleware: ErrorShapeMiddleware())
     router.add(middleware: SigV4Middleware(configuration: service.configuration))
     DatastoreRoutes(service: service).register(on: router)
@@ -48,6 +65,24 @@ public func buildApplication(service: IngestService, logger: Logger) -> some App
         router: router,
         configuration: .init(address: .hostname(service.configuration.host, port: service.configuration.port), serverName: "dicom-ingest"),
         logger: logger)
+}
+
+/// Records every API request's latency and status (`dicom_ingest_http_request_duration_seconds`).
+struct RequestMetricsMiddleware: RouterMiddleware {
+    typealias Context = IngestRequestContext
+    let factory: any MetricsFactory
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let response = try await next(request, context)
+        let route = context.endpointPath ?? "unmatched"
+        Timer(
+            label: "dicom_ingest_http_request_duration_seconds",
+            dimensions: [("method", request.method.rawValue), ("route", route), ("status", String(response.status.code))],
+            factory: factory
+        ).recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        return response
+    }
 }
 
 /// Turns every error that escapes a route into the AWS error shape; unknown errors become InternalServerException

@@ -288,6 +288,28 @@ import Testing
         #expect(try environment.store.imageSet(datastoreId: environment.datastoreId, imageSetId: records[0].imageSetId)?.latestVersion == 2)
     }
 
+    @Test func archiveMemberNamesNeverBecomePaths() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        let staging = environment.folder.sub("staging")
+        let instance = SyntheticInstance(study: Self.study1, series: Self.study1 + ".7", sop: Self.study1 + ".7.1")
+        try instance.write(to: staging + "/x.dcm")
+        try FileManager.default.createDirectory(atPath: environment.input, withIntermediateDirectories: true)
+        try Self.run("""
+            import sys, zipfile
+            with zipfile.ZipFile(sys.argv[2] + '/evil.zip', 'w') as z:
+                z.write(sys.argv[1] + '/x.dcm', '../../../../escaped.dcm')
+            """, arguments: [staging, environment.input])
+        let (outcome, folder) = try environment.runJob()
+        #expect(outcome.importedFiles == 1)
+        let key = try #require(try folder.lines(.success).first?["inputFile"] as? String)
+        #expect(key.hasSuffix("evil.zip!../../../../escaped.dcm"))
+        // Member names are only reported, never used as paths: nothing named after them exists anywhere.
+        let written = FileManager.default.enumerator(atPath: environment.folder.path)?.allObjects as? [String] ?? []
+        #expect(!written.contains { $0.hasSuffix("escaped.dcm") })
+        #expect(!FileManager.default.fileExists(atPath: (environment.folder.path as NSString).deletingLastPathComponent + "/escaped.dcm"))
+    }
+
     @Test func clientTokenIsIdempotentAndRejectsDifferentParameters() throws {
         let environment = try Environment()
         defer { environment.folder.remove() }

@@ -10,6 +10,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Prometheus
 import Testing
 
 /// Every operation and error at the router level, with the real SQLite store and engine.
@@ -24,9 +25,12 @@ import Testing
         init(configuration: ServerConfiguration = ServerConfiguration()) throws {
             folder = try TemporaryFolder("server")
             store = try SQLiteImageSetStore(directory: folder.sub("store"))
-            engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: 2))
+            let registry = PrometheusCollectorRegistry()
+            engine = ImportEngine(
+                store: store, frameStorage: store.frameStorage,
+                configuration: .init(threads: 2, metrics: IngestService.metricsFactory(for: registry)))
             runner = JobRunner(engine: engine, io: LocalObjectIOFactory())
-            service = IngestService(configuration: configuration, engine: engine, runner: runner)
+            service = IngestService(configuration: configuration, engine: engine, runner: runner, registry: registry)
         }
 
         func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
@@ -164,6 +168,11 @@ import Testing
             #expect(try await client.execute(uri: "/tags/\(encoded)?tagKeys=owner", method: .delete).status == .ok)
             let tags = try Self.json(try await client.execute(uri: "/tags/\(encoded)", method: .get))
             #expect(tags["tags"] as? [String: String] == ["project": "x"])
+
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(metrics.contains(#"dicom_ingest_files_total{outcome="imported"} 2"#))
+            #expect(metrics.contains("dicom_ingest_jobs_total"))
+            #expect(metrics.contains("dicom_ingest_http_request_duration_seconds"))
 
             let deleted = try Self.json(try await client.execute(uri: "\(base)/deleteImageSet", method: .post))
             #expect(deleted["imageSetState"] as? String == "DELETED")

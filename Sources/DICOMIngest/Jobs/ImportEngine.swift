@@ -2,6 +2,7 @@ import Dispatch
 public import DICOMIngestModel
 import DICOMParser
 import Foundation
+public import CoreMetrics
 public import Logging
 import Synchronization
 
@@ -42,11 +43,17 @@ public final class ImportEngine: Sendable {
         /// Prepared instances staged per store transaction.
         public var stagingBatchSize: Int
         public var logger: Logger
+        /// Where metrics go (default: the process-wide `MetricsSystem`).
+        public var metrics: (any MetricsFactory)?
 
-        public init(threads: Int? = nil, stagingBatchSize: Int = 64, logger: Logger = Logger(label: "dicom-ingest")) {
+        public init(
+            threads: Int? = nil, stagingBatchSize: Int = 64, logger: Logger = Logger(label: "dicom-ingest"),
+            metrics: (any MetricsFactory)? = nil
+        ) {
             self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
             self.stagingBatchSize = max(1, stagingBatchSize)
             self.logger = logger
+            self.metrics = metrics
         }
     }
 
@@ -54,11 +61,13 @@ public final class ImportEngine: Sendable {
     public let frameStorage: any FrameStorage
     public let configuration: Configuration
     private let counters = Mutex(ImportProgress())
+    private let metrics: ImportMetrics
 
     public init(store: any ImageSetStore, frameStorage: any FrameStorage, configuration: Configuration = Configuration()) {
         self.store = store
         self.frameStorage = frameStorage
         self.configuration = configuration
+        self.metrics = ImportMetrics(factory: configuration.metrics)
     }
 
     /// Progress of the job currently running on this engine.
@@ -137,6 +146,7 @@ public final class ImportEngine: Sendable {
             try? store.clearStaging(jobId: job.jobId)
             outcome.job = job
             outcome.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            metrics.jobFinished(status: status.rawValue, seconds: outcome.seconds)
             logger.info("import job finished", metadata: metadata.merging(["status": .string(status.rawValue)]) { $1 })
         }
 
@@ -146,6 +156,7 @@ public final class ImportEngine: Sendable {
         }
         job.jobStatus = machine.status
         try? store.updateJob(job)
+        metrics.jobStarted()
         logger.info("import job started", metadata: metadata)
 
         let sink: any ResultSink
@@ -157,7 +168,7 @@ public final class ImportEngine: Sendable {
         }
         outcome.jobFolderURI = sink.jobFolderURI
 
-        var report = JobReport()
+        var report = JobReport(metrics: metrics)
         do {
             try prepare(job: job, source: source, sink: sink, report: &report)
             try frameStorage.flush()
@@ -217,6 +228,7 @@ public final class ImportEngine: Sendable {
                 case .prepared(let instance, let bytes):
                     report.scannedFiles += 1
                     report.bytes += bytes
+                    metrics.bytesRead(bytes)
                     batch.append(instance)
                     if batch.count >= configuration.stagingBatchSize {
                         try store.stage(batch, jobId: job.jobId)
@@ -225,6 +237,7 @@ public final class ImportEngine: Sendable {
                 case .failed(let failed, let bytes):
                     report.scannedFiles += 1
                     report.bytes += bytes
+                    metrics.bytesRead(bytes)
                     try report.recordFailure(failed, sink: sink)
                 }
                 counters.withLock {
@@ -322,6 +335,7 @@ public final class ImportEngine: Sendable {
 
 /// The counts and image sets a job reports in its manifest, and the line writers that keep them in step.
 struct JobReport {
+    let metrics: ImportMetrics
     var scannedFiles = 0
     var importedFiles = 0
     var customerErrors = 0
@@ -330,7 +344,9 @@ struct JobReport {
     var imageSets: [(ImageSetRecord, Int)] = []
 
     mutating func recordFailure(_ failure: ImportFailure, sink: any ResultSink) throws {
-        if failure.exceptionType == "InternalServerException" { serverErrors += 1 } else { customerErrors += 1 }
+        let isServerError = failure.exceptionType == "InternalServerException"
+        if isServerError { serverErrors += 1 } else { customerErrors += 1 }
+        metrics.file(outcome: isServerError ? "server_error" : "customer_error", reason: ImportMetrics.reason(of: failure))
         let line = JSONValue.object([
             ("inputFile", .string(failure.inputKey)),
             ("exception", .object([("exceptionType", .string(failure.exceptionType)), ("message", .string(failure.message))])),
@@ -345,6 +361,7 @@ struct JobReport {
         sink: any ResultSink
     ) throws {
         importedFiles += 1
+        metrics.file(outcome: "imported")
         let response: [(String, JSONValue)] = [
             ("imageSetId", .string(record.imageSetId)), ("imageSetVersion", .int(Int64(record.latestVersion))),
             ("isPrimary", .bool(record.isPrimary)),
