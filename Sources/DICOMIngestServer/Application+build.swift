@@ -97,8 +97,6 @@ struct ErrorShapeMiddleware: RouterMiddleware {
             return JSONResponse.error(error)
         } catch let error as HTTPError where error.status == .notFound {
             return JSONResponse.error(.init(.resourceNotFoundException, "No operation matches \(request.method) \(request.uri.path)"))
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            return JSONResponse.error(.validation("Request body too large"))
         } catch {
             return JSONResponse.error(IngestServiceError(error))
         }
@@ -113,7 +111,12 @@ struct SigV4Middleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodySize)
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodySize)
+        } catch {
+            throw IngestServiceError.validation("Request body larger than \(configuration.maxBodySize) bytes")
+        }
         guard !configuration.identities.isEmpty else { return try await next(request, context) }
         var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
         if let authority = request.head.authority, !headers.contains(where: { $0.0 == "host" }) {

@@ -224,13 +224,16 @@ import Testing
     @Test func verifiesSigV4Signatures() async throws {
         let harness = try Harness(configuration: ServerConfiguration(identities: ["AKIDTEST": .init(secretAccessKey: "secret")]))
         defer { harness.folder.remove() }
-        @Sendable func signed(_ path: String, method: String, body: [UInt8], secret: String, service: String = "medical-imaging") -> HTTPFields {
+        @Sendable func signed(
+            _ path: String, method: String, body: [UInt8], secret: String, service: String = "medical-imaging",
+            date: Date = Date()
+        ) -> HTTPFields {
             let signer = SigV4Signer(credentials: AWSCredentials(accessKeyId: "AKIDTEST", secretAccessKey: secret), region: "us-east-1", service: service)
             var headers = [("host", "localhost")]
             if !body.isEmpty { headers.append(("content-type", "application/json")) }
             let added = signer.sign(
                 .init(method: method, encodedPath: SigV4Signer.uriEncode(path, keepSlash: true), query: [], headers: headers, payloadHash: SigV4Signer.hexSHA256(body)),
-                date: Date())
+                date: date)
             var fields = HTTPFields()
             for (name, value) in headers + added where name != "host" { fields[HTTPField.Name(name)!] = value }
             return fields
@@ -242,6 +245,12 @@ import Testing
             try Self.expectError(try await client.execute(uri: "/datastore", method: .post, headers: signed("/datastore", method: "POST", body: body, secret: "wrong"), body: ByteBuffer(bytes: body)), 403, "AccessDeniedException")
             try Self.expectError(try await client.execute(uri: "/datastore", method: .get), 403, "AccessDeniedException")
             try Self.expectError(try await client.execute(uri: "/datastore", method: .get, headers: signed("/datastore", method: "GET", body: [], secret: "secret", service: "s3")), 403, "AccessDeniedException")
+            let expired = signed("/datastore", method: "GET", body: [], secret: "secret", date: Date().addingTimeInterval(-3600))
+            let stale = try await client.execute(uri: "/datastore", method: .get, headers: expired)
+            try Self.expectError(stale, 403, "AccessDeniedException")
+            #expect((try Self.json(stale)["message"] as? String)?.contains("expired") == true)
+            let big = [UInt8](repeating: 0x20, count: 2 << 20)
+            try Self.expectError(try await client.execute(uri: "/datastore", method: .post, headers: signed("/datastore", method: "POST", body: big, secret: "secret"), body: ByteBuffer(bytes: big)), 400, "ValidationException")
         }
     }
 }

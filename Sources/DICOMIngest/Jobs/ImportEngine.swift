@@ -238,6 +238,12 @@ public final class ImportEngine: Sendable {
                     report.scannedFiles += 1
                     report.bytes += bytes
                     metrics.bytesRead(bytes)
+                    configuration.logger.debug(
+                        "file not imported",
+                        metadata: [
+                            "job.id": .string(job.jobId), "object.key": .string(failed.inputKey), "stage": "prepare",
+                            "reason": .string(failed.message),
+                        ])
                     try report.recordFailure(failed, sink: sink)
                 }
                 counters.withLock {
