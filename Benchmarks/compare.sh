@@ -123,7 +123,7 @@ source "$work/s3.env"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=$S3_TEST_ENDPOINT
   aws s3 mb s3://bench > /dev/null
   mkdir -p "$work/s3in"
-  while read -r path; do ln -s "$path" "$work/s3in/$(basename "$(dirname "$path")")-$(basename "$path")"; done < "$work/s3-files"
+  while read -r path; do ln -s "$path" "$work/s3in/$(echo "${path#"$archive"/}" | tr / _)"; done < "$work/s3-files"
   aws s3 cp --recursive --quiet --follow-symlinks "$work/s3in" s3://bench/in/
   hyperfine --runs 3 --export-json "$results/s3.json" --prepare "rm -rf $work/t; sync" \
     -n "dicom-ingest import from S3 (8 workers)" "$bin import s3://bench/in/ --output $work/t/out --store $work/t/store --threads 8 --no-progress" \

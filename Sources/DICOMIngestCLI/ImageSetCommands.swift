@@ -21,23 +21,7 @@ extension DICOMIngestCommand {
                     let store = try options.open()
                     let datastore = try resolveDatastore(datastoreId, in: store)
                     let sets = try store.imageSets(datastoreId: datastore)
-                    printJSON(.object([("imageSetsMetadataSummaries", .array(sets.map { record in
-                        var tags: [(String, JSONValue)] = [
-                            ("DICOMPatientId", .string(record.key.patientID)),
-                            ("DICOMPatientName", .string(record.key.patientName)),
-                            ("DICOMStudyInstanceUID", .string(record.key.studyInstanceUID)),
-                            ("DICOMStudyId", .string(record.key.studyID)),
-                            ("DICOMAccessionNumber", .string(record.key.accessionNumber)),
-                            ("DICOMSeriesInstanceUID", .string(record.key.seriesInstanceUID)),
-                            ("DICOMStudyDate", .string(record.key.studyDate)),
-                        ]
-                        if let number = Int32(record.key.seriesNumber) { tags.append(("DICOMSeriesNumber", .int(Int64(number)))) }
-                        return .object([
-                            ("imageSetId", .string(record.imageSetId)), ("version", .int(Int64(record.latestVersion))),
-                            ("createdAt", .double(record.createdAt)), ("updatedAt", .double(record.updatedAt)),
-                            ("isPrimary", .bool(record.isPrimary)), ("DICOMTags", .object(tags)),
-                        ])
-                    }))]))
+                    printJSON(.object([("imageSetsMetadataSummaries", .array(sets.map(\.summaryJSON)))]))
                 }
             }
         }
@@ -55,14 +39,7 @@ extension DICOMIngestCommand {
                     guard let record = try store.imageSet(datastoreId: datastore, imageSetId: imageSetId) else {
                         throw CLIError(.notFound("Image set \(imageSetId) does not exist"))
                     }
-                    printJSON(.object([
-                        ("datastoreId", .string(datastore)), ("imageSetId", .string(record.imageSetId)),
-                        ("versionId", .string(String(record.latestVersion))), ("imageSetState", .string(record.state)),
-                        ("imageSetWorkflowStatus", .string(record.workflowStatus)), ("createdAt", .double(record.createdAt)),
-                        ("updatedAt", .double(record.updatedAt)),
-                        ("imageSetArn", .string(ARN.imageSet(datastore, record.imageSetId))),
-                        ("isPrimary", .bool(record.isPrimary)),
-                    ]))
+                    printJSON(record.propertiesJSON(version: record.latestVersion, arn: ARN.imageSet(datastore, record.imageSetId)))
                 }
             }
         }

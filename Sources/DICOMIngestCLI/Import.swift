@@ -67,12 +67,7 @@ extension DICOMIngestCommand {
                     store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
                 let inputURI = S3Location(uri: input) != nil ? input : try LocalPrefix.uri(from: input)
                 let outputURI = S3Location(uri: output) != nil ? output : try LocalPrefix.uri(from: output)
-                let io: CommandLineObjectIO
-                do {
-                    io = try CommandLineObjectIO(endpointURL: endpointURL)
-                } catch {
-                    throw CLIError(.validation("\(error)"))
-                }
+                let io = CommandLineObjectIO(endpointURL: endpointURL)
                 let request = StartDICOMImportJobRequest(
                     datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
                     clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
@@ -81,7 +76,7 @@ extension DICOMIngestCommand {
                 let total = Mutex<Int?>(nil)
                 if source is LocalDirectorySource {
                     // A local listing is cheap enough to count ahead for the ETA; an S3 one is not.
-                    DispatchQueue.global().async {
+                    DispatchQueue(label: "dicom-ingest.count").async {
                         var files = 0
                         try? source.forEachObject { _ in files += 1 }
                         total.withLock { $0 = files }

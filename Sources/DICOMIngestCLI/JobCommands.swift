@@ -40,17 +40,7 @@ extension DICOMIngestCommand {
                     let jobs = try store.jobs(datastoreId: datastore).filter { job in
                         jobStatus.map { job.jobStatus.rawValue == $0 } ?? true
                     }
-                    printJSON(.object([("jobSummaries", .array(jobs.map { job in
-                        var members: [(String, JSONValue)] = [
-                            ("jobId", .string(job.jobId)), ("jobName", .string(job.jobName)),
-                            ("jobStatus", .string(job.jobStatus.rawValue)), ("datastoreId", .string(job.datastoreId)),
-                            ("dataAccessRoleArn", .string(job.dataAccessRoleArn)),
-                        ]
-                        if let endedAt = job.endedAt { members.append(("endedAt", .double(endedAt))) }
-                        members.append(("submittedAt", .double(job.submittedAt)))
-                        if let message = job.message { members.append(("message", .string(message))) }
-                        return .object(members)
-                    }))]))
+                    printJSON(.object([("jobSummaries", .array(jobs.map(\.summaryJSON)))]))
                 }
             }
         }

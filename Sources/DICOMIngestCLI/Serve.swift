@@ -43,7 +43,7 @@ extension DICOMIngestCommand {
             let engine = ImportEngine(
                 store: store, frameStorage: store.frameStorage,
                 configuration: .init(threads: configuration.jobThreads, metrics: IngestService.metricsFactory(for: registry)))
-            let runner = JobRunner(engine: engine, io: try CommandLineObjectIO(endpointURL: endpointURL))
+            let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL))
             let resumed = try runner.resumeUnfinishedJobs()
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info

@@ -159,6 +159,18 @@ public struct DICOMImportJobProperties: Hashable, Sendable {
         self.message = message
     }
 
+    /// A `DICOMImportJobSummary`, as ListDICOMImportJobs returns it.
+    public var summaryJSON: JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("jobId", .string(jobId)), ("jobName", .string(jobName)), ("jobStatus", .string(jobStatus.rawValue)),
+            ("datastoreId", .string(datastoreId)), ("dataAccessRoleArn", .string(dataAccessRoleArn)),
+        ]
+        if let endedAt { members.append(("endedAt", .double(endedAt))) }
+        members.append(("submittedAt", .double(submittedAt)))
+        if let message { members.append(("message", .string(message))) }
+        return .object(members)
+    }
+
     /// The wire shape (epoch-second timestamps as numbers).
     public var json: JSONValue {
         var members: [(String, JSONValue)] = [

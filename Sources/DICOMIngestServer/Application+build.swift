@@ -200,10 +200,13 @@ func paginate<T>(_ items: [T], limit: Int, offset: Int) -> ([T], String?) {
 
 func now() -> Double { Date().timeIntervalSince1970 }
 
+/// A private (overcommitting) concurrent queue for blocking store calls, off the cooperative pool.
+private let blockingQueue = DispatchQueue(label: "dicom-ingest.blocking", attributes: .concurrent)
+
 /// Runs a blocking store call off the cooperative pool.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        blockingQueue.async {
             continuation.resume(with: Result { try body() })
         }
     }

@@ -46,14 +46,8 @@ struct ImageSetRoutes {
     func get(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
         let (datastoreId, record) = try await imageSet(context)
         let version = try version(request, latest: record.latestVersion) ?? record.latestVersion
-        return JSONResponse.ok(.object([
-            ("datastoreId", .string(datastoreId)), ("imageSetId", .string(record.imageSetId)),
-            ("versionId", .string(String(version))), ("imageSetState", .string(record.state)),
-            ("imageSetWorkflowStatus", .string(record.workflowStatus)), ("createdAt", .double(record.createdAt)),
-            ("updatedAt", .double(record.updatedAt)),
-            ("imageSetArn", .string(service.configuration.imageSetArn(datastoreId, record.imageSetId))),
-            ("isPrimary", .bool(record.isPrimary)),
-        ]))
+        return JSONResponse.ok(
+            record.propertiesJSON(version: version, arn: service.configuration.imageSetArn(datastoreId, record.imageSetId)))
     }
 
     /// GetImageSetMetadata: the stored gzip document as the body, `Content-Encoding: gzip` (spec §0.5).
@@ -163,7 +157,7 @@ struct ImageSetRoutes {
             return ascending ? order : !order
         }
         let (page, next) = paginate(matches, limit: limit, offset: offset)
-        var members: [(String, JSONValue)] = [("imageSetsMetadataSummaries", .array(page.map(summary)))]
+        var members: [(String, JSONValue)] = [("imageSetsMetadataSummaries", .array(page.map(\.summaryJSON)))]
         if sort != nil {
             members.append(("sort", .object([("sortOrder", .string(ascending ? "ASC" : "DESC")), ("sortField", .string(sortField))])))
         }
@@ -171,21 +165,6 @@ struct ImageSetRoutes {
         return JSONResponse.ok(.object(members))
     }
 
-    func summary(_ record: ImageSetRecord) -> JSONValue {
-        var tags: [(String, JSONValue)] = [
-            ("DICOMPatientId", .string(record.key.patientID)), ("DICOMPatientName", .string(record.key.patientName)),
-            ("DICOMStudyInstanceUID", .string(record.key.studyInstanceUID)), ("DICOMStudyId", .string(record.key.studyID)),
-            ("DICOMAccessionNumber", .string(record.key.accessionNumber)),
-            ("DICOMSeriesInstanceUID", .string(record.key.seriesInstanceUID)),
-            ("DICOMStudyDate", .string(record.key.studyDate)),
-        ]
-        if let number = Int32(record.key.seriesNumber) { tags.append(("DICOMSeriesNumber", .int(Int64(number)))) }
-        return .object([
-            ("imageSetId", .string(record.imageSetId)), ("version", .int(Int64(record.latestVersion))),
-            ("createdAt", .double(record.createdAt)), ("updatedAt", .double(record.updatedAt)),
-            ("storageTier", .string("FREQUENT_ACCESS")), ("DICOMTags", .object(tags)), ("isPrimary", .bool(record.isPrimary)),
-        ])
-    }
 }
 
 /// One `SearchFilter` (spec Appendix A): EQUAL with one value or BETWEEN with two, on one attribute.

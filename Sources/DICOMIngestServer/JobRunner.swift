@@ -36,7 +36,7 @@ public final class JobRunner: Sendable {
         idle.enter()
         let engine = self.engine
         let io = self.io
-        DispatchQueue.global().async {
+        DispatchQueue(label: "dicom-ingest.job.\(job.jobId)").async {
             defer {
                 self.running.withLock { $0[job.datastoreId, default: 1] -= 1 }
                 self.idle.leave()

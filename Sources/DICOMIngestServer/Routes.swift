@@ -164,16 +164,7 @@ struct ImportJobRoutes {
         }
         let jobs = try await blocking { try store.jobs(datastoreId: datastoreId) }.filter { status == nil || $0.jobStatus.rawValue == status }
         let (page, next) = paginate(jobs, limit: limit, offset: offset)
-        var members: [(String, JSONValue)] = [("jobSummaries", .array(page.map { job in
-            var summary: [(String, JSONValue)] = [
-                ("jobId", .string(job.jobId)), ("jobName", .string(job.jobName)), ("jobStatus", .string(job.jobStatus.rawValue)),
-                ("datastoreId", .string(job.datastoreId)), ("dataAccessRoleArn", .string(job.dataAccessRoleArn)),
-            ]
-            if let endedAt = job.endedAt { summary.append(("endedAt", .double(endedAt))) }
-            summary.append(("submittedAt", .double(job.submittedAt)))
-            if let message = job.message { summary.append(("message", .string(message))) }
-            return .object(summary)
-        }))]
+        var members: [(String, JSONValue)] = [("jobSummaries", .array(page.map(\.summaryJSON)))]
         if let next { members.append(("nextToken", .string(next))) }
         return JSONResponse.ok(.object(members))
     }

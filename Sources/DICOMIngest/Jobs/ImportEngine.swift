@@ -171,7 +171,6 @@ public final class ImportEngine: Sendable {
         var report = JobReport(metrics: metrics)
         do {
             try prepare(job: job, source: source, sink: sink, report: &report)
-            try frameStorage.flush()
             try commit(job: job, sink: sink, report: &report)
             try sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
         } catch {
@@ -205,7 +204,7 @@ public final class ImportEngine: Sendable {
         let preparer = InstancePreparer(frameStorage: frameStorage, datastoreId: job.datastoreId)
         let pipelineError = Mutex<(any Error)?>(nil)
         let pipeline = DispatchGroup()
-        DispatchQueue.global().async(group: pipeline) {
+        DispatchQueue(label: "dicom-ingest.job-pipeline").async(group: pipeline) {
             do {
                 try ParallelObjects.forEach(
                     in: source, threads: threads, makeWorker: { WorkerScratch() },

@@ -8,13 +8,10 @@ public protocol FrameStorage: Sendable {
     func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter
     /// Reads `length` bytes at `offset` of a blob.
     func read(blob: String, offset: Int, length: Int) throws -> [UInt8]
-    /// Makes every finished blob durable; called once before the catalog starts referencing them (one
-    /// `sync` for a whole job instead of an `fsync` per instance).
-    func flush() throws
 }
 
-/// Writes one blob; `finish` closes it (`FrameStorage.flush` makes it durable). A blob that is never committed
-/// to the catalog is garbage, never visible (the catalog is the only way to reach it).
+/// Writes one blob; `finish` makes it durable and closes it, before the catalog may reference it. A blob that is
+/// never committed to the catalog is garbage, never visible (the catalog is the only way to reach it).
 public protocol FrameBlobWriter: AnyObject {
     /// The blob's name, relative to the storage root.
     var blobName: String { get }
@@ -38,11 +35,6 @@ public struct DirectoryFrameStorage: FrameStorage {
         return try FileBlobWriter(path: root + "/" + name, name: name)
     }
 
-    public func flush() throws {
-        // `syncfs` would limit this to the store's file system, but glibc only declares it with _GNU_SOURCE.
-        Glibc.sync()
-    }
-
     public func read(blob: String, offset: Int, length: Int) throws -> [UInt8] {
         let input = try FileByteInput(path: root + "/" + blob)
         var bytes = [UInt8](repeating: 0, count: length)
@@ -54,10 +46,12 @@ public struct DirectoryFrameStorage: FrameStorage {
 
 final class FileBlobWriter: FrameBlobWriter {
     let blobName: String
+    private let path: String
     private(set) var size = 0
     private var descriptor: Int32
 
     init(path: String, name: String) throws {
+        self.path = path
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -84,11 +78,21 @@ final class FileBlobWriter: FrameBlobWriter {
         size += bytes.count
     }
 
+    /// `fsync`s the blob and its folder (so its directory entry survives a crash too), then closes it. With one
+    /// pack per worker this is a handful of syncs per job, not one per instance.
     func finish() throws {
         guard descriptor >= 0 else { return }
-        let status = Glibc.close(descriptor)
+        let synced = fsync(descriptor)
+        let closed = Glibc.close(descriptor)
         descriptor = -1
-        if status != 0 { throw ObjectIOError(.io, "frame blob close failed: \(String(cString: strerror(errno)))") }
+        guard synced == 0, closed == 0 else {
+            throw ObjectIOError(.io, "frame blob \(blobName) could not be written: \(String(cString: strerror(errno)))")
+        }
+        let folder = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if folder >= 0 {
+            fsync(folder)
+            Glibc.close(folder)
+        }
     }
 }
 

@@ -23,8 +23,10 @@ enum ParallelObjects {
         let queue = BlockingQueue<SourceObject>(capacity: queueCapacity)
         let failure = Mutex<(any Error)?>(nil)
         let workers = DispatchGroup()
-        for _ in 0..<max(1, threads) {
-            DispatchQueue.global().async(group: workers) {
+        for index in 0..<max(1, threads) {
+            // A private queue per worker: private queues overcommit, so a worker that blocks on I/O never waits
+            // for the global pool to notice (libdispatch adds threads to its width-limited pool only after ~1 s).
+            DispatchQueue(label: "dicom-ingest.worker.\(index)").async(group: workers) {
                 let worker = makeWorker()
                 while true {
                     let batch = queue.pop(upTo: 16)
