@@ -209,8 +209,12 @@ if args.many_small:
     small.save_as(template, enforce_file_format=True)
     for index in range(args.many_small):
         folder = os.path.join(args.out, "many-small", f"{index // 1000:04d}")
-        os.makedirs(folder, exist_ok=True)
-        os.link(template, os.path.join(folder, f"{index:06d}.dcm"))
+        if index % 1000 == 0:
+            # One copy per folder of 1,000 links: ext4 allows at most 65,000 links to one inode.
+            os.makedirs(folder, exist_ok=True)
+            shutil.copy(template, os.path.join(work, "small-copy.dcm"))
+            os.replace(os.path.join(work, "small-copy.dcm"), os.path.join(work, f"small-{index // 1000}.dcm"))
+        os.link(os.path.join(work, f"small-{index // 1000}.dcm"), os.path.join(folder, f"{index:06d}.dcm"))
     count += args.many_small
 
 shutil.rmtree(work)
