@@ -77,7 +77,7 @@ lines.append(
 lines += [
     "",
     "The import keeps frames in their original encoding, writes the SQLite catalog and one frame pack per worker,",
-    "computes CRC-32 and min/max per native frame, and syncs the packs once before committing.",
+    "computes CRC-32 and min/max per native frame, and `fsync`s each pack before the catalog references it.",
     "",
     "## Memory and scaling",
     "",
