@@ -28,6 +28,21 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    /// The same header with 200 more elements: its malloc count must equal the plain header's (no per-element
+    /// allocation in the tokenizer).
+    let wide = SyntheticCT.bytes(extraElements: 200)
+    Benchmark("P10Scan.headerOnly.ct512.200moreElements") { benchmark in
+        let buffer = P10ReadBuffer()
+        for _ in benchmark.scaledIterations {
+            var scanner = P10Scanner(input: MemoryByteInput(wide), buffer: buffer, options: ParseOptions(stopBeforePixelData: true))
+            var count = 0
+            while let token = try scanner.next() {
+                if case .element = token { count += 1 }
+            }
+            blackHole(count)
+        }
+    }
+
     Benchmark("Metadata.build.ct512") { benchmark in
         let buffer = P10ReadBuffer()
         let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstanceReader.scanSummaryTags))
@@ -69,7 +84,9 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 enum SyntheticCT {
-    static let bytes: [UInt8] = {
+    static let bytes: [UInt8] = bytes(extraElements: 0)
+
+    static func bytes(extraElements: Int) -> [UInt8] {
         var builder = P10Builder(transferSyntaxUID: "1.2.840.10008.1.2.1")
         builder.string(.specificCharacterSet, .CS, "ISO_IR 100")
         builder.string(.imageType, .CS, "ORIGINAL\\PRIMARY\\AXIAL")
@@ -100,7 +117,11 @@ enum SyntheticCT {
         builder.uint16(.bitsAllocated, 16)
         builder.uint16(.bitsStored, 12)
         builder.uint16(.pixelRepresentation, 0)
+        for index in 0..<extraElements {
+            // Private elements in group 0x0029, after the image attributes and before Pixel Data.
+            builder.string(DICOMTag(group: 0x0029, element: UInt16(0x1000 + index)), .LO, "value \(index)")
+        }
         builder.element(.pixelData, .OW, bytes: [UInt8](repeating: 7, count: 512 * 512 * 2))
         return builder.build()
-    }()
+    }
 }
