@@ -31,6 +31,14 @@ final class CommandLineObjectIO: ObjectIOFactory {
         return try local.source(for: uri)
     }
 
+    /// A source for `scan`: S3 objects are read from a small header range, never fetched whole.
+    func scanSource(for uri: String) throws -> any ObjectSource {
+        if let location = S3Location(uri: uri) {
+            return S3ObjectSource.forHeaderScans(client: try s3(), location: location)
+        }
+        return try local.source(for: uri)
+    }
+
     func sink(for uri: String, datastoreId: String, jobId: String) throws -> any ResultSink {
         if let location = S3Location(uri: uri) {
             return try S3ResultSink(client: try s3(), output: location, datastoreId: datastoreId, jobId: jobId)

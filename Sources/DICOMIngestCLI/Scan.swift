@@ -1,6 +1,7 @@
 import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestS3
 import Dispatch
 import Foundation
 import Glibc
@@ -17,8 +18,11 @@ extension DICOMIngestCommand {
                 """
         )
 
-        @Argument(help: "A local folder or file, as a path or a file:// URI.")
+        @Argument(help: "s3://bucket/prefix/, or a local folder or file as a path or a file:// URI.")
         var prefix: String
+
+        @Option(help: "S3 endpoint for s3:// prefixes (default: the AWS environment).")
+        var endpointURL: String?
 
         @Option(help: "Worker threads (default: the number of processors).")
         var threads: Int?
@@ -30,14 +34,23 @@ extension DICOMIngestCommand {
             if let threads, threads < 1 {
                 throw ValidationError("--threads must be at least 1")
             }
-            guard (try? LocalPrefix.path(from: prefix)) != nil else {
-                throw ValidationError("unsupported prefix \(prefix): use a local path or a file:// URI")
+            guard S3Location(uri: prefix) != nil || (try? LocalPrefix.path(from: prefix)) != nil else {
+                throw ValidationError("unsupported prefix \(prefix): use s3://bucket/prefix, a local path or a file:// URI")
             }
         }
 
         func run() throws {
-            let root = try LocalPrefix.path(from: prefix)
-            let scan = ArchiveScan(root: root, configuration: .init(threads: threads))
+            let scan: ArchiveScan
+            if let location = S3Location(uri: prefix) {
+                // S3 objects are reported relative to the prefix, as local files are.
+                let source = try CommandLineObjectIO(endpointURL: endpointURL).scanSource(for: prefix)
+                let folder = location.folderPrefix
+                scan = ArchiveScan(source: source, configuration: .init(threads: threads)) { object in
+                    object.key.hasPrefix(folder) ? String(object.key.dropFirst(folder.count)) : object.key
+                }
+            } else {
+                scan = ArchiveScan(root: try LocalPrefix.path(from: prefix), configuration: .init(threads: threads))
+            }
             let output = LineWriter()
             let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
                 let summary = scan.progress

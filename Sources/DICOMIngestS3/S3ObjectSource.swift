@@ -17,16 +17,24 @@ public struct S3ObjectSource: ObjectSource {
     public var readAhead: Int
     /// Ranged GETs issued at once when reading ahead in a large object.
     public var parallelRanges: Int
+    /// Size of the first ranged GET of a large object (the header).
+    public var headerRange: Int
 
     public init(
         client: S3Client, location: S3Location, wholeObjectLimit: Int = 16 << 20, readAhead: Int = 4 << 20,
-        parallelRanges: Int = 4
+        parallelRanges: Int = 4, headerRange: Int = 256 << 10
     ) {
         self.client = client
         self.location = location
         self.wholeObjectLimit = wholeObjectLimit
         self.readAhead = readAhead
         self.parallelRanges = max(1, parallelRanges)
+        self.headerRange = max(1, headerRange)
+    }
+
+    /// A source for header scans: every object is read from a small first range, never fetched whole.
+    public static func forHeaderScans(client: S3Client, location: S3Location) -> S3ObjectSource {
+        S3ObjectSource(client: client, location: location, wholeObjectLimit: 0, readAhead: 1 << 20, parallelRanges: 1, headerRange: 64 << 10)
     }
 
     public func forEachObject(_ body: (SourceObject) throws -> Void) throws {
@@ -71,7 +79,8 @@ public struct S3ObjectSource: ObjectSource {
         }
         return S3ObjectInput(
             client: client, bucket: location.bucket, key: object.location, length: size,
-            wholeObjectLimit: wholeObjectLimit, readAhead: readAhead, parallelRanges: parallelRanges)
+            wholeObjectLimit: wholeObjectLimit, readAhead: readAhead, parallelRanges: parallelRanges,
+            headerRange: headerRange)
     }
 }
 
@@ -87,14 +96,16 @@ final class S3ObjectInput: P10ByteInput {
     private let wholeObjectLimit: Int
     private let readAhead: Int
     private let parallelRanges: Int
+    private let headerRange: Int
     private var cache: [UInt8] = []
     private var cacheStart = 0
     private var requests = 0
 
     init(
         client: S3Client, bucket: String, key: String, length: Int, wholeObjectLimit: Int, readAhead: Int,
-        parallelRanges: Int
+        parallelRanges: Int, headerRange: Int
     ) {
+        self.headerRange = headerRange
         self.client = client
         self.bucket = bucket
         self.key = key
@@ -128,7 +139,7 @@ final class S3ObjectInput: P10ByteInput {
             ranges = [position...(length - 1)]
         } else if requests == 0 {
             // The first request of a large object reads a header-sized range.
-            ranges = [position...(min(length, position + max(minimum, 256 << 10)) - 1)]
+            ranges = [position...(min(length, position + max(minimum, headerRange)) - 1)]
         } else {
             let total = max(minimum, readAhead * parallelRanges)
             var start = position

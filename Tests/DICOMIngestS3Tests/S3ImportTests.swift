@@ -6,6 +6,7 @@ import DICOMIngestTestSupport
 import DICOMParser
 import AWSSigV4
 import Foundation
+import Synchronization
 import Testing
 
 /// Import jobs against a real S3 API server on loopback (moto, started by `scripts/test.sh`).
@@ -128,6 +129,21 @@ struct S3ImportTests {
             stored += try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
         }
         #expect(stored == instance.pixelBytes)
+    }
+
+    @Test func scansAnS3Prefix() throws {
+        let environment = try Environment()
+        defer { environment.remove() }
+        for index in 1...3 { try environment.put("in/séries/\(index).dcm", Self.instance(index).bytes) }
+        try environment.put("in/notes.txt", Array("not dicom".utf8))
+        let source = S3ObjectSource.forHeaderScans(client: environment.client, location: S3Location(uri: "s3://\(environment.bucket)/in/")!)
+        let scan = ArchiveScan(source: source, configuration: .init(threads: 2)) { String($0.key.dropFirst(3)) }
+        let results = Mutex<[String: String]>([:])
+        let summary = try scan.run { result in results.withLock { $0[result.inputFile] = result.status.rawValue } }
+        #expect(results.withLock { $0 } == ["séries/1.dcm": "OK", "séries/2.dcm": "OK", "séries/3.dcm": "OK", "notes.txt": "ERROR"])
+        #expect(summary.dicomFiles == 3)
+        #expect(summary.notDICOMFiles == 1)
+        #expect(summary.series == 1)
     }
 
     @Test func writesLargeResultFilesWithMultipartUploads() throws {

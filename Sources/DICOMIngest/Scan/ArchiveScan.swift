@@ -24,7 +24,8 @@ public struct ScanSummary: Hashable, Sendable {
     public var megabytesPerSecond: Double { seconds > 0 ? Double(bytes) / 1_000_000 / seconds : 0 }
 }
 
-/// Scans every file under a local folder in parallel (the `dicom-ingest scan` engine).
+/// Scans every object under a prefix in parallel (the `dicom-ingest scan` engine): a local folder, or any
+/// `ObjectSource` such as an S3 prefix.
 public final class ArchiveScan: Sendable {
     public struct Configuration: Sendable {
         /// Worker threads (default: active processor count).
@@ -43,13 +44,26 @@ public final class ArchiveScan: Sendable {
         var series = Set<String>()
     }
 
-    private let root: String
+    private let source: any ObjectSource
+    private let reportedKey: @Sendable (SourceObject) -> String
     private let configuration: Configuration
     private let totals = Mutex(Totals())
 
-    public init(root: String, configuration: Configuration = Configuration()) {
-        self.root = root
+    /// Scans a local folder (or file); files are reported relative to it.
+    public convenience init(root: String, configuration: Configuration = Configuration()) {
+        let source = LocalDirectorySource(root: root)
+        self.init(source: source, configuration: configuration) { source.relativePath(of: $0.location) }
+    }
+
+    /// Scans any source; `reportedKey` names each object in the report.
+    public init(
+        source: any ObjectSource,
+        configuration: Configuration = Configuration(),
+        reportedKey: @escaping @Sendable (SourceObject) -> String
+    ) {
+        self.source = source
         self.configuration = configuration
+        self.reportedKey = reportedKey
     }
 
     /// Files, bytes and errors so far (for a progress line).
@@ -61,14 +75,23 @@ public final class ArchiveScan: Sendable {
     /// - Throws: `ObjectIOError` when the folder cannot be listed.
     public func run(onResult: @escaping @Sendable (FileScanResult) -> Void) throws -> ScanSummary {
         let start = DispatchTime.now()
-        let source = LocalDirectorySource(root: root)
+        let source = self.source
+        let reportedKey = self.reportedKey
+        let isLocal = source is LocalDirectorySource
         let scanner = configuration.scanner
         let chunk = scanner.parseOptions.readChunkSize
         try ParallelObjects.forEach(
             in: source, threads: configuration.threads, makeWorker: { P10ReadBuffer(capacity: chunk) }
         ) { buffer, object in
-            let result = scanner.scan(
-                path: object.location, inputFile: source.relativePath(of: object.location), buffer: buffer)
+            let key = reportedKey(object)
+            let result: FileScanResult
+            do {
+                result = scanner.scan(
+                    input: try source.open(object), inputFile: key, buffer: buffer,
+                    localPath: isLocal ? object.location : nil)
+            } catch {
+                result = InstanceScanner.unreadable(key, "\(error)")
+            }
             self.record(result)
             onResult(result)
         }

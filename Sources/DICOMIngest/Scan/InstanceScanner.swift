@@ -38,26 +38,36 @@ public struct InstanceScanner: Sendable {
         do {
             input = try FileByteInput(path: path)
         } catch {
-            return FileScanResult(
-                inputFile: inputFile, status: .error, error: .init(type: "IO_ERROR", message: error.message),
-                byteCount: 0)
+            return Self.unreadable(inputFile, error.message)
         }
+        return scan(input: input, inputFile: inputFile, buffer: buffer, localPath: path)
+    }
+
+    /// Scans any input (a local file, an S3 object), reporting it as `inputFile`. The DCMTK fallback needs a
+    /// local file, so it runs only when `localPath` is given.
+    public func scan(input: any P10ByteInput, inputFile: String, buffer: P10ReadBuffer, localPath: String?) -> FileScanResult {
+        let bytesRead = { (input as? FileByteInput)?.bytesRead ?? 0 }
         do {
             let read = try reader.read(input: input, buffer: buffer)
             var scanned = result(for: read, inputFile: inputFile, byteCount: input.length)
-            scanned.bytesRead = input.bytesRead
+            scanned.bytesRead = bytesRead()
             return scanned
         } catch {
-            if useDCMTKFallback, [.invalidVR, .unexpectedTag, .invalidLength].contains(error.code),
-                let fallback = scanWithDCMTK(path: path, inputFile: inputFile, byteCount: input.length, declined: error)
+            if useDCMTKFallback, let localPath, [.invalidVR, .unexpectedTag, .invalidLength].contains(error.code),
+                let fallback = scanWithDCMTK(path: localPath, inputFile: inputFile, byteCount: input.length, declined: error)
             {
                 return fallback
             }
             return FileScanResult(
                 inputFile: inputFile, status: .error,
                 error: .init(type: error.code.description, message: error.locatedMessage), byteCount: input.length,
-                bytesRead: input.bytesRead)
+                bytesRead: bytesRead())
         }
+    }
+
+    /// The result for an object that could not be opened.
+    public static func unreadable(_ inputFile: String, _ message: String) -> FileScanResult {
+        FileScanResult(inputFile: inputFile, status: .error, error: .init(type: "IO_ERROR", message: message), byteCount: 0)
     }
 
     func result(for read: ReadInstance, inputFile: String, byteCount: Int) -> FileScanResult {
