@@ -53,7 +53,7 @@ final class BlockingQueue<Element>: @unchecked Sendable {
 
     /// Takes up to `limit` items at once (at least one, waiting like `pop`); empty once closed and drained.
     /// Workers that take small batches trade far fewer wake-ups with the producer.
-    func pop(upTo limit: Int) -> ArraySlice<Element> {
+    func pop(upTo limit: Int) -> [Element] {
         condition.lock()
         defer { condition.unlock() }
         while items.count == head && !closed {
@@ -62,7 +62,8 @@ final class BlockingQueue<Element>: @unchecked Sendable {
             waitingPoppers -= 1
         }
         let end = min(items.count, head + max(1, limit))
-        let batch = items[head..<end]
+        // A copy, not a slice: a slice would keep `items` shared and make the next push copy the whole queue.
+        let batch = Array(items[head..<end])
         head = end
         if head > 1024 && head * 2 > items.count {
             items.removeFirst(head)
