@@ -22,7 +22,6 @@ public struct ElementValueDecoder: Sendable {
     }
 
     public func json(
-        tag: DICOMTag,
         vr: VR,
         bytes: UnsafeRawBufferPointer,
         multiplicity: DICOMDictionary.Multiplicity?

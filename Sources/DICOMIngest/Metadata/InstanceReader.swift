@@ -158,8 +158,7 @@ public struct InstanceReader: Sendable {
                 let entry = DICOMDictionary.entry(for: tag)
                 let valueDecoder = decoder(for: nodeCharacterSet)
                 let value = try scanner.withBytes(at: header.valueOffset, count: Int(header.length)) { bytes in
-                    valueDecoder.json(
-                        tag: tag, vr: header.vr, bytes: bytes, multiplicity: entry?.multiplicity)
+                    valueDecoder.json(vr: header.vr, bytes: bytes, multiplicity: entry?.multiplicity)
                 }
                 if isCharacterSet {
                     let terms = Self.strings(value)
@@ -169,7 +168,7 @@ public struct InstanceReader: Sendable {
                 if isFrameCount, let count = Self.integer(value), count > 0 { numberOfFrames = count }
                 if isExtendedOffsets {
                     extendedOffsets = try scanner.withBytes(at: header.valueOffset, count: Int(header.length)) {
-                        Self.uint64s($0, bigEndian: false)
+                        Self.uint64s($0)
                     }
                 }
                 if wantsSummary { summary[tag] = value }
@@ -353,7 +352,9 @@ public struct InstanceReader: Sendable {
         }
     }
 
-    static func uint64s(_ bytes: UnsafeRawBufferPointer, bigEndian: Bool) -> [UInt64] {
+    /// The Extended Offset Table (7FE0,0001) is only used with encapsulated Pixel Data, whose transfer
+    /// syntaxes are all explicit VR little endian (PS3.5 §A.4), so its values are always little endian.
+    static func uint64s(_ bytes: UnsafeRawBufferPointer) -> [UInt64] {
         stride(from: 0, to: bytes.count - 7, by: 8).map {
             UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: $0, as: UInt64.self))
         }

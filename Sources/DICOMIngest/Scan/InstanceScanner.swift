@@ -27,10 +27,7 @@ public struct InstanceScanner: Sendable {
             options: .init(buildMetadata: false, summaryTags: InstanceReader.scanSummaryTags, parse: parseOptions))
     }
 
-    static let requiredUIDs: [(DICOMTag, String)] = [
-        (.sopInstanceUID, "SOPInstanceUID"), (.studyInstanceUID, "StudyInstanceUID"),
-        (.seriesInstanceUID, "SeriesInstanceUID"),
-    ]
+    static let requiredUIDs = ["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
 
     /// Scans the file at `path`, reporting it as `inputFile`.
     public func scan(path: String, inputFile: String, buffer: P10ReadBuffer) -> FileScanResult {
@@ -78,7 +75,7 @@ public struct InstanceScanner: Sendable {
         if read.summaryValue("TransferSyntaxUID") == nil, let uid = read.transferSyntaxUID {
             attributes.insert(("TransferSyntaxUID", .string(uid)), at: 0)
         }
-        for (_, keyword) in Self.requiredUIDs where Self.isMissing(read.summaryValue(keyword)) {
+        for keyword in Self.requiredUIDs where Self.isMissing(read.summaryValue(keyword)) {
             warnings.append(.init(type: "MISSING_UID", message: "DICOM attribute \(keyword) does not exist"))
         }
         if let pixel = read.pixelData, pixel.isEncapsulated {
@@ -118,7 +115,7 @@ public struct InstanceScanner: Sendable {
                 guard let entry = DICOMDictionary.entry(for: tag) else { continue }
                 if entry.vr.isString, let raw = file.rawString(tag) {
                     let value = raw.withUnsafeBytes {
-                        decoder.json(tag: tag, vr: entry.vr, bytes: $0, multiplicity: entry.multiplicity)
+                        decoder.json(vr: entry.vr, bytes: $0, multiplicity: entry.multiplicity)
                     }
                     attributes.append((entry.keyword, value))
                 } else if !entry.vr.isString, let number = file.unsigned(tag) {
@@ -133,7 +130,7 @@ public struct InstanceScanner: Sendable {
                     type: "FAST_PATH_DECLINED",
                     message: "\(declined.code): \(declined.locatedMessage); attributes read by DCMTK")
             ]
-            for (_, keyword) in Self.requiredUIDs
+            for keyword in Self.requiredUIDs
             where Self.isMissing(attributes.first(where: { $0.0 == keyword })?.1) {
                 warnings.append(.init(type: "MISSING_UID", message: "DICOM attribute \(keyword) does not exist"))
             }
