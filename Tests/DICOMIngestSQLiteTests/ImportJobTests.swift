@@ -310,6 +310,70 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: (environment.folder.path as NSString).deletingLastPathComponent + "/escaped.dcm"))
     }
 
+    /// Each broken archive ends in one FAILURE line naming what is wrong (at archive or member level), and the
+    /// job carries on to import the good file next to them.
+    @Test func corruptArchivesEndInOneFailureLineEach() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        let staging = environment.folder.sub("staging")
+        let good = SyntheticInstance(study: Self.study1, series: Self.study1 + ".8", sop: Self.study1 + ".8.1")
+        try good.write(to: environment.input + "/good.dcm")
+        try good.write(to: staging + "/x.dcm")
+        try Self.run(#"""
+            import io, sys, tarfile, zipfile
+            staging, target = sys.argv[1], sys.argv[2]
+            open(target + '/junk.zip', 'wb').write(b'PK not really a zip' * 10)
+            open(target + '/junk.tar.gz', 'wb').write(b'not gzip data')
+            # A central directory entry whose name runs past the end of the directory.
+            with zipfile.ZipFile(target + '/longname.zip', 'w') as z:
+                z.write(staging + '/x.dcm', 'x.dcm')
+            data = bytearray(open(target + '/longname.zip', 'rb').read())
+            entry = data.rindex(b'PK\x01\x02')
+            data[entry + 28:entry + 30] = b'\xff\xff'
+            open(target + '/longname.zip', 'wb').write(data)
+            # Deflate data overwritten in the middle.
+            with zipfile.ZipFile(target + '/baddeflate.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+                z.write(staging + '/x.dcm', 'x.dcm')
+            data = bytearray(open(target + '/baddeflate.zip', 'rb').read())
+            data[60:120] = b'\xff' * 60
+            open(target + '/baddeflate.zip', 'wb').write(data)
+            # A tar header whose size field is not octal.
+            with tarfile.open(target + '/badsize.tar', 'w') as t:
+                t.add(staging + '/x.dcm', 'x.dcm')
+            data = bytearray(open(target + '/badsize.tar', 'rb').read())
+            data[124:136] = b'zzzzzzzzzzz\x00'
+            open(target + '/badsize.tar', 'wb').write(data)
+            # A PAX record whose length ends before its key, then a member that is not DICOM.
+            with tarfile.open(target + '/badpax.tar', 'w', format=tarfile.USTAR_FORMAT) as t:
+                for name, kind, body in [('pax', tarfile.XHDTYPE, b'1 path=evil\n'), ('notes.txt', tarfile.REGTYPE, b'not dicom')]:
+                    info = tarfile.TarInfo(name)
+                    info.type, info.size = kind, len(body)
+                    t.addfile(info, io.BytesIO(body))
+            """#, arguments: [staging, environment.input])
+        let (outcome, folder) = try environment.runJob()
+
+        #expect(outcome.job.jobStatus == .completed)
+        let key = { (relative: String) in LocalDirectorySource.key(forPath: environment.input + "/" + relative) }
+        #expect(try folder.lines(.success).compactMap { $0["inputFile"] as? String } == [key("good.dcm")])
+        let failures = try folder.lines(.failure)
+        let messages = Dictionary(uniqueKeysWithValues: failures.map {
+            ($0["inputFile"] as! String, ($0["exception"] as! [String: Any])["message"] as! String)
+        })
+        let expected = [
+            key("junk.zip"): "no end of central directory record",
+            key("junk.tar.gz"): "gzip archive cannot be read",
+            key("longname.zip"): "central directory is corrupt",
+            key("baddeflate.zip") + "!x.dcm": "deflate data is corrupt",
+            key("badsize.tar"): "tar archive is corrupt at offset 0",
+            key("badpax.tar") + "!notes.txt": "Not a DICOM P10 file",
+        ]
+        #expect(failures.count == expected.count)
+        #expect(Set(messages.keys) == Set(expected.keys))
+        for (inputFile, reason) in expected {
+            #expect(messages[inputFile]?.contains(reason) == true, "\(inputFile): \(messages[inputFile] ?? "no line")")
+        }
+    }
+
     @Test func clientTokenIsIdempotentAndRejectsDifferentParameters() throws {
         let environment = try Environment()
         defer { environment.folder.remove() }

@@ -133,7 +133,7 @@ enum ArchiveReader {
         while position < records.count {
             guard let space = records[position...].firstIndex(of: 0x20),
                 let length = Int(String(decoding: records[position..<space], as: UTF8.self)), length > 0,
-                position + length <= records.count
+                space < position + length, position + length <= records.count
             else { return nil }
             let record = records[(space + 1)..<(position + length)]
             if let equals = record.firstIndex(of: 0x3D), String(decoding: record[record.startIndex..<equals], as: UTF8.self) == "path" {
@@ -179,6 +179,9 @@ enum ArchiveReader {
             let extraLength = u16(directory, position + 30)
             let commentLength = u16(directory, position + 32)
             let localOffset = u32(directory, position + 42)
+            guard position + 46 + nameLength <= directory.count else {
+                return fail("The zip central directory is corrupt")
+            }
             let name = String(decoding: directory[(position + 46)..<(position + 46 + nameLength)], as: UTF8.self)
             position += 46 + nameLength + extraLength + commentLength
             if name.hasSuffix("/") { continue }
