@@ -89,11 +89,9 @@ func format(_ value: Double) -> String {
 enum LocalPrefix {
     struct Unsupported: Error {}
 
+    /// A plain path, or a `file://` URI decoded exactly as import jobs decode it.
     static func path(from prefix: String) throws -> String {
-        if prefix.hasPrefix("file://") {
-            guard let url = URL(string: prefix), url.isFileURL else { throw Unsupported() }
-            return url.path
-        }
+        if prefix.hasPrefix("file://") { return try LocalObjectIOFactory.path(of: prefix) }
         if prefix.contains("://") { throw Unsupported() }
         return prefix
     }

@@ -26,19 +26,23 @@ public struct LocalObjectIOFactory: ObjectIOFactory {
 }
 
 extension String {
-    /// Percent-decoding without Foundation's optional (undecodable text is returned as is).
+    /// Percent-decoding without Foundation's optional: a `%` not followed by two hex digits is kept as is.
     var removingPercentEncodingIfPossible: String {
-        var bytes: [UInt8] = []
-        var iterator = Array(utf8).makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+        let encoded = Array(utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(encoded.count)
+        var index = 0
+        while index < encoded.count {
+            if encoded[index] == UInt8(ascii: "%"), index + 2 < encoded.count,
+                let value = UInt8(String(decoding: encoded[(index + 1)...(index + 2)], as: UTF8.self), radix: 16)
             {
-                bytes.append(value)
+                decoded.append(value)
+                index += 3
             } else {
-                bytes.append(byte)
+                decoded.append(encoded[index])
+                index += 1
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(decoding: decoded, as: UTF8.self)
     }
 }
