@@ -43,7 +43,7 @@ extension DICOMIngestCommand {
 
             func summary(_ datastore: DatastoreProperties) -> JSONValue {
                 guard case .object(var members) = datastore.json else { return datastore.json }
-                members.append(("datastoreArn", .string(ARN.datastore(datastore.datastoreId))))
+                members.append(("datastoreArn", .string(ResourceARN().datastore(datastore.datastoreId))))
                 return .object(members)
             }
         }

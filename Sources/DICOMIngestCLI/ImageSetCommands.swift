@@ -39,7 +39,7 @@ extension DICOMIngestCommand {
                     guard let record = try store.imageSet(datastoreId: datastore, imageSetId: imageSetId) else {
                         throw CLIError(.notFound("Image set \(imageSetId) does not exist"))
                     }
-                    printJSON(record.propertiesJSON(version: record.latestVersion, arn: ARN.imageSet(datastore, record.imageSetId)))
+                    printJSON(record.propertiesJSON(version: record.latestVersion, arn: ResourceARN().imageSet(datastore, record.imageSetId)))
                 }
             }
         }

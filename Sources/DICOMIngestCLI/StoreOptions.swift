@@ -70,17 +70,6 @@ func printJSON(_ value: JSONValue) {
     FileHandle.standardOutput.write(Data(out))
 }
 
-/// The ARN of a data store or image set, in HealthImaging's form (region and account are placeholders for
-/// a self-hosted store).
-enum ARN {
-    static let prefix = "arn:aws:medical-imaging:us-east-1:000000000000:datastore/"
-
-    static func datastore(_ id: String) -> String { prefix + id }
-    static func imageSet(_ datastoreId: String, _ imageSetId: String) -> String {
-        prefix + datastoreId + "/imageset/" + imageSetId
-    }
-}
-
 /// Sends the engine's logs to stderr (stdout carries results), at the level in `DICOM_INGEST_LOG_LEVEL`
 /// (default: warning). Runs once per process.
 let loggingConfigured: Void = {

@@ -47,7 +47,7 @@ struct ImageSetRoutes {
         let (datastoreId, record) = try await imageSet(context)
         let version = try version(request, latest: record.latestVersion) ?? record.latestVersion
         return JSONResponse.ok(
-            record.propertiesJSON(version: version, arn: service.configuration.imageSetArn(datastoreId, record.imageSetId)))
+            record.propertiesJSON(version: version, arn: service.configuration.arn.imageSet(datastoreId, record.imageSetId)))
     }
 
     /// GetImageSetMetadata: the stored gzip document as the body, `Content-Encoding: gzip` (spec §0.5).

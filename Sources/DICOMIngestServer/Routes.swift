@@ -18,7 +18,7 @@ struct DatastoreRoutes {
 
     func properties(_ datastore: DatastoreProperties) -> JSONValue {
         guard case .object(var members) = datastore.json else { return datastore.json }
-        members.insert(("datastoreArn", .string(service.configuration.datastoreArn(datastore.datastoreId))), at: 3)
+        members.insert(("datastoreArn", .string(service.configuration.arn.datastore(datastore.datastoreId))), at: 3)
         return .object(members)
     }
 
@@ -31,7 +31,7 @@ struct DatastoreRoutes {
         let store = service.store
         let created = try await blocking { try store.createDatastore(name: name, now: now()) }
         if let tags = body["tags"] as? [String: String], !tags.isEmpty {
-            let arn = service.configuration.datastoreArn(created.datastoreId)
+            let arn = service.configuration.arn.datastore(created.datastoreId)
             try await blocking { try store.tagResource(resourceArn: arn, tags: tags) }
         }
         return JSONResponse.ok(.object([

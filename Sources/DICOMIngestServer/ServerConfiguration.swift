@@ -1,5 +1,6 @@
 public import AWSSigV4
 public import Foundation
+import DICOMIngestModel
 
 /// Settings of `dicom-ingest serve`: who may call, which roles they may pass, what those roles may read and
 /// write, and the limits.
@@ -101,11 +102,5 @@ public struct ServerConfiguration: Sendable {
         return configuration
     }
 
-    func datastoreArn(_ datastoreId: String) -> String {
-        "arn:aws:medical-imaging:\(region):\(accountId):datastore/\(datastoreId)"
-    }
-
-    func imageSetArn(_ datastoreId: String, _ imageSetId: String) -> String {
-        datastoreArn(datastoreId) + "/imageset/" + imageSetId
-    }
+    var arn: ResourceARN { ResourceARN(region: region, accountId: accountId) }
 }
