@@ -374,6 +374,41 @@ import Testing
         }
     }
 
+    /// Damaged copies of every generated fixture (bytes overwritten, mostly in the header where the lengths
+    /// are, some also cut short), from a fixed seed: the job completes and each file ends in exactly one
+    /// SUCCESS or FAILURE line, whatever the damage.
+    @Test func damagedFilesEachEndInExactlyOneLine() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        let names = try FileManager.default.contentsOfDirectory(atPath: Fixtures.generated.path).filter { $0.hasSuffix(".dcm") }.sorted()
+        try #require(names.count >= 10, "run fixtures/generate.sh first")
+        try FileManager.default.createDirectory(atPath: environment.input, withIntermediateDirectories: true)
+        var random = SplitMix64(seed: 0x5EED)
+        var written: Set<String> = []
+        for name in names {
+            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.generated(name))))
+            for copy in 0..<25 {
+                var bytes = original
+                for _ in 0...(random.next() % 3) {
+                    let span = random.next() % 4 == 0 ? bytes.count : min(bytes.count, 2048)
+                    bytes[Int(random.next() % UInt64(span))] = UInt8(truncatingIfNeeded: random.next())
+                }
+                if random.next() % 4 == 0 { bytes.removeLast(Int(random.next() % UInt64(bytes.count))) }
+                let path = environment.input + "/\(name)-\(copy).dcm"
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                written.insert(LocalDirectorySource.key(forPath: path))
+            }
+        }
+        let (outcome, folder) = try environment.runJob()
+
+        #expect(outcome.job.jobStatus == .completed)
+        let keys = try folder.lines(.success).compactMap { $0["inputFile"] as? String }
+            + folder.lines(.failure).compactMap { $0["inputFile"] as? String }
+        #expect(keys.count == written.count)
+        #expect(Set(keys) == written)
+        #expect(try folder.lines(.failure).allSatisfy { (($0["exception"] as? [String: Any])?["message"] as? String)?.isEmpty == false })
+    }
+
     @Test func clientTokenIsIdempotentAndRejectsDifferentParameters() throws {
         let environment = try Environment()
         defer { environment.folder.remove() }
@@ -429,5 +464,21 @@ import Testing
         let empty = try environment.store.createDatastore(name: "empty", now: 1)
         #expect(try environment.store.deleteDatastore(id: empty.datastoreId, now: 2).datastoreStatus == .deleting)
         #expect(try environment.store.datastores().map(\.datastoreId) == [environment.datastoreId])
+    }
+}
+
+
+/// A small deterministic generator (SplitMix64), so damaged inputs are the same on every run.
+struct SplitMix64 {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
