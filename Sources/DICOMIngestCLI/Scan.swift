@@ -129,18 +129,9 @@ final class LineWriter: Sendable {
         }
     }
 
+    /// Standard output going away (a closed pipe) ends the output, not the scan.
     private static func writeAll(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-        }
+        bytes.withUnsafeBytes { try? DescriptorIO.writeAll($0, to: 1, what: "standard output") }
     }
 }
 

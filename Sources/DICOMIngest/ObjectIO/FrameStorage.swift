@@ -66,15 +66,7 @@ final class FileBlobWriter: FrameBlobWriter {
     }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw ObjectIOError(.io, "frame blob write failed: \(String(cString: strerror(errno)))")
-            }
-            offset += written
-        }
+        try DescriptorIO.writeAll(bytes, to: descriptor, what: "frame blob")
         size += bytes.count
     }
 

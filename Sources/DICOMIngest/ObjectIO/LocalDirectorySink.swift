@@ -89,16 +89,6 @@ public final class LocalDirectorySink: ResultSink {
     }
 
     private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw ObjectIOError(.io, "write failed: \(String(cString: strerror(errno)))")
-                }
-                offset += written
-            }
-        }
+        try bytes.withUnsafeBytes { try DescriptorIO.writeAll($0, to: descriptor, what: "result file") }
     }
 }
