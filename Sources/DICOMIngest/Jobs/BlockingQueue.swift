@@ -35,19 +35,10 @@ final class BlockingQueue<Element>: @unchecked Sendable {
     func pop() -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while items.count == head && !closed {
-            waitingPoppers += 1
-            condition.wait()
-            waitingPoppers -= 1
-        }
+        waitWhileEmpty()
         guard items.count > head else { return nil }
         let item = items[head]
-        head += 1
-        if head > 1024 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        if waitingPushers > 0 { condition.broadcast() }
+        advanceHead(to: head + 1)
         return item
     }
 
@@ -56,21 +47,31 @@ final class BlockingQueue<Element>: @unchecked Sendable {
     func pop(upTo limit: Int) -> [Element] {
         condition.lock()
         defer { condition.unlock() }
+        waitWhileEmpty()
+        let end = min(items.count, head + max(1, limit))
+        // A copy, not a slice: a slice would keep `items` shared and make the next push copy the whole queue.
+        let batch = Array(items[head..<end])
+        advanceHead(to: end)
+        return batch
+    }
+
+    /// Called holding the lock.
+    private func waitWhileEmpty() {
         while items.count == head && !closed {
             waitingPoppers += 1
             condition.wait()
             waitingPoppers -= 1
         }
-        let end = min(items.count, head + max(1, limit))
-        // A copy, not a slice: a slice would keep `items` shared and make the next push copy the whole queue.
-        let batch = Array(items[head..<end])
+    }
+
+    /// Called holding the lock: drops taken items once they are most of the storage, and wakes waiting pushers.
+    private func advanceHead(to end: Int) {
         head = end
         if head > 1024 && head * 2 > items.count {
             items.removeFirst(head)
             head = 0
         }
         if waitingPushers > 0 { condition.broadcast() }
-        return batch
     }
 
     /// No more pushes; poppers drain what is left, then get `nil`.
