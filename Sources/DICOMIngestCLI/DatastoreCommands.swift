@@ -37,14 +37,8 @@ extension DICOMIngestCommand {
             func run() throws {
                 try reportingErrors {
                     let all = try options.open().datastores()
-                    printJSON(.object([("datastoreSummaries", .array(all.map(summary)))]))
+                    printJSON(.object([("datastoreSummaries", .array(all.map { $0.json(arn: ResourceARN()) }))]))
                 }
-            }
-
-            func summary(_ datastore: DatastoreProperties) -> JSONValue {
-                guard case .object(var members) = datastore.json else { return datastore.json }
-                members.append(("datastoreArn", .string(ResourceARN().datastore(datastore.datastoreId))))
-                return .object(members)
             }
         }
 
@@ -58,7 +52,7 @@ extension DICOMIngestCommand {
                     guard let found = try options.open().datastore(id: datastoreId) else {
                         throw CLIError(.notFound("Data store \(datastoreId) does not exist"))
                     }
-                    printJSON(.object([("datastoreProperties", found.json)]))
+                    printJSON(.object([("datastoreProperties", found.json(arn: ResourceARN()))]))
                 }
             }
         }

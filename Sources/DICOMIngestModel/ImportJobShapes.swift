@@ -205,10 +205,12 @@ public struct DatastoreProperties: Hashable, Sendable {
         self.updatedAt = updatedAt
     }
 
-    public var json: JSONValue {
+    /// The wire form of GetDatastore and ListDatastores, with the data store's ARN.
+    public func json(arn: ResourceARN) -> JSONValue {
         .object([
             ("datastoreId", .string(datastoreId)), ("datastoreName", .string(datastoreName)),
-            ("datastoreStatus", .string(datastoreStatus.rawValue)), ("createdAt", .double(createdAt)),
+            ("datastoreStatus", .string(datastoreStatus.rawValue)), ("datastoreArn", .string(arn.datastore(datastoreId))),
+            ("createdAt", .double(createdAt)),
             ("updatedAt", .double(updatedAt)),
         ])
     }

@@ -17,9 +17,7 @@ struct DatastoreRoutes {
     }
 
     func properties(_ datastore: DatastoreProperties) -> JSONValue {
-        guard case .object(var members) = datastore.json else { return datastore.json }
-        members.insert(("datastoreArn", .string(service.configuration.arn.datastore(datastore.datastoreId))), at: 3)
-        return .object(members)
+        datastore.json(arn: service.configuration.arn)
     }
 
     func create(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
