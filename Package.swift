@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "DICOMCore", targets: ["DICOMCore"]),
         .library(name: "DICOMParser", targets: ["DICOMParser"]),
         .library(name: "DICOMToolkit", targets: ["DICOMToolkit"]),
+        .library(name: "DICOMPixels", targets: ["DICOMPixels"]),
         .library(name: "DICOMIngestModel", targets: ["DICOMIngestModel"]),
         .library(name: "DICOMIngest", targets: ["DICOMIngest"]),
         .library(name: "DICOMIngestSQLite", targets: ["DICOMIngestSQLite"]),
@@ -58,18 +59,30 @@ let package = Package(
             name: "CDCMTKShim",
             linkerSettings: dcmtkLibraries
         ),
+        .target(
+            name: "CCodecs",
+            linkerSettings: [.linkedLibrary("openjph"), .linkedLibrary("openjp2"), .linkedLibrary("charls")]
+        ),
         .target(name: "DICOMCore", swiftSettings: swiftSettings),
 
         // MARK: - Layer 1: parsing, the DCMTK face, API shapes
         .target(name: "DICOMParser", dependencies: ["DICOMCore", "CZlib"], swiftSettings: swiftSettings),
         .target(name: "DICOMToolkit", dependencies: ["DICOMCore", "CDCMTKShim"], swiftSettings: swiftSettings),
         .target(name: "DICOMIngestModel", swiftSettings: swiftSettings),
+        .target(
+            name: "DICOMPixels",
+            dependencies: ["DICOMCore", "DICOMToolkit", "CCodecs", "CZlib"],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "AWSSigV4", dependencies: [crypto], swiftSettings: swiftSettings),
 
         // MARK: - Layer 2: the engine
         .target(
             name: "DICOMIngest",
-            dependencies: ["DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMIngestModel", "CZlib", logging, coreMetrics],
+            dependencies: [
+                "DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMPixels", "DICOMIngestModel", "CZlib", logging,
+                coreMetrics,
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -123,13 +136,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "DICOMPixelsTests",
+            dependencies: ["DICOMPixels", "DICOMIngestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "DICOMIngestTests",
             dependencies: ["DICOMIngest", "DICOMParser", "DICOMCore", "DICOMIngestModel", "DICOMIngestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "DICOMIngestSQLiteTests",
-            dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMIngestTestSupport"],
+            dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMPixels", "DICOMIngestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,4 @@
-// The only translation unit that sees DCMTK. Every entry point catches everything: no C++ exception
+// With JPEGDecoder.cpp, the only code that sees DCMTK. Every entry point catches everything: no C++ exception
 // crosses into Swift.
 #include "CDCMTKShim.h"
 

@@ -95,11 +95,13 @@ extension DICOMTag {
 
     public static let samplesPerPixel = DICOMTag(group: 0x0028, element: 0x0002)
     public static let photometricInterpretation = DICOMTag(group: 0x0028, element: 0x0004)
+    public static let planarConfiguration = DICOMTag(group: 0x0028, element: 0x0006)
     public static let numberOfFrames = DICOMTag(group: 0x0028, element: 0x0008)
     public static let rows = DICOMTag(group: 0x0028, element: 0x0010)
     public static let columns = DICOMTag(group: 0x0028, element: 0x0011)
     public static let bitsAllocated = DICOMTag(group: 0x0028, element: 0x0100)
     public static let bitsStored = DICOMTag(group: 0x0028, element: 0x0101)
+    public static let highBit = DICOMTag(group: 0x0028, element: 0x0102)
     public static let pixelRepresentation = DICOMTag(group: 0x0028, element: 0x0103)
 
     public static let floatPixelData = DICOMTag(group: 0x7FE0, element: 0x0008)

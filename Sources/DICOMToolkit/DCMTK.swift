@@ -24,6 +24,24 @@ public enum DCMTK {
         }
     }
 
+    /// The geometry of a decoded JPEG frame.
+    public struct JPEGFrame: Hashable, Sendable {
+        public var width: Int
+        public var height: Int
+        public var components: Int
+        /// The SOF sample precision: samples were written one byte each up to 8, two bytes little endian above.
+        public var precision: Int
+    }
+
+    /// Decodes one JPEG frame (baseline, extended or lossless) from memory into interleaved samples.
+    /// `convertYBR` converts lossy YCbCr to RGB, as DCMTK does for YBR photometric interpretations.
+    public static func decodeJPEG(
+        _ stream: UnsafeRawBufferPointer, convertYBR: Bool, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(DCMTKError) -> (frame: JPEGFrame, written: Int) {
+        try bootstrap()
+        return try DCMTKCalls.decodeJPEG(stream, convertYBR: convertYBR, into: buffer)
+    }
+
     /// Opens `path`, runs `body` with the open file and closes it.
     public static func withFile<R>(
         at path: String,

@@ -119,4 +119,20 @@ enum DCMTKCalls {
         try check(status)
         return Array(output.prefix(written))
     }
+
+    static func decodeJPEG(
+        _ stream: UnsafeRawBufferPointer, convertYBR: Bool, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(DCMTKError) -> (frame: DCMTK.JPEGFrame, written: Int) {
+        var frame = CDCMTKShim_JPEGFrame()
+        var written = 0
+        try check(
+            CDCMTKShim_decodeJPEG(
+                stream.baseAddress?.assumingMemoryBound(to: UInt8.self), stream.count, convertYBR ? 1 : 0, &frame,
+                buffer.baseAddress, buffer.count, &written))
+        return (
+            DCMTK.JPEGFrame(
+                width: Int(frame.width), height: Int(frame.height), components: Int(frame.components),
+                precision: Int(frame.precision)), written
+        )
+    }
 }

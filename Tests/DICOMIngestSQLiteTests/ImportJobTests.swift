@@ -2,6 +2,7 @@ import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
+import DICOMPixels
 import Foundation
 import Testing
 
@@ -230,7 +231,8 @@ import Testing
         #expect((study["DICOM"] as? [String: Any])?["StudyInstanceUID"] as? String == Self.study1)
         let series = try #require((study["Series"] as? [String: Any])?[Self.study1 + ".2"] as? [String: Any])
         let entry = try #require((series["Instances"] as? [String: Any])?[Self.study1 + ".2.1"] as? [String: Any])
-        #expect(entry["StoredTransferSyntaxUID"] as? String == "1.2.840.10008.1.2.1")
+        #expect(entry["StoredTransferSyntaxUID"] as? String == "1.2.840.10008.1.2.4.202")
+        #expect(entry["ChecksumType"] as? String == "DECOMPRESSED")
         let dicom = try #require(entry["DICOM"] as? [String: Any])
         #expect(dicom["TransferSyntaxUID"] as? String == "1.2.840.10008.1.2.1")
         #expect(dicom.keys.contains("PixelData"))
@@ -241,17 +243,24 @@ import Testing
         for (index, frame) in frames.enumerated() {
             let id = try #require(frame["ID"] as? String)
             let stored = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
-            let bytes = try environment.store.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
+            #expect(stored.transferSyntaxUID == "1.2.840.10008.1.2.4.202")
+            let codestream = try environment.store.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
+            #expect(try codestream.withUnsafeBytes { try HTJ2KCodestream(parsing: $0).conformanceProblem() } == nil)
+            let description = PixelDescription(
+                rows: Int(SyntheticInstance.rows), columns: Int(SyntheticInstance.columns), bitsAllocated: 16, bitsStored: 12)
+            let decoded = try codestream.withUnsafeBytes {
+                Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: stored.transferSyntaxUID, description: description, scratch: PixelScratch()))
+            }
             let expected = Array(instance.pixelBytes[(index * frameSize)..<((index + 1) * frameSize)])
-            #expect(bytes == expected)
+            #expect(decoded == expected)
             let checksums = try #require(frame["PixelDataChecksumFromBaseToFullResolution"] as? [[String: Any]])
-            let checksum = expected.withUnsafeBytes { Compression.crc32($0) }
+            let checksum = expected.withUnsafeBytes { FrameStatistics.crc32($0) }
             #expect(checksums.last?["Checksum"] as? Int == Int(checksum))
             #expect(checksums.last?["Width"] as? Int == Int(SyntheticInstance.columns))
             let samples = stride(from: 0, to: expected.count, by: 2).map { Int(expected[$0]) | Int(expected[$0 + 1]) << 8 }
             #expect(frame["MinPixelValue"] as? Int == samples.min())
             #expect(frame["MaxPixelValue"] as? Int == samples.max())
-            #expect(frame["FrameSizeInBytes"] as? Int == frameSize)
+            #expect(frame["FrameSizeInBytes"] as? Int == codestream.count)
         }
     }
 

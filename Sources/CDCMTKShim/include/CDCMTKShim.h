@@ -83,6 +83,23 @@ CDCMTKShim_Status CDCMTKShim_decodedFrameSize(CDCMTKShim_File *file, uint32_t *s
 CDCMTKShim_Status CDCMTKShim_decodeFrame(
     CDCMTKShim_File *file, uint32_t frame, void *buffer, size_t capacity, size_t *written);
 
+/// The frame a JPEG stream (baseline, extended, lossless; PS3.5 §A.4.1–A.4.3) holds, read from its SOF marker.
+typedef struct CDCMTKShim_JPEGFrame {
+    uint32_t width;
+    uint32_t height;
+    uint32_t components;
+    /// Sample precision P of the SOF marker (8, 12 or up to 16 for lossless).
+    uint32_t precision;
+} CDCMTKShim_JPEGFrame;
+
+/// Decodes one JPEG frame from memory with DCMTK's IJG decoders (8, 12 or 16 bit by the stream's precision),
+/// into interleaved samples: one byte each up to 8 bits of precision, else two bytes little endian.
+/// `convertYBR` converts YCbCr to RGB (for YBR photometric interpretations, as DCMTK's own decompression does);
+/// lossless streams are never converted. `frame` receives the geometry, `*written` the bytes written.
+CDCMTKShim_Status CDCMTKShim_decodeJPEG(
+    const uint8_t *stream, size_t length, int convertYBR, CDCMTKShim_JPEGFrame *frame, void *buffer,
+    size_t capacity, size_t *written);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 public import DICOMCore
 public import DICOMIngestModel
 public import DICOMParser
+public import DICOMPixels
 
 /// One warning of a result line (`WARNING/warning.ndjson`, spec §2.5).
 public struct ImportWarning: Hashable, Sendable {
@@ -26,6 +27,22 @@ public struct ImportWarning: Hashable, Sendable {
             message:
                 "The file was imported but contains an invalid offset table, may see issues when retrieving certain frames. \(detail)"
         )
+    }
+
+    static let frameNotDecodedType = "FrameNotDecoded"
+
+    /// Lossless frames the codec cannot take (float, 32-bit, subsampled, too large) are stored as they arrived.
+    static func frameKept(transferSyntaxUID: String, reason: String) -> ImportWarning {
+        ImportWarning(
+            reasonCode: 90200, type: "FrameKeptAsIs",
+            message: "Frames are stored in their original transfer syntax \(transferSyntaxUID), not transcoded: \(reason)")
+    }
+
+    /// A frame kept as it arrived (lossy or video) that could not be decoded to checksum it.
+    static func frameNotDecoded(frame: Int, _ detail: String) -> ImportWarning {
+        ImportWarning(
+            reasonCode: 90201, type: frameNotDecodedType,
+            message: "Frame \(frame + 1) was stored as it arrived but could not be decoded: \(detail)")
     }
 
     /// A fast-path parse warning (`P10Warning`), with a stable code per kind.
@@ -111,6 +128,7 @@ public struct ImportFailure: Hashable, Sendable, Error {
 /// job creates a handful of files instead of one per instance.
 public final class WorkerScratch {
     let readBuffer = P10ReadBuffer()
+    let pixels = PixelScratch()
     let copyBuffer: UnsafeMutableRawBufferPointer
     private let packLimit: Int
     private var writer: (any FrameBlobWriter)?
@@ -148,7 +166,7 @@ public struct InstancePreparer: Sendable {
     static let summaryTags: [DICOMTag] = [
         .sopInstanceUID, .sopClassUID, .studyInstanceUID, .seriesInstanceUID, .patientID, .patientName, .studyDate,
         .accessionNumber, .studyID, .seriesNumber, .rows, .columns, .samplesPerPixel, .bitsAllocated,
-        .pixelRepresentation, .patientBirthDate, .patientSex, .studyTime, .studyDescription,
+        .pixelRepresentation, .bitsStored, .highBit, .planarConfiguration, .photometricInterpretation, .patientBirthDate, .patientSex, .studyTime, .studyDescription,
     ]
 
     /// Maximum lengths HealthImaging enforces at import (spec §5.4, English table).
@@ -161,10 +179,12 @@ public struct InstancePreparer: Sendable {
     ]
 
     private let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstancePreparer.summaryTags))
+    private let frameProcessor: FrameProcessor
 
-    public init(frameStorage: any FrameStorage, datastoreId: String) {
+    public init(frameStorage: any FrameStorage, datastoreId: String, losslessFormat: LosslessStorageFormat = .htj2k) {
         self.frameStorage = frameStorage
         self.datastoreId = datastoreId
+        frameProcessor = FrameProcessor(format: losslessFormat)
     }
 
     public func prepare(
@@ -202,12 +222,17 @@ public struct InstancePreparer: Sendable {
 
         var frames: [StoredFrame] = []
         var frameEntries: [JSONValue] = []
+        var storedTransferSyntaxUID = transferSyntaxUID
+        var checksummed = false
         if let pixel = read.pixelData {
             do {
                 let stored = try storeFrames(pixel: pixel, read: read, transferSyntaxUID: transferSyntaxUID, scratch: scratch)
                 frames = stored.frames
                 frameEntries = stored.entries
-                if let problem = stored.offsetTableProblem { warnings.append(.invalidOffsetTable(problem)) }
+                storedTransferSyntaxUID = stored.storedTransferSyntaxUID
+                checksummed = stored.checksummed
+                warnings += stored.warnings
+                if let problem = pixel.offsetTableProblem { warnings.append(.invalidOffsetTable(problem)) }
             } catch let failure as ImportFailure {
                 return .failure(ImportFailure(inputKey: inputKey, exceptionType: failure.exceptionType, message: failure.message))
             } catch {
@@ -217,12 +242,10 @@ public struct InstancePreparer: Sendable {
 
         var instance: [(String, JSONValue)] = [
             ("DICOM", .object(metadata.instance)), ("DICOMVRs", .object(metadata.vrs)),
-            ("StoredTransferSyntaxUID", .string(transferSyntaxUID)),
+            ("StoredTransferSyntaxUID", .string(storedTransferSyntaxUID)),
         ]
         if !frameEntries.isEmpty {
-            if frameEntries.first?["PixelDataChecksumFromBaseToFullResolution"] != nil {
-                instance.append(("ChecksumType", .string("DECOMPRESSED")))
-            }
+            if checksummed { instance.append(("ChecksumType", .string("DECOMPRESSED"))) }
             instance.append(("ImageFrames", .array(frameEntries)))
         }
         metadata.instance = []
@@ -260,193 +283,206 @@ public struct InstancePreparer: Sendable {
     private struct StoredFrames {
         var frames: [StoredFrame]
         var entries: [JSONValue]
-        var offsetTableProblem: String?
+        var storedTransferSyntaxUID: String
+        var checksummed: Bool
+        var warnings: [ImportWarning]
     }
 
+    /// Stores every frame of the instance, one at a time (a multi-frame file is never held whole): lossless
+    /// frames are decoded, encoded in the data store's lossless format and verified (spec §5.3); the others are
+    /// kept as they arrived, checksummed where they can be decoded.
     private func storeFrames(
         pixel: PixelDataSummary,
         read: ReadInstance,
         transferSyntaxUID: String,
         scratch: WorkerScratch
     ) throws -> StoredFrames {
-        let input = read.datasetInput
-        let rows = Self.integer(read.summaryValue("Rows")) ?? 0
-        let columns = Self.integer(read.summaryValue("Columns")) ?? 0
-        let samples = Self.integer(read.summaryValue("SamplesPerPixel")) ?? 1
-        let bitsAllocated = Self.integer(read.summaryValue("BitsAllocated")) ?? (pixel.tag == .pixelData ? 16 : 32)
-        let signed = Self.integer(read.summaryValue("PixelRepresentation")) == 1
+        defer { scratch.pixels.trim() }
+        let description = try Self.pixelDescription(read: read, pixel: pixel)
+        let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
         let frameCount = read.numberOfFrames
         let writer = try scratch.blobWriter(storage: frameStorage, datastoreId: datastoreId)
-        var frames: [StoredFrame] = []
-        var entries: [JSONValue] = []
 
+        // Where each frame's bytes are: fragment ranges for encapsulated data, slices of Pixel Data otherwise.
+        let sources: [[(offset: Int, length: Int)]]
         if pixel.isEncapsulated {
             guard let layout = pixel.frames else {
                 throw ImportFailure.validation(
                     "", "Cannot determine frame boundaries: \(pixel.fragments.count) fragments for \(frameCount) frames and no usable offset table")
             }
-            for range in layout {
-                let offset = writer.size
-                for fragment in pixel.fragments[range] {
-                    _ = try copy(from: input, at: fragment.valueOffset, count: fragment.length, to: writer, scratch: scratch, sample: nil)
-                }
-                let id = ResourceID.make()
-                frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: writer.size - offset, transferSyntaxUID: transferSyntaxUID))
-                entries.append(.object([("ID", .string(id)), ("FrameSizeInBytes", .int(Int64(writer.size - offset)))]))
+            sources = layout.map { range in pixel.fragments[range].map { ($0.valueOffset, $0.length) } }
+        } else {
+            guard let frameSize = description.nativeFrameBytes, frameSize > 0 else {
+                throw ImportFailure.validation("", "DICOM attribute Rows or Columns does not exist for the Pixel Data present")
             }
-            return StoredFrames(frames: frames, entries: entries, offsetTableProblem: pixel.offsetTableProblem)
+            let (needed, overflow) = frameSize.multipliedReportingOverflow(by: frameCount)
+            guard !overflow, pixel.length >= needed else {
+                throw ImportFailure.validation(
+                    "", "Pixel Data holds \(pixel.length) bytes but Rows, Columns, SamplesPerPixel, BitsAllocated and NumberOfFrames need \(overflow ? "more" : String(needed))")
+            }
+            sources = (0..<frameCount).map { [(pixel.valueOffset + $0 * frameSize, frameSize)] }
         }
 
-        let frameBits = rows * columns * samples * bitsAllocated
-        guard rows > 0, columns > 0, frameBits > 0 else {
+        var keptReason: String?
+        if StoragePlan(transferSyntaxUID: transferSyntaxUID) == .transcode {
+            keptReason = description.unencodableReason
+        }
+        let transcode = StoragePlan(transferSyntaxUID: transferSyntaxUID) == .transcode && keptReason == nil
+        var result = StoredFrames(
+            frames: [], entries: [], storedTransferSyntaxUID: transcode ? frameProcessor.format.transferSyntaxUID : transferSyntaxUID,
+            checksummed: true, warnings: [])
+        if let keptReason {
+            result.warnings.append(.frameKept(transferSyntaxUID: transferSyntaxUID, reason: keptReason))
+        }
+        for (index, fragments) in sources.enumerated() {
+            let id = ResourceID.make()
+            let offset = writer.size
+            var entry: [(String, JSONValue)] = [("ID", .string(id))]
+            let encodedLength = fragments.reduce(0) { $0 + $1.length }
+            if transcode {
+                guard encodedLength <= PixelLimits.maxEncodedFrameBytes else {
+                    throw ImportFailure.validation("", "Frame \(index + 1) holds \(encodedLength) bytes, more than the \(PixelLimits.maxEncodedFrameBytes) a frame may have")
+                }
+                let encoded = try readFrame(fragments, from: read.datasetInput, into: scratch.pixels.encoded.bytes(encodedLength))
+                let codestream: [UInt8]
+                let statistics: FrameStatistics
+                do {
+                    let decoded = try frameProcessor.decode(encoded, encoding: encoding, description: description, scratch: scratch.pixels)
+                    statistics = decoded.statistics
+                    codestream = try frameProcessor.encodeVerified(decoded, description: description, scratch: scratch.pixels)
+                } catch {
+                    throw Self.failure(error, frame: index)
+                }
+                try codestream.withUnsafeBytes { try writer.append($0) }
+                Self.appendChecksum(statistics, description: description, to: &entry)
+            } else {
+                var statistics: FrameStatistics?
+                if case .native(let bigEndian) = encoding {
+                    // Kept native frames (float, 32-bit, 1-bit) stream through the copy buffer with their checksum.
+                    var streamed = FrameStatistics(
+                        format: SampleFormat(bitsAllocated: description.bitsAllocated, signed: description.isSigned, bigEndian: bigEndian))
+                    try copy(fragments, from: read.datasetInput, to: writer, scratch: scratch, statistics: &streamed)
+                    statistics = streamed
+                } else if encodedLength <= PixelLimits.maxEncodedFrameBytes {
+                    let encoded = try readFrame(fragments, from: read.datasetInput, into: scratch.pixels.encoded.bytes(encodedLength))
+                    do {
+                        statistics = try frameProcessor.decode(encoded, encoding: encoding, description: description, scratch: scratch.pixels).statistics
+                    } catch {
+                        if result.warnings.allSatisfy({ $0.type != ImportWarning.frameNotDecodedType }) {
+                            result.warnings.append(.frameNotDecoded(frame: index, error.message))
+                        }
+                    }
+                    try writer.append(encoded)
+                } else {
+                    var ignored = FrameStatistics(format: SampleFormat(bitsAllocated: 8, signed: false, bigEndian: false))
+                    try copy(fragments, from: read.datasetInput, to: writer, scratch: scratch, statistics: &ignored)
+                }
+                if let statistics {
+                    Self.appendChecksum(statistics, description: description, to: &entry)
+                } else {
+                    result.checksummed = false
+                }
+            }
+            entry.append(("FrameSizeInBytes", .int(Int64(writer.size - offset))))
+            result.frames.append(
+                StoredFrame(id: id, blob: writer.blobName, offset: offset, length: writer.size - offset,
+                            transferSyntaxUID: result.storedTransferSyntaxUID))
+            result.entries.append(.object(entry))
+        }
+        return result
+    }
+
+    /// The pixel module of the instance, from the summary values (defaults as PS3.3 C.7.6.3 implies).
+    static func pixelDescription(read: ReadInstance, pixel: PixelDataSummary) throws -> PixelDescription {
+        let rows = integer(read.summaryValue("Rows")) ?? 0
+        let columns = integer(read.summaryValue("Columns")) ?? 0
+        guard rows > 0, columns > 0 else {
             throw ImportFailure.validation("", "DICOM attribute Rows or Columns does not exist for the Pixel Data present")
         }
-        guard frameBits % 8 == 0 else {
-            throw ImportFailure.validation("", "Frames of \(frameBits) bits are not byte aligned (BitsAllocated \(bitsAllocated))")
+        let bitsAllocated = integer(read.summaryValue("BitsAllocated")) ?? (pixel.tag == .pixelData ? 16 : 32)
+        let bitsStored = integer(read.summaryValue("BitsStored")) ?? bitsAllocated
+        let photometric: String
+        switch read.summaryValue("PhotometricInterpretation") {
+        case .string(let value): photometric = value.trimmingSpaces
+        default: photometric = "MONOCHROME2"
         }
-        let frameSize = frameBits / 8
-        guard pixel.length >= frameSize * frameCount else {
-            throw ImportFailure.validation(
-                "", "Pixel Data holds \(pixel.length) bytes but Rows, Columns, SamplesPerPixel, BitsAllocated and NumberOfFrames need \(frameSize * frameCount)")
-        }
-        let sampleFormat = SampleFormat(bitsAllocated: bitsAllocated, signed: signed, bigEndian: read.datasetIsBigEndian)
-        for index in 0..<frameCount {
-            let offset = writer.size
-            var statistics = FrameStatistics(format: sampleFormat)
-            try copy(from: input, at: pixel.valueOffset + index * frameSize, count: frameSize, to: writer, scratch: scratch, sample: &statistics)
-            let id = ResourceID.make()
-            frames.append(StoredFrame(id: id, blob: writer.blobName, offset: offset, length: frameSize, transferSyntaxUID: transferSyntaxUID))
-            var entry: [(String, JSONValue)] = [
-                ("ID", .string(id)),
-                ("PixelDataChecksumFromBaseToFullResolution", .array([.object([
-                    ("Width", .int(Int64(columns))), ("Height", .int(Int64(rows))), ("Checksum", .int(Int64(statistics.crc))),
-                ])])),
-            ]
-            if let minimum = statistics.minimum, let maximum = statistics.maximum {
-                entry.append(("MinPixelValue", .int(minimum)))
-                entry.append(("MaxPixelValue", .int(maximum)))
-            }
-            entry.append(("FrameSizeInBytes", .int(Int64(frameSize))))
-            entries.append(.object(entry))
-        }
-        return StoredFrames(frames: frames, entries: entries, offsetTableProblem: nil)
+        return PixelDescription(
+            rows: rows, columns: columns, samplesPerPixel: integer(read.summaryValue("SamplesPerPixel")) ?? 1,
+            bitsAllocated: bitsAllocated, bitsStored: bitsStored,
+            highBit: integer(read.summaryValue("HighBit")) ?? bitsStored - 1,
+            isSigned: integer(read.summaryValue("PixelRepresentation")) == 1,
+            planarConfiguration: integer(read.summaryValue("PlanarConfiguration")) ?? 0,
+            photometricInterpretation: photometric, isFloat: pixel.tag != .pixelData)
     }
 
-    /// Copies `count` bytes through the worker's bounded buffer, feeding the checksum and min/max on the way.
-    @discardableResult
-    private func copy(
-        from input: any P10ByteInput,
-        at start: Int,
-        count: Int,
-        to writer: any FrameBlobWriter,
-        scratch: WorkerScratch,
-        sample statistics: UnsafeMutablePointer<FrameStatistics>?
-    ) throws -> Int {
-        var done = 0
-        while done < count {
-            let chunk = min(scratch.copyBuffer.count, count - done)
-            let target = UnsafeMutableRawBufferPointer(rebasing: scratch.copyBuffer[0..<chunk])
-            let got = try input.read(at: start + done, into: target)
-            guard got == chunk else {
-                throw ImportFailure.validation("", "Pixel Data ends early at offset \(start + done + got)")
-            }
-            let bytes = UnsafeRawBufferPointer(target)
-            statistics?.pointee.add(bytes)
-            try writer.append(bytes)
-            done += chunk
+    /// `PixelDataChecksumFromBaseToFullResolution` (the full resolution only, spec §3.4) and min/max.
+    private static func appendChecksum(
+        _ statistics: FrameStatistics, description: PixelDescription, to entry: inout [(String, JSONValue)]
+    ) {
+        entry.append(("PixelDataChecksumFromBaseToFullResolution", .array([.object([
+            ("Width", .int(Int64(description.columns))), ("Height", .int(Int64(description.rows))),
+            ("Checksum", .int(Int64(statistics.crc))),
+        ])])))
+        if let minimum = statistics.minimum, let maximum = statistics.maximum {
+            entry.append(("MinPixelValue", .int(minimum)))
+            entry.append(("MaxPixelValue", .int(maximum)))
         }
-        return done
     }
 
+    /// A frame that cannot be decoded is bad input; one that does not encode or verify is ours.
+    private static func failure(_ error: PixelError, frame: Int) -> ImportFailure {
+        switch error.kind {
+        case .decode, .unsupported:
+            return .validation("", "Frame \(frame + 1) cannot be decoded: \(error.message)")
+        case .encode, .verification:
+            return ImportFailure(
+                inputKey: "", exceptionType: "InternalServerException",
+                message: "Frame \(frame + 1) failed pixel data verification: \(error.message)")
+        }
+    }
+
+    /// Reads a frame's fragments back to back into `buffer` (sized to their total).
+    private func readFrame(
+        _ fragments: [(offset: Int, length: Int)], from input: any P10ByteInput, into buffer: UnsafeMutableRawBufferPointer
+    ) throws -> UnsafeRawBufferPointer {
+        var filled = 0
+        for fragment in fragments {
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<(filled + fragment.length)])
+            let got = try input.read(at: fragment.offset, into: target)
+            guard got == fragment.length else {
+                throw ImportFailure.validation("", "Pixel Data ends early at offset \(fragment.offset + got)")
+            }
+            filled += fragment.length
+        }
+        return UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
+    }
+
+    /// Copies fragments through the worker's bounded buffer, feeding the checksum and min/max on the way.
     private func copy(
+        _ fragments: [(offset: Int, length: Int)],
         from input: any P10ByteInput,
-        at start: Int,
-        count: Int,
         to writer: any FrameBlobWriter,
         scratch: WorkerScratch,
-        sample statistics: inout FrameStatistics
+        statistics: inout FrameStatistics
     ) throws {
-        try withUnsafeMutablePointer(to: &statistics) { pointer in
-            _ = try copy(from: input, at: start, count: count, to: writer, scratch: scratch, sample: pointer)
+        for fragment in fragments {
+            var done = 0
+            while done < fragment.length {
+                let chunk = min(scratch.copyBuffer.count, fragment.length - done)
+                let target = UnsafeMutableRawBufferPointer(rebasing: scratch.copyBuffer[0..<chunk])
+                let got = try input.read(at: fragment.offset + done, into: target)
+                guard got == chunk else {
+                    throw ImportFailure.validation("", "Pixel Data ends early at offset \(fragment.offset + done + got)")
+                }
+                let bytes = UnsafeRawBufferPointer(target)
+                statistics.add(bytes)
+                try writer.append(bytes)
+                done += chunk
+            }
         }
     }
 
     static func integer(_ value: JSONValue?) -> Int? {
         value.flatMap(InstanceReader.integer)
-    }
-}
-
-/// How native samples are laid out, for checksums and min/max.
-struct SampleFormat {
-    var bitsAllocated: Int
-    var signed: Bool
-    var bigEndian: Bool
-}
-
-/// CRC-32 over the little-endian samples of a frame (what a decoder hands back), and integer min/max.
-struct FrameStatistics {
-    let format: SampleFormat
-    var crc: UInt32 = 0
-    var minimum: Int64?
-    var maximum: Int64?
-    /// A byte left over when a chunk ends in the middle of a 16-bit sample.
-    private var carry: UInt8?
-
-    init(format: SampleFormat) {
-        self.format = format
-    }
-
-    mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        switch format.bitsAllocated {
-        case 8:
-            crc = Compression.crc32(bytes, continuing: crc)
-            if format.signed {
-                scan(bytes.bindMemory(to: Int8.self))
-            } else {
-                scan(bytes.bindMemory(to: UInt8.self))
-            }
-        case 16 where !format.bigEndian && carry == nil && bytes.count % 2 == 0
-            && Int(bitPattern: bytes.baseAddress) % 2 == 0:
-            // The common case: whole little-endian samples, aligned (chunks start at the buffer's start).
-            crc = Compression.crc32(bytes, continuing: crc)
-            if format.signed {
-                scan(bytes.bindMemory(to: Int16.self))
-            } else {
-                scan(bytes.bindMemory(to: UInt16.self))
-            }
-        case 16:
-            var pairs: [UInt8] = []
-            pairs.reserveCapacity(bytes.count + 1)
-            if let carry { pairs.append(carry) }
-            pairs.append(contentsOf: bytes)
-            let usable = pairs.count & ~1
-            carry = pairs.count > usable ? pairs.last : nil
-            if format.bigEndian {
-                for index in stride(from: 0, to: usable, by: 2) { pairs.swapAt(index, index + 1) }
-            }
-            pairs.withUnsafeBytes { raw in
-                let whole = UnsafeRawBufferPointer(rebasing: raw[0..<usable])
-                crc = Compression.crc32(whole, continuing: crc)
-                let copy = Array(whole)
-                copy.withUnsafeBytes { aligned in
-                    if format.signed { scan(aligned.bindMemory(to: Int16.self)) } else { scan(aligned.bindMemory(to: UInt16.self)) }
-                }
-            }
-        default:
-            crc = Compression.crc32(bytes, continuing: crc)
-        }
-    }
-
-    /// Min/max over a run of samples, in a loop the compiler vectorizes.
-    private mutating func scan<T: FixedWidthInteger>(_ samples: UnsafeBufferPointer<T>) {
-        guard let first = samples.first else { return }
-        var low = first
-        var high = first
-        for sample in samples {
-            low = Swift.min(low, sample)
-            high = Swift.max(high, sample)
-        }
-        minimum = Swift.min(minimum ?? Int64(low), Int64(low))
-        maximum = Swift.max(maximum ?? Int64(high), Int64(high))
     }
 }

@@ -1,12 +1,7 @@
 import CZlib
 
-/// zlib helpers: CRC-32 (IEEE 802.3, as HealthImaging's frame checksums) and gzip (metadata documents).
+/// zlib helpers: gzip (metadata documents).
 public enum Compression {
-    public static func crc32(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return previous }
-        return UInt32(CZlib.crc32(UInt(previous), base.assumingMemoryBound(to: Bytef.self), UInt32(bytes.count)))
-    }
-
     /// A gzip member (RFC 1952) of `bytes`.
     public static func gzip(_ bytes: [UInt8], level: Int32 = 6) -> [UInt8] {
         var stream = z_stream()

@@ -1,0 +1,89 @@
+/// Conversions into the decoded layout (`PixelDescription`): from uncompressed Pixel Data, and from what a codec
+/// wrote (whose sample width follows the codestream's precision, not BitsStored).
+enum DecodedSamples {
+    /// Converts one uncompressed frame (`description.nativeFrameBytes` bytes, BitsAllocated 8 or 16) into the
+    /// decoded layout: interleaves planes, swaps big-endian samples, narrows to one byte when BitsStored ≤ 8,
+    /// and masks or sign-extends to BitsStored (the bits above HighBit are not pixel data, PS3.5 §8.1.1).
+    static func fromNative(
+        _ source: UnsafeRawBufferPointer, description: PixelDescription, bigEndian: Bool,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(PixelError) -> Int {
+        guard let samples = description.samplesPerFrame, let decodedBytes = description.decodedFrameBytes,
+            let nativeBytes = description.nativeFrameBytes, source.count >= nativeBytes, output.count >= decodedBytes
+        else { throw PixelError(.decode, "the frame is shorter than Rows × Columns × SamplesPerPixel × BitsAllocated") }
+        let components = description.samplesPerPixel
+        let pixels = samples / components
+        let planar = description.planarConfiguration == 1 && components > 1
+        let inputWidth = description.bitsAllocated / 8
+        let outputWidth = description.decodedBytesPerSample
+        let normalize = Normalizer(bitsStored: description.bitsStored, isSigned: description.isSigned)
+        for index in 0..<samples {
+            // Output sample `index` is component `index % components` of pixel `index / components`.
+            let sourceIndex = planar ? (index % components) * pixels + index / components : index
+            let value: UInt32
+            if inputWidth == 1 {
+                value = UInt32(source[sourceIndex])
+            } else {
+                let first = UInt32(source[2 * sourceIndex])
+                let second = UInt32(source[2 * sourceIndex + 1])
+                value = bigEndian ? first << 8 | second : second << 8 | first
+            }
+            store(normalize(value), at: index, width: outputWidth, into: output)
+        }
+        return decodedBytes
+    }
+
+    /// Brings a codec's output (`codecWidth` bytes per sample, `samples` samples, at the start of `buffer`) to the
+    /// decoded layout in place: narrows or widens the samples, then masks or sign-extends them to BitsStored.
+    static func normalizeInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, samples: Int, codecWidth: Int, description: PixelDescription
+    ) {
+        let outputWidth = description.decodedBytesPerSample
+        let normalize = Normalizer(bitsStored: description.bitsStored, isSigned: description.isSigned)
+        if codecWidth == outputWidth && normalize.isIdentity(width: outputWidth) { return }
+        func load(_ index: Int) -> UInt32 {
+            codecWidth == 1 ? UInt32(buffer[index]) : UInt32(buffer[2 * index]) | UInt32(buffer[2 * index + 1]) << 8
+        }
+        if outputWidth > codecWidth {
+            // Widening in place: walk backwards so no sample is overwritten before it is read.
+            for index in stride(from: samples - 1, through: 0, by: -1) {
+                store(normalize(load(index)), at: index, width: outputWidth, into: buffer)
+            }
+        } else {
+            for index in 0..<samples { store(normalize(load(index)), at: index, width: outputWidth, into: buffer) }
+        }
+    }
+
+    @inline(__always)
+    private static func store(_ value: UInt32, at index: Int, width: Int, into output: UnsafeMutableRawBufferPointer) {
+        if width == 1 {
+            output[index] = UInt8(truncatingIfNeeded: value)
+        } else {
+            output[2 * index] = UInt8(truncatingIfNeeded: value)
+            output[2 * index + 1] = UInt8(truncatingIfNeeded: value >> 8)
+        }
+    }
+
+    /// Keeps the low BitsStored bits of a sample; for signed pixels, copies bit BitsStored − 1 into the bits above.
+    struct Normalizer {
+        let mask: UInt32
+        let signBit: UInt32
+        let isSigned: Bool
+
+        init(bitsStored: Int, isSigned: Bool) {
+            let bits = min(max(bitsStored, 1), 16)
+            mask = (1 << UInt32(bits)) - 1
+            signBit = 1 << UInt32(bits - 1)
+            self.isSigned = isSigned
+        }
+
+        /// True when normalizing changes nothing at this sample width.
+        func isIdentity(width: Int) -> Bool { mask == (1 << UInt32(8 * width)) - 1 }
+
+        @inline(__always)
+        func callAsFunction(_ value: UInt32) -> UInt32 {
+            let low = value & mask
+            return isSigned && low & signBit != 0 ? low | ~mask : low
+        }
+    }
+}

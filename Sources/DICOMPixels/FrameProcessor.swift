@@ -1,0 +1,143 @@
+/// The pixel stage for one frame: decode what arrived into the decoded layout (`PixelDescription`), checksum it,
+/// encode it losslessly in the data store's format and prove the stored codestream by decoding it again.
+public struct FrameProcessor: Sendable {
+    public let format: LosslessStorageFormat
+
+    public init(format: LosslessStorageFormat = .htj2k) {
+        self.format = format
+    }
+
+    /// A frame decoded into the worker's scratch, with its checksum and min/max (valid until the next decode).
+    public struct DecodedFrame {
+        public var samples: UnsafeRawBufferPointer
+        public var statistics: FrameStatistics
+    }
+
+    /// Decodes one frame (`encoded`: the uncompressed frame or all fragments of an encapsulated one).
+    public func decode(
+        _ encoded: UnsafeRawBufferPointer, encoding: PixelEncoding, description: PixelDescription,
+        scratch: PixelScratch
+    ) throws(PixelError) -> DecodedFrame {
+        guard let decodedBytes = description.decodedFrameBytes, let samples = description.samplesPerFrame,
+            decodedBytes <= PixelLimits.maxDecodedFrameBytes, description.bitsStored >= 1, description.bitsStored <= 16
+        else { throw PixelError(.unsupported, "frames of this pixel module cannot be decoded here") }
+        let output = scratch.decoded.bytes(samples * 2)
+        switch encoding {
+        case .native(let bigEndian):
+            _ = try DecodedSamples.fromNative(encoded, description: description, bigEndian: bigEndian, into: output)
+        case .rle:
+            guard let nativeBytes = description.nativeFrameBytes else {
+                throw PixelError(.unsupported, "RLE frame size overflows")
+            }
+            let native = scratch.intermediate.bytes(nativeBytes)
+            _ = try RLEDecoder.decode(encoded, description: description, into: native)
+            _ = try DecodedSamples.fromNative(
+                UnsafeRawBufferPointer(native), description: description, bigEndian: false, into: output)
+        case .jpeg, .jpegLS, .jpeg2000, .htj2k:
+            let (image, _) = try Self.decodeCodestream(encoded, encoding: encoding, description: description, into: output)
+            guard image.width == description.columns, image.height == description.rows,
+                image.components == description.samplesPerPixel
+            else {
+                throw PixelError(
+                    .decode,
+                    "the frame decodes to \(image.width)×\(image.height)×\(image.components), the pixel module says "
+                        + "\(description.columns)×\(description.rows)×\(description.samplesPerPixel)")
+            }
+            DecodedSamples.normalizeInPlace(output, samples: samples, codecWidth: image.bytesPerSample, description: description)
+        case .opaque:
+            throw PixelError(.unsupported, "frames of this transfer syntax are not decoded")
+        }
+        let decoded = UnsafeRawBufferPointer(rebasing: output[0..<decodedBytes])
+        var statistics = FrameStatistics(format: description.decodedSampleFormat)
+        statistics.add(decoded)
+        return DecodedFrame(samples: decoded, statistics: statistics)
+    }
+
+    /// Encodes a decoded frame in the data store's lossless format, then decodes the result and compares its CRC-32
+    /// with `frame`'s: a frame that does not come back bit-exact is never stored.
+    public func encodeVerified(
+        _ frame: DecodedFrame, description: PixelDescription, scratch: PixelScratch
+    ) throws(PixelError) -> [UInt8] {
+        if let reason = description.unencodableReason { throw PixelError(.unsupported, reason) }
+        let image = Codecs.Image(
+            width: description.columns, height: description.rows, components: description.samplesPerPixel,
+            bitsStored: description.bitsStored, isSigned: description.isSigned)
+        let colorTransform = description.samplesPerPixel == 3
+        let codestream: [UInt8]
+        switch format {
+        case .htj2k:
+            let single = try Codecs.encodeHTJ2K(
+                frame.samples, image: image, decompositions: description.decompositions, colorTransform: colorTransform)
+            codestream = try single.withPixelBytes { (bytes) throws(PixelError) -> [UInt8] in
+                let ends = try Codecs.htj2kResolutionEnds(bytes)
+                return try HTJ2KCodestream.splittingAtResolutions(bytes, resolutionEnds: ends)
+            }
+        case .jpeg2000Lossless:
+            codestream = try Codecs.encodeJPEG2000Lossless(
+                frame.samples, image: image, decompositions: description.decompositions, colorTransform: colorTransform)
+        }
+        try verify(codestream, transferSyntaxUID: format.transferSyntaxUID, description: description,
+                   checksum: frame.statistics.crc, scratch: scratch)
+        return codestream
+    }
+
+    /// Decodes a stored codestream and checks that its CRC-32 is `checksum`.
+    public func verify(
+        _ codestream: [UInt8], transferSyntaxUID: String, description: PixelDescription, checksum: UInt32,
+        scratch: PixelScratch
+    ) throws(PixelError) {
+        let decoded = try codestream.withPixelBytes { (bytes) throws(PixelError) -> UInt32 in
+            let stored = try Self.decodeStored(bytes, transferSyntaxUID: transferSyntaxUID, description: description, scratch: scratch)
+            return FrameStatistics.crc32(stored)
+        }
+        guard decoded == checksum else {
+            throw PixelError(
+                .verification,
+                "the stored frame decodes to CRC-32 \(decoded), the source frame's is \(checksum)")
+        }
+    }
+
+    /// Decodes a frame stored as HTJ2K or JPEG 2000 into `scratch` (the decoder's own output, as a client gets it),
+    /// dropping `skipResolutions` resolutions.
+    public static func decodeStored(
+        _ codestream: UnsafeRawBufferPointer, transferSyntaxUID: String, description: PixelDescription,
+        skipResolutions: Int = 0, scratch: PixelScratch
+    ) throws(PixelError) -> UnsafeRawBufferPointer {
+        guard let samples = description.samplesPerFrame else { throw PixelError(.unsupported, "frame size overflows") }
+        let output = scratch.verify.bytes(samples * 2)
+        let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
+        let (image, written): (Codecs.Image, Int)
+        switch encoding {
+        case .htj2k: (image, written) = try Codecs.decodeHTJ2K(codestream, skipResolutions: skipResolutions, into: output)
+        case .jpeg2000: (image, written) = try Codecs.decodeJPEG2000(codestream, skipResolutions: skipResolutions, into: output)
+        default: throw PixelError(.unsupported, "stored frames of \(transferSyntaxUID) are not decoded here")
+        }
+        if skipResolutions == 0 {
+            guard image.width == description.columns, image.height == description.rows,
+                image.components == description.samplesPerPixel
+            else { throw PixelError(.verification, "the stored frame decodes to \(image.width)×\(image.height)") }
+        }
+        return UnsafeRawBufferPointer(rebasing: output[0..<written])
+    }
+
+    private static func decodeCodestream(
+        _ encoded: UnsafeRawBufferPointer, encoding: PixelEncoding, description: PixelDescription,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(PixelError) -> (Codecs.Image, Int) {
+        switch encoding {
+        case .jpeg:
+            return try Codecs.decodeJPEG(
+                encoded, convertYBR: description.photometricInterpretation.hasPrefix("YBR"), into: output)
+        case .jpegLS: return try Codecs.decodeJPEGLS(encoded, into: output)
+        case .jpeg2000: return try Codecs.decodeJPEG2000(encoded, into: output)
+        default: return try Codecs.decodeHTJ2K(encoded, into: output)
+        }
+    }
+}
+
+extension PixelDescription {
+    /// The sample format of the decoded layout, for `FrameStatistics`.
+    public var decodedSampleFormat: SampleFormat {
+        SampleFormat(bitsAllocated: decodedBytesPerSample * 8, signed: isSigned, bigEndian: false)
+    }
+}

@@ -1,0 +1,93 @@
+/// The Image Pixel module values that say how a frame's samples are laid out (PS3.3 C.7.6.3), and the layout a
+/// decoded frame has in this engine: interleaved samples, one byte each when BitsStored is at most 8, else two
+/// bytes little endian, masked to BitsStored (sign-extended when PixelRepresentation is 1). That is the buffer
+/// HealthImaging's frame checksums are computed over (spec §3.4).
+public struct PixelDescription: Hashable, Sendable {
+    public var rows: Int
+    public var columns: Int
+    public var samplesPerPixel: Int
+    public var bitsAllocated: Int
+    public var bitsStored: Int
+    public var highBit: Int
+    public var isSigned: Bool
+    /// 0: samples interleaved per pixel; 1: one plane per sample (PS3.3 C.7.6.3.1.3).
+    public var planarConfiguration: Int
+    public var photometricInterpretation: String
+    /// Float pixels (Float Pixel Data, Double Float Pixel Data) are never transcoded.
+    public var isFloat: Bool
+
+    public init(
+        rows: Int, columns: Int, samplesPerPixel: Int = 1, bitsAllocated: Int, bitsStored: Int? = nil,
+        highBit: Int? = nil, isSigned: Bool = false, planarConfiguration: Int = 0,
+        photometricInterpretation: String = "MONOCHROME2", isFloat: Bool = false
+    ) {
+        self.rows = rows
+        self.columns = columns
+        self.samplesPerPixel = samplesPerPixel
+        self.bitsAllocated = bitsAllocated
+        let stored = bitsStored ?? bitsAllocated
+        self.bitsStored = stored
+        self.highBit = highBit ?? stored - 1
+        self.isSigned = isSigned
+        self.planarConfiguration = planarConfiguration
+        self.photometricInterpretation = photometricInterpretation
+        self.isFloat = isFloat
+    }
+
+    /// Bytes per sample once decoded.
+    public var decodedBytesPerSample: Int { bitsStored <= 8 ? 1 : 2 }
+
+    /// Samples in one frame, or nil when the product overflows.
+    public var samplesPerFrame: Int? {
+        let (pixels, overflow) = rows.multipliedReportingOverflow(by: columns)
+        let (samples, overflow2) = pixels.multipliedReportingOverflow(by: samplesPerPixel)
+        return overflow || overflow2 || rows <= 0 || columns <= 0 || samplesPerPixel <= 0 ? nil : samples
+    }
+
+    /// Bytes of one decoded frame, or nil when it overflows.
+    public var decodedFrameBytes: Int? {
+        guard let samples = samplesPerFrame else { return nil }
+        let (bytes, overflow) = samples.multipliedReportingOverflow(by: decodedBytesPerSample)
+        return overflow ? nil : bytes
+    }
+
+    /// Bytes of one frame as Pixel Data holds it uncompressed, or nil when it overflows or is not byte aligned.
+    public var nativeFrameBytes: Int? {
+        guard let samples = samplesPerFrame, bitsAllocated > 0 else { return nil }
+        let (bits, overflow) = samples.multipliedReportingOverflow(by: bitsAllocated)
+        return overflow || bits % 8 != 0 ? nil : bits / 8
+    }
+
+    /// Why frames so described cannot be stored losslessly as HTJ2K or JPEG 2000, or nil when they can.
+    public var unencodableReason: String? {
+        if isFloat { return "float pixel data" }
+        guard bitsAllocated == 8 || bitsAllocated == 16 else { return "BitsAllocated \(bitsAllocated)" }
+        guard bitsStored >= 1, bitsStored <= bitsAllocated else {
+            return "BitsStored \(bitsStored) with BitsAllocated \(bitsAllocated)"
+        }
+        guard highBit == bitsStored - 1 else { return "HighBit \(highBit) with BitsStored \(bitsStored)" }
+        guard samplesPerPixel == 1 || samplesPerPixel == 3 else { return "SamplesPerPixel \(samplesPerPixel)" }
+        guard photometricInterpretation.hasSuffix("_422") == false, photometricInterpretation.hasSuffix("_420") == false
+        else { return "subsampled PhotometricInterpretation \(photometricInterpretation)" }
+        guard let bytes = decodedFrameBytes, bytes <= PixelLimits.maxDecodedFrameBytes else {
+            return "a decoded frame larger than \(PixelLimits.maxDecodedFrameBytes) bytes"
+        }
+        return nil
+    }
+
+    /// The wavelet levels PS3.5 asks of HTJ2K Lossless RPCL codestreams: the fewest that bring the lowest
+    /// resolution to at most 64 pixels in both directions.
+    public var decompositions: Int {
+        var levels = 0
+        while (columns - 1) >> levels >= 64 || (rows - 1) >> levels >= 64 { levels += 1 }
+        return levels
+    }
+}
+
+/// Sizes the pixel stage refuses to go past, whatever the input says.
+public enum PixelLimits {
+    /// The largest decoded frame transcoded; larger frames are stored as they arrived, with a warning.
+    public static let maxDecodedFrameBytes = 256 << 20
+    /// The largest encoded frame (all its fragments) read into memory for decoding.
+    public static let maxEncodedFrameBytes = 256 << 20
+}
