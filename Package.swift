@@ -102,8 +102,8 @@ let package = Package(
         .target(
             name: "DICOMIngestServer",
             dependencies: [
-                "DICOMIngest", "DICOMIngestModel", "DICOMParser", "AWSSigV4", hummingbird, httpTypes, nioCore, logging,
-                coreMetrics, prometheus,
+                "DICOMIngest", "DICOMIngestModel", "DICOMParser", "DICOMPixels", "AWSSigV4", hummingbird, httpTypes, nioCore,
+                logging, coreMetrics, prometheus,
             ],
             swiftSettings: swiftSettings
         ),
@@ -113,7 +113,7 @@ let package = Package(
             name: "DICOMIngestCLI",
             dependencies: [
                 "DICOMIngest", "DICOMIngestSQLite", "DICOMIngestS3", "DICOMIngestServer", "DICOMIngestModel",
-                "DICOMCore", argumentParser, logging, prometheus,
+                "DICOMCore", "DICOMPixels", argumentParser, logging, prometheus,
             ],
             swiftSettings: swiftSettings
         ),
@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestServerTests",
             dependencies: [
-                "DICOMIngestServer", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "AWSSigV4",
+                "DICOMIngestServer", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMPixels", "AWSSigV4",
                 "DICOMIngestTestSupport", hummingbirdTesting, httpTypes, nioCore, prometheus,
             ],
             swiftSettings: swiftSettings

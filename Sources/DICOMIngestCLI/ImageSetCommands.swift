@@ -2,14 +2,15 @@ import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestSQLite
+import DICOMPixels
 import Foundation
 
 extension DICOMIngestCommand {
     struct ImageSet: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "image-set",
-            abstract: "List image sets, show one, print its metadata document.",
-            subcommands: [List.self, Get.self, Metadata.self])
+            abstract: "List image sets, show one, print its metadata document, get a frame.",
+            subcommands: [List.self, Get.self, Metadata.self, Frame.self])
 
         struct List: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List image sets (like SearchImageSets without filters).")
@@ -65,5 +66,118 @@ extension DICOMIngestCommand {
                 }
             }
         }
+    
+        struct Frame: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Get a stored frame (GetImageFrame): the codestream, a lower resolution of it, or a PNG.")
+            @OptionGroup var options: StoreOptions
+            @Option(help: "Data store ID (default: the only one).") var datastoreId: String?
+            @Option(name: .shortAndLong, help: "Write to FILE instead of stdout.") var output: String?
+            @Flag(help: "Render an 8-bit PNG (modality LUT, then the first window, else min/max).") var png = false
+            @Option(help: "Resolution level: 0 is full, each level halves width and height (HTJ2K: a prefix of the tile-parts).")
+            var resolution: Int = 0
+            @Argument(help: "Image set ID.") var imageSetId: String
+            @Argument(help: "Image frame ID.") var frameId: String
+
+            func run() throws {
+                try reportingErrors {
+                    let store = try options.open()
+                    let datastore = try resolveDatastore(datastoreId, in: store)
+                    guard let gzip = try store.metadataDocument(datastoreId: datastore, imageSetId: imageSetId, version: nil),
+                        let document = Compression.gunzip(gzip),
+                        let instance = StoredFrameInstance(document: document, frameId: frameId),
+                        let frame = try store.frame(datastoreId: datastore, frameId: frameId)
+                    else {
+                        throw CLIError(.notFound("Image frame \(frameId) does not exist in image set \(imageSetId)"))
+                    }
+                    let stored = try store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+                    let bytes: [UInt8]
+                    do {
+                        bytes = try FrameOutput(
+                            stored: stored, transferSyntaxUID: frame.transferSyntaxUID, instance: instance,
+                            resolution: resolution, png: png
+                        ).bytes()
+                    } catch let error as PixelError {
+                        throw CLIError(.validation(error.message))
+                    }
+                    if let output {
+                        try Data(bytes).write(to: URL(fileURLWithPath: output))
+                    } else {
+                        FileHandle.standardOutput.write(Data(bytes))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The instance-level `DICOM` attributes of the instance that holds a frame, from a metadata document.
+struct StoredFrameInstance {
+    var attributes: [String: Any]
+
+    init?(document: [UInt8], frameId: String) {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(document)) as? [String: Any],
+            let series = (root["Study"] as? [String: Any])?["Series"] as? [String: Any]
+        else { return nil }
+        for case let seriesEntry as [String: Any] in series.values {
+            for case let instance as [String: Any] in (seriesEntry["Instances"] as? [String: Any] ?? [:]).values {
+                let frames = instance["ImageFrames"] as? [[String: Any]] ?? []
+                if frames.contains(where: { $0["ID"] as? String == frameId }) {
+                    attributes = instance["DICOM"] as? [String: Any] ?? [:]
+                    return
+                }
+            }
+        }
+        return nil
+    }
+
+    func integer(_ keyword: String) -> Int? {
+        if let value = attributes[keyword] as? Int { return value }
+        return (attributes[keyword] as? String).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// The first value of a DS attribute (a string, or an array of strings when multi-valued).
+    func decimal(_ keyword: String) -> Double? {
+        let value = attributes[keyword]
+        let text = (value as? String) ?? ((value as? [Any])?.first as? String)
+        return text.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } ?? (value as? Double)
+    }
+
+    var pixelDescription: PixelDescription {
+        let bitsAllocated = integer("BitsAllocated") ?? 16
+        let bitsStored = integer("BitsStored") ?? bitsAllocated
+        return PixelDescription(
+            rows: integer("Rows") ?? 0, columns: integer("Columns") ?? 0, samplesPerPixel: integer("SamplesPerPixel") ?? 1,
+            bitsAllocated: bitsAllocated, bitsStored: bitsStored, highBit: integer("HighBit") ?? bitsStored - 1,
+            isSigned: integer("PixelRepresentation") == 1, planarConfiguration: integer("PlanarConfiguration") ?? 0,
+            photometricInterpretation: (attributes["PhotometricInterpretation"] as? String)?.trimmingCharacters(in: .whitespaces) ?? "MONOCHROME2")
+    }
+}
+
+/// What `image-set frame` writes: the stored codestream, its lower-resolution prefix, or a PNG.
+struct FrameOutput {
+    var stored: [UInt8]
+    var transferSyntaxUID: String
+    var instance: StoredFrameInstance
+    var resolution: Int
+    var png: Bool
+
+    func bytes() throws -> [UInt8] {
+        let description = instance.pixelDescription
+        guard resolution >= 0, resolution <= description.decompositions || resolution == 0 else {
+            throw PixelError(.unsupported, "resolution \(resolution) is outside 0...\(description.decompositions)")
+        }
+        if png {
+            let decoded = try FrameRendering.decodeStored(
+                stored, transferSyntaxUID: transferSyntaxUID, description: description, skipResolutions: resolution)
+            let window = instance.decimal("WindowCenter").flatMap { center in
+                instance.decimal("WindowWidth").map { FrameRendering.Window(center: center, width: $0) }
+            }
+            return FrameRendering.png(
+                decoded, description: description, rescaleSlope: instance.decimal("RescaleSlope") ?? 1,
+                rescaleIntercept: instance.decimal("RescaleIntercept") ?? 0, window: window)
+        }
+        guard resolution > 0 else { return stored }
+        return try HTJ2KCodestream.lowerResolution(stored, transferSyntaxUID: transferSyntaxUID, skipResolutions: resolution)
     }
 }

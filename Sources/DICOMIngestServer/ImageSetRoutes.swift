@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMPixels
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -73,7 +74,18 @@ struct ImageSetRoutes {
         guard let frame = try await blocking({ try store.frame(datastoreId: datastoreId, frameId: frameId) }) else {
             throw IngestServiceError.notFound("Image frame \(frameId) does not exist")
         }
-        let bytes = try await blocking { try storage.read(blob: frame.blob, offset: frame.offset, length: frame.length) }
+        var bytes = try await blocking { try storage.read(blob: frame.blob, offset: frame.offset, length: frame.length) }
+        // Beyond HealthImaging: `?resolution=L` returns the frame L halvings down, cut at its TLM breakpoints.
+        if let level = request.uri.queryParameters.get("resolution") {
+            guard let skip = Int(level), skip >= 0 else {
+                throw IngestServiceError.validation("resolution must be a whole number from 0")
+            }
+            do {
+                bytes = try HTJ2KCodestream.lowerResolution(bytes, transferSyntaxUID: frame.transferSyntaxUID, skipResolutions: skip)
+            } catch {
+                throw IngestServiceError.validation(error.message)
+            }
+        }
         return Response(
             status: .ok, headers: [.contentType: Self.contentType(for: frame.transferSyntaxUID)],
             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))

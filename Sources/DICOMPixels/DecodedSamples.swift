@@ -1,7 +1,8 @@
 /// Conversions into the decoded layout (`PixelDescription`): from uncompressed Pixel Data, and from what a codec
 /// wrote (whose sample width follows the codestream's precision, not BitsStored).
 enum DecodedSamples {
-    /// Converts one uncompressed frame (`description.nativeFrameBytes` bytes, BitsAllocated 8 or 16) into the
+    /// Converts one uncompressed frame (`description.nativeFrameBytes` bytes, BitsAllocated 8 or 16; with
+    /// `bigEndian` and 8-bit samples, the frame's whole 16-bit words, padding byte included) into the
     /// decoded layout: interleaves planes, swaps big-endian samples, narrows to one byte when BitsStored ≤ 8,
     /// and masks or sign-extends to BitsStored (the bits above HighBit are not pixel data, PS3.5 §8.1.1).
     static func fromNative(
@@ -9,7 +10,8 @@ enum DecodedSamples {
         into output: UnsafeMutableRawBufferPointer
     ) throws(PixelError) -> Int {
         guard let samples = description.samplesPerFrame, let decodedBytes = description.decodedFrameBytes,
-            let nativeBytes = description.nativeFrameBytes, source.count >= nativeBytes, output.count >= decodedBytes
+            let nativeBytes = description.nativeFrameBytes, output.count >= decodedBytes,
+            source.count >= (bigEndian && inputWidthIsOne(description) ? (nativeBytes + 1) & ~1 : nativeBytes)
         else { throw PixelError(.decode, "the frame is shorter than Rows × Columns × SamplesPerPixel × BitsAllocated") }
         let components = description.samplesPerPixel
         let pixels = samples / components
@@ -22,7 +24,8 @@ enum DecodedSamples {
             let sourceIndex = planar ? (index % components) * pixels + index / components : index
             let value: UInt32
             if inputWidth == 1 {
-                value = UInt32(source[sourceIndex])
+                // Big endian 8-bit samples come in byte-swapped 16-bit words (OW, PS3.5 §7.3).
+                value = UInt32(source[bigEndian ? sourceIndex ^ 1 : sourceIndex])
             } else {
                 let first = UInt32(source[2 * sourceIndex])
                 let second = UInt32(source[2 * sourceIndex + 1])
@@ -32,6 +35,8 @@ enum DecodedSamples {
         }
         return decodedBytes
     }
+
+    private static func inputWidthIsOne(_ description: PixelDescription) -> Bool { description.bitsAllocated == 8 }
 
     /// Brings a codec's output (`codecWidth` bytes per sample, `samples` samples, at the start of `buffer`) to the
     /// decoded layout in place: narrows or widens the samples, then masks or sign-extends them to BitsStored.

@@ -98,7 +98,8 @@ public struct FrameProcessor: Sendable {
     }
 
     /// Decodes a frame stored as HTJ2K or JPEG 2000 into `scratch` (the decoder's own output, as a client gets it),
-    /// dropping `skipResolutions` resolutions.
+    /// dropping `skipResolutions` resolutions. The result points into `scratch`: valid while `scratch` lives and
+    /// until its next decode.
     public static func decodeStored(
         _ codestream: UnsafeRawBufferPointer, transferSyntaxUID: String, description: PixelDescription,
         skipResolutions: Int = 0, scratch: PixelScratch

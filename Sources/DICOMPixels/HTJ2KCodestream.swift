@@ -224,3 +224,22 @@ public struct HTJ2KCodestream: Sendable {
         for shift in stride(from: 8 * (bytes - 1), through: 0, by: -8) { output.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
     }
 }
+
+extension HTJ2KCodestream {
+    /// A stored frame at `skipResolutions` halvings below full resolution, straight from its TLM breakpoints: only
+    /// frames stored as HTJ2K Lossless RPCL (.202) have them.
+    public static func lowerResolution(
+        _ stored: [UInt8], transferSyntaxUID: String, skipResolutions: Int
+    ) throws(PixelError) -> [UInt8] {
+        guard transferSyntaxUID == LosslessStorageFormat.htj2k.transferSyntaxUID else {
+            throw PixelError(.unsupported, "frames stored as \(transferSyntaxUID) have no resolution tile-parts")
+        }
+        return try stored.withPixelBytes { (bytes) throws(PixelError) -> [UInt8] in
+            let levels = try HTJ2KCodestream(parsing: bytes).tileParts.count
+            guard skipResolutions >= 0, skipResolutions < levels else {
+                throw PixelError(.unsupported, "resolution \(skipResolutions) is outside 0...\(levels - 1)")
+            }
+            return try prefix(bytes, resolutions: levels - skipResolutions)
+        }
+    }
+}

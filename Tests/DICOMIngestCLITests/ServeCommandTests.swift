@@ -50,7 +50,7 @@ struct ServeCommandTests {
         #expect(status == 0, "\(output)")
         #expect(seen?["ok"] as? Bool == true)
         #expect(seen?["imported"] as? Int == 6)
-        #expect(seen?["frameContentType"] as? String == "application/octet-stream")
+        #expect(seen?["frameContentType"] as? String == "image/jph")
     }
 
     @Test func aJobKilledMidwayResumesToTheSameOutcomeAsACleanRun() throws {

@@ -248,8 +248,9 @@ import Testing
             #expect(try codestream.withUnsafeBytes { try HTJ2KCodestream(parsing: $0).conformanceProblem() } == nil)
             let description = PixelDescription(
                 rows: Int(SyntheticInstance.rows), columns: Int(SyntheticInstance.columns), bitsAllocated: 16, bitsStored: 12)
+            let scratch = PixelScratch()
             let decoded = try codestream.withUnsafeBytes {
-                Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: stored.transferSyntaxUID, description: description, scratch: PixelScratch()))
+                Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: stored.transferSyntaxUID, description: description, scratch: scratch))
             }
             let expected = Array(instance.pixelBytes[(index * frameSize)..<((index + 1) * frameSize)])
             #expect(decoded == expected)

@@ -1,6 +1,7 @@
 import AWSSigV4
 import DICOMIngest
 import DICOMIngestModel
+import DICOMPixels
 import DICOMIngestServer
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
@@ -152,8 +153,20 @@ import Testing
             let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
             let frame = try await client.execute(uri: "\(base)/getImageFrame", method: .post, body: try Self.body(["imageFrameId": frameId]))
             #expect(frame.status == .ok)
-            #expect(frame.headers[.contentType] == "application/octet-stream")
-            #expect(frame.body.readableBytes == Int(SyntheticInstance.rows) * Int(SyntheticInstance.columns) * 2)
+            #expect(frame.headers[.contentType] == "image/jph")
+            let codestream = Array(buffer: frame.body)
+            #expect(try codestream.withUnsafeBytes { try HTJ2KCodestream(parsing: $0).conformanceProblem() } == nil)
+            let description = PixelDescription(
+                rows: Int(SyntheticInstance.rows), columns: Int(SyntheticInstance.columns), bitsAllocated: 16, bitsStored: 12)
+            let scratch = PixelScratch()
+            let decoded = try codestream.withUnsafeBytes {
+                Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: "1.2.840.10008.1.2.4.202", description: description, scratch: scratch))
+            }
+            #expect(decoded.count == Int(SyntheticInstance.rows) * Int(SyntheticInstance.columns) * 2)
+            // A 4×4 frame has one resolution: level 0 is the frame itself, level 1 does not exist.
+            let full = try await client.execute(uri: "\(base)/getImageFrame?resolution=0", method: .post, body: try Self.body(["imageFrameId": frameId]))
+            #expect(Array(buffer: full.body) == codestream)
+            try Self.expectError(try await client.execute(uri: "\(base)/getImageFrame?resolution=1", method: .post, body: try Self.body(["imageFrameId": frameId])), 400, "ValidationException")
             try Self.expectError(try await client.execute(uri: "\(base)/getImageFrame", method: .post, body: try Self.body(["imageFrameId": String(repeating: "a", count: 32)])), 404, "ResourceNotFoundException")
             try Self.expectError(try await client.execute(uri: "\(base)/getImageSetMetadata?version=5", method: .post), 404, "ResourceNotFoundException")
 

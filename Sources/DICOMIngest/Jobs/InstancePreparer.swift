@@ -301,6 +301,11 @@ public struct InstancePreparer: Sendable {
         let description = try Self.pixelDescription(read: read, pixel: pixel)
         let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
         let frameCount = read.numberOfFrames
+        /// Big-endian 8-bit samples are only swapped when written as OW words (OB keeps byte order).
+        func nativeEncoding(_ encoding: PixelEncoding) -> PixelEncoding {
+            if case .native(true) = encoding, description.bitsAllocated == 8, pixel.vr != .OW { return .native(bigEndian: false) }
+            return encoding
+        }
         let writer = try scratch.blobWriter(storage: frameStorage, datastoreId: datastoreId)
 
         // Where each frame's bytes are: fragment ranges for encapsulated data, slices of Pixel Data otherwise.
@@ -320,7 +325,16 @@ public struct InstancePreparer: Sendable {
                 throw ImportFailure.validation(
                     "", "Pixel Data holds \(pixel.length) bytes but Rows, Columns, SamplesPerPixel, BitsAllocated and NumberOfFrames need \(overflow ? "more" : String(needed))")
             }
-            sources = (0..<frameCount).map { [(pixel.valueOffset + $0 * frameSize, frameSize)] }
+            if read.datasetIsBigEndian && description.bitsAllocated == 8 && pixel.vr == .OW && frameSize % 2 == 1 {
+                // Word-swapped 8-bit samples: an odd frame needs the padding byte of its last word; frames after
+                // the first would start inside a word.
+                guard frameCount == 1, pixel.length > frameSize else {
+                    throw ImportFailure.validation("", "Odd-sized 8-bit frames in big-endian OW Pixel Data are not supported")
+                }
+                sources = [[(pixel.valueOffset, frameSize + 1)]]
+            } else {
+                sources = (0..<frameCount).map { [(pixel.valueOffset + $0 * frameSize, frameSize)] }
+            }
         }
 
         var keptReason: String?
@@ -347,7 +361,7 @@ public struct InstancePreparer: Sendable {
                 let codestream: [UInt8]
                 let statistics: FrameStatistics
                 do {
-                    let decoded = try frameProcessor.decode(encoded, encoding: encoding, description: description, scratch: scratch.pixels)
+                    let decoded = try frameProcessor.decode(encoded, encoding: nativeEncoding(encoding), description: description, scratch: scratch.pixels)
                     statistics = decoded.statistics
                     codestream = try frameProcessor.encodeVerified(decoded, description: description, scratch: scratch.pixels)
                 } catch {

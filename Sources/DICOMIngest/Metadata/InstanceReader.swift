@@ -36,6 +36,9 @@ public struct InstanceMetadata: Hashable, Sendable {
 /// Where the pixel data of an instance is and, for encapsulated data, which fragments form each frame.
 public struct PixelDataSummary: Hashable, Sendable {
     public var tag: DICOMTag
+    /// OB, OW, OF, OD or UN as written: in Explicit VR Big Endian, OW bytes are swapped in 16-bit words even
+    /// for 8-bit samples (PS3.5 §7.3).
+    public var vr: VR
     public var isEncapsulated: Bool
     /// Native pixel data: the value's offset and length.
     public var valueOffset: Int
@@ -142,7 +145,7 @@ public struct InstanceReader: Sendable {
                 let tag = header.tag
                 if depth == 0 && tag.isPixelData {
                     pixel = PixelDataSummary(
-                        tag: tag, isEncapsulated: false, valueOffset: header.valueOffset, length: Int(header.length),
+                        tag: tag, vr: header.vr, isEncapsulated: false, valueOffset: header.valueOffset, length: Int(header.length),
                         fragments: [], frames: nil, frameSource: nil, offsetTableProblem: nil)
                     if metadata != nil { place(tag: tag, vr: header.vr, value: .null, into: &metadata!, vrKeys: &vrKeys) }
                     continue
@@ -216,7 +219,7 @@ public struct InstanceReader: Sendable {
                 if scanner.depth == 1 || (scanner.depth == 0 && options.parse.stopBeforePixelData) {
                     inTopLevelPixelData = true
                     pixel = PixelDataSummary(
-                        tag: header.tag, isEncapsulated: true, valueOffset: header.valueOffset, length: 0,
+                        tag: header.tag, vr: header.vr, isEncapsulated: true, valueOffset: header.valueOffset, length: 0,
                         fragments: [], frames: nil, frameSource: nil, offsetTableProblem: nil)
                     if metadata != nil {
                         place(tag: header.tag, vr: header.vr, value: .null, into: &metadata!, vrKeys: &vrKeys)
