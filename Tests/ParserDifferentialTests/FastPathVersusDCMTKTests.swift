@@ -47,6 +47,8 @@ import Testing
         // Files DCMTK itself cannot load (e.g. meta declaring the wrong encoding) have no oracle.
         let oracle = try? DCMTK.withFile(at: path) { _ in true }
         guard oracle == true else { return true }
+        // DCMTK 3.6.7 predates HTJ2K (.201–.203): it loads such files but cannot name their transfer syntax.
+        if let syntax = ours.transferSyntaxUID, syntax.hasPrefix("1.2.840.10008.1.2.4.20") { return true }
         return try DCMTK.withFile(at: path) { file in
             #expect(ours.transferSyntaxUID == (try? file.transferSyntaxUID), "\(path)")
             for tag in Self.summaryTags {
