@@ -61,7 +61,8 @@ let package = Package(
         ),
         .target(
             name: "CCodecs",
-            linkerSettings: [.linkedLibrary("openjph"), .linkedLibrary("openjp2"), .linkedLibrary("charls")]
+            // CharLS is loaded at run time with RTLD_LOCAL (see JPEGLS.cpp), never linked.
+            linkerSettings: [.linkedLibrary("openjph"), .linkedLibrary("openjp2"), .linkedLibrary("dl")]
         ),
         .target(name: "DICOMCore", swiftSettings: swiftSettings),
 
@@ -154,7 +155,7 @@ let package = Package(
             name: "DICOMIngestS3Tests",
             dependencies: [
                 "DICOMIngestS3", "AWSSigV4", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMParser",
-                "DICOMIngestTestSupport",
+                "DICOMPixels", "DICOMIngestTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

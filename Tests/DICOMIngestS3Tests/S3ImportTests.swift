@@ -4,6 +4,7 @@ import DICOMIngestS3
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser
+import DICOMPixels
 import AWSSigV4
 import Foundation
 import Synchronization
@@ -123,12 +124,21 @@ struct S3ImportTests {
         let text = String(decoding: document, as: UTF8.self)
         let frameIds = text.components(separatedBy: "\"ID\":\"").dropFirst().map { String($0.prefix(32)) }
         #expect(frameIds.count == 400)
-        var stored: [UInt8] = []
+        // Every frame came through whole: its stored HTJ2K codestream decodes to the source's samples.
+        var decoded: [UInt8] = []
+        let description = PixelDescription(
+            rows: Int(SyntheticInstance.rows), columns: Int(SyntheticInstance.columns), bitsAllocated: 16, bitsStored: 12)
+        let scratch = PixelScratch()
         for id in frameIds {
             let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
-            stored += try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+            let codestream = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+            decoded += try codestream.withUnsafeBytes {
+                Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: frame.transferSyntaxUID, description: description, scratch: scratch))
+            }
         }
-        #expect(stored == instance.pixelBytes)
+        #expect(decoded.count == instance.pixelBytes.count)
+        let identical = decoded == instance.pixelBytes
+        #expect(identical, "decoded frames differ from the source's Pixel Data")
     }
 
     @Test func scansAnS3Prefix() throws {

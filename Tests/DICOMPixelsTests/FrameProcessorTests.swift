@@ -104,9 +104,13 @@ func syntheticFrame(_ description: PixelDescription) -> [UInt8] {
         let checksum = decoded.statistics.crc
         var codestream = try processor.encodeVerified(decoded, description: description, scratch: scratch)
         try processor.verify(codestream, transferSyntaxUID: "1.2.840.10008.1.2.4.202", description: description, checksum: checksum, scratch: scratch)
-        // Corrupt the stored frame's SIZ: Ssiz of component 0 (offset 42) now says signed, so every sample decodes
-        // shifted. (A flipped bit inside HT code-block data is not used here: OpenJPH 0.9 can write out of bounds on
-        // corrupt code blocks, see issue 10.)
+        // A flipped bit in the last tile-part's code-block data (the full resolution): a decode error or other pixels.
+        var flipped = codestream
+        flipped[flipped.count - 40] ^= 0x10
+        #expect(throws: PixelError.self) {
+            try processor.verify(flipped, transferSyntaxUID: "1.2.840.10008.1.2.4.202", description: description, checksum: checksum, scratch: scratch)
+        }
+        // A corrupted SIZ: Ssiz of component 0 (offset 42) now says signed, so every sample decodes shifted.
         codestream[42] ^= 0x80
         #expect(throws: PixelError.self) {
             try processor.verify(codestream, transferSyntaxUID: "1.2.840.10008.1.2.4.202", description: description, checksum: checksum, scratch: scratch)
