@@ -15,16 +15,23 @@ extension DICOMIngestCommand {
             @OptionGroup var options: StoreOptions
             @Option(help: "Data store name ([A-Za-z0-9._/#-], 1-256).")
             var name: String = "default"
+            @Option(help: "How lossless frames are stored: HTJ2K (default) or JPEG_2000_LOSSLESS.")
+            var losslessStorageFormat: String = LosslessStorageFormat.htj2k.rawValue
 
             func validate() throws {
                 guard Validation.isJobName(name, maxLength: 256) else {
                     throw ValidationError("--name must match [A-Za-z0-9._/#-]+ (1-256 characters)")
                 }
+                guard LosslessStorageFormat(rawValue: losslessStorageFormat) != nil else {
+                    throw ValidationError("--lossless-storage-format must be HTJ2K or JPEG_2000_LOSSLESS")
+                }
             }
 
             func run() throws {
                 try reportingErrors {
-                    let created = try options.open().createDatastore(name: name, now: Date().timeIntervalSince1970)
+                    let created = try options.open().createDatastore(
+                        name: name, losslessStorageFormat: LosslessStorageFormat(rawValue: losslessStorageFormat) ?? .htj2k,
+                        now: Date().timeIntervalSince1970)
                     printJSON(.object([("datastoreId", .string(created.datastoreId)), ("datastoreStatus", .string(created.datastoreStatus.rawValue))]))
                 }
             }

@@ -10,7 +10,7 @@ func resolveDatastore(_ requested: String?, in store: SQLiteImageSetStore, creat
     let all = try store.datastores()
     if all.count == 1 { return all[0].datastoreId }
     if all.isEmpty {
-        if createIfNone { return try store.createDatastore(name: "default", now: Date().timeIntervalSince1970).datastoreId }
+        if createIfNone { return try store.createDatastore(name: "default", losslessStorageFormat: .htj2k, now: Date().timeIntervalSince1970).datastoreId }
         throw CLIError(.notFound("The store holds no data store; create one with `dicom-ingest datastore create`"))
     }
     throw CLIError(.validation("The store holds \(all.count) data stores; choose one with --datastore-id"))

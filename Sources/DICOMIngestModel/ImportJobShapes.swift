@@ -15,6 +15,12 @@ public enum DatastoreStatus: String, Hashable, Sendable, CaseIterable {
     case deleted = "DELETED"
 }
 
+/// How a data store keeps lossless frames (`losslessStorageFormat` of CreateDatastore, spec §5.3).
+public enum LosslessStorageFormat: String, Hashable, Sendable, CaseIterable {
+    case htj2k = "HTJ2K"
+    case jpeg2000Lossless = "JPEG_2000_LOSSLESS"
+}
+
 /// `StartDICOMImportJobRequest`: the fields HealthImaging takes, validated against the model's patterns.
 ///
 /// Beyond HealthImaging, `inputS3Uri` and `outputS3Uri` may be `file://` URIs (local prefixes); the S3 adapter
@@ -191,16 +197,18 @@ public struct DatastoreProperties: Hashable, Sendable {
     public var datastoreId: String
     public var datastoreName: String
     public var datastoreStatus: DatastoreStatus
+    public var losslessStorageFormat: LosslessStorageFormat
     public var createdAt: Double
     public var updatedAt: Double
 
     public init(
-        datastoreId: String, datastoreName: String, datastoreStatus: DatastoreStatus, createdAt: Double,
-        updatedAt: Double
+        datastoreId: String, datastoreName: String, datastoreStatus: DatastoreStatus,
+        losslessStorageFormat: LosslessStorageFormat = .htj2k, createdAt: Double, updatedAt: Double
     ) {
         self.datastoreId = datastoreId
         self.datastoreName = datastoreName
         self.datastoreStatus = datastoreStatus
+        self.losslessStorageFormat = losslessStorageFormat
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
@@ -210,7 +218,7 @@ public struct DatastoreProperties: Hashable, Sendable {
         .object([
             ("datastoreId", .string(datastoreId)), ("datastoreName", .string(datastoreName)),
             ("datastoreStatus", .string(datastoreStatus.rawValue)), ("datastoreArn", .string(arn.datastore(datastoreId))),
-            ("createdAt", .double(createdAt)),
+            ("losslessStorageFormat", .string(losslessStorageFormat.rawValue)), ("createdAt", .double(createdAt)),
             ("updatedAt", .double(updatedAt)),
         ])
     }

@@ -87,6 +87,9 @@ public final class SQLiteImageSetStore: ImageSetStore {
                         PRIMARY KEY (resource_arn, key));
                     """)
         }
+        migrator.registerMigration("v4-lossless-storage-format") { db in
+            try db.execute(sql: "ALTER TABLE datastores ADD COLUMN lossless_storage_format TEXT NOT NULL DEFAULT 'HTJ2K'")
+        }
         return migrator
     }
 
@@ -102,14 +105,23 @@ public final class SQLiteImageSetStore: ImageSetStore {
 
     // MARK: - Data stores
 
-    public func createDatastore(name: String, now: Double) throws -> DatastoreProperties {
+    public func createDatastore(
+        name: String, losslessStorageFormat: LosslessStorageFormat = .htj2k, now: Double
+    ) throws -> DatastoreProperties {
         let properties = DatastoreProperties(
-            datastoreId: ResourceID.make(), datastoreName: name, datastoreStatus: .active, createdAt: now, updatedAt: now)
+            datastoreId: ResourceID.make(), datastoreName: name, datastoreStatus: .active,
+            losslessStorageFormat: losslessStorageFormat, createdAt: now, updatedAt: now)
         try run {
             try pool.write { db in
                 try db.execute(
-                    sql: "INSERT INTO datastores (id, name, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [properties.datastoreId, name, properties.datastoreStatus.rawValue, now, now])
+                    sql: """
+                        INSERT INTO datastores (id, name, status, lossless_storage_format, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        properties.datastoreId, name, properties.datastoreStatus.rawValue, losslessStorageFormat.rawValue,
+                        now, now,
+                    ])
             }
         }
         return properties
@@ -156,8 +168,9 @@ public final class SQLiteImageSetStore: ImageSetStore {
     private static func datastore(_ row: Row) -> DatastoreProperties {
         DatastoreProperties(
             datastoreId: row["id"], datastoreName: row["name"],
-            datastoreStatus: DatastoreStatus(rawValue: row["status"]) ?? .active, createdAt: row["created_at"],
-            updatedAt: row["updated_at"])
+            datastoreStatus: DatastoreStatus(rawValue: row["status"]) ?? .active,
+            losslessStorageFormat: LosslessStorageFormat(rawValue: row["lossless_storage_format"]) ?? .htj2k,
+            createdAt: row["created_at"], updatedAt: row["updated_at"])
     }
 
     // MARK: - Jobs

@@ -26,8 +26,13 @@ struct DatastoreRoutes {
         guard Validation.isJobName(name, maxLength: 256) else {
             throw IngestServiceError.validation("1 validation error detected: Value at 'datastoreName' failed to satisfy constraint")
         }
+        let requestedFormat = body["losslessStorageFormat"]
+        guard let format = requestedFormat == nil ? .htj2k : (requestedFormat as? String).flatMap(LosslessStorageFormat.init) else {
+            throw IngestServiceError.validation(
+                "1 validation error detected: Value at 'losslessStorageFormat' failed to satisfy constraint: Member must satisfy enum value set: [HTJ2K, JPEG_2000_LOSSLESS]")
+        }
         let store = service.store
-        let created = try await blocking { try store.createDatastore(name: name, now: now()) }
+        let created = try await blocking { try store.createDatastore(name: name, losslessStorageFormat: format, now: now()) }
         if let tags = body["tags"] as? [String: String], !tags.isEmpty {
             let arn = service.configuration.arn.datastore(created.datastoreId)
             try await blocking { try store.tagResource(resourceArn: arn, tags: tags) }

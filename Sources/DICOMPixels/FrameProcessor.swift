@@ -1,9 +1,9 @@
 /// The pixel stage for one frame: decode what arrived into the decoded layout (`PixelDescription`), checksum it,
 /// encode it losslessly in the data store's format and prove the stored codestream by decoding it again.
 public struct FrameProcessor: Sendable {
-    public let format: LosslessStorageFormat
+    public let format: LosslessCodec
 
-    public init(format: LosslessStorageFormat = .htj2k) {
+    public init(format: LosslessCodec = .htj2k) {
         self.format = format
     }
 
@@ -72,7 +72,7 @@ public struct FrameProcessor: Sendable {
                 let ends = try Codecs.htj2kResolutionEnds(bytes)
                 return try HTJ2KCodestream.splittingAtResolutions(bytes, resolutionEnds: ends)
             }
-        case .jpeg2000Lossless:
+        case .jpeg2000:
             codestream = try Codecs.encodeJPEG2000Lossless(
                 frame.samples, image: image, decompositions: description.decompositions, colorTransform: colorTransform)
         }

@@ -231,7 +231,7 @@ extension HTJ2KCodestream {
     public static func lowerResolution(
         _ stored: [UInt8], transferSyntaxUID: String, skipResolutions: Int
     ) throws(PixelError) -> [UInt8] {
-        guard transferSyntaxUID == LosslessStorageFormat.htj2k.transferSyntaxUID else {
+        guard transferSyntaxUID == LosslessCodec.htj2k.transferSyntaxUID else {
             throw PixelError(.unsupported, "frames stored as \(transferSyntaxUID) have no resolution tile-parts")
         }
         return try stored.withPixelBytes { (bytes) throws(PixelError) -> [UInt8] in

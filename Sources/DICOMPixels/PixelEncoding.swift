@@ -44,16 +44,18 @@ public enum StoragePlan: Hashable, Sendable {
     }
 }
 
-/// The lossless formats a data store can keep frames in (`losslessStorageFormat`, spec §5.3).
-public enum LosslessStorageFormat: String, Hashable, Sendable, CaseIterable {
-    case htj2k = "HTJ2K"
-    case jpeg2000Lossless = "JPEG_2000_LOSSLESS"
+/// The codecs lossless frames can be stored with (a data store's `losslessStorageFormat`, spec §5.3).
+public enum LosslessCodec: Hashable, Sendable, CaseIterable {
+    /// HTJ2K Lossless RPCL, the default.
+    case htj2k
+    /// JPEG 2000 lossless, through OpenJPEG.
+    case jpeg2000
 
     /// The transfer syntax stored frames are in.
     public var transferSyntaxUID: String {
         switch self {
         case .htj2k: return "1.2.840.10008.1.2.4.202"
-        case .jpeg2000Lossless: return "1.2.840.10008.1.2.4.90"
+        case .jpeg2000: return "1.2.840.10008.1.2.4.90"
         }
     }
 }

@@ -17,11 +17,11 @@ import Testing
         let engine: ImportEngine
         let datastoreId: String
 
-        init() throws {
+        init(losslessStorageFormat: LosslessStorageFormat = .htj2k) throws {
             folder = try TemporaryFolder("import")
             store = try SQLiteImageSetStore(directory: folder.sub("store"))
             engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: 2))
-            datastoreId = try store.createDatastore(name: "test", now: 0).datastoreId
+            datastoreId = try store.createDatastore(name: "test", losslessStorageFormat: losslessStorageFormat, now: 0).datastoreId
         }
 
         var input: String { folder.sub("input") }
@@ -263,6 +263,35 @@ import Testing
             #expect(frame["MaxPixelValue"] as? Int == samples.max())
             #expect(frame["FrameSizeInBytes"] as? Int == codestream.count)
         }
+    }
+
+    @Test func aJPEG2000LosslessDatastoreStoresFramesAsJPEG2000() throws {
+        let environment = try Environment(losslessStorageFormat: .jpeg2000Lossless)
+        defer { environment.folder.remove() }
+        #expect(try environment.store.datastore(id: environment.datastoreId)?.losslessStorageFormat == .jpeg2000Lossless)
+        let ct = Fixtures.generated("ct_explicit_le.dcm")
+        try FileManager.default.createDirectory(atPath: environment.input, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: ct, toPath: environment.input + "/ct.dcm")
+        let (outcome, _) = try environment.runJob()
+        #expect(outcome.importedFiles == 1)
+        let record = try #require(try environment.store.imageSets(datastoreId: environment.datastoreId).first)
+        let gzip = try #require(try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, version: nil))
+        let text = String(decoding: try #require(Compression.gunzip(gzip)), as: UTF8.self)
+        #expect(text.contains("\"StoredTransferSyntaxUID\":\"1.2.840.10008.1.2.4.90\""))
+        let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
+        let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: frameId))
+        #expect(frame.transferSyntaxUID == "1.2.840.10008.1.2.4.90")
+        let codestream = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+        // The fixture's pixels, from its uncompressed Pixel Data: 64×64 signed, 12 bits stored.
+        let description = PixelDescription(rows: 64, columns: 64, bitsAllocated: 16, bitsStored: 12, isSigned: true)
+        let source = try Data(contentsOf: URL(fileURLWithPath: ct))
+        let expected = Array(source.suffix(64 * 64 * 2))
+        let scratch = PixelScratch()
+        let decoded = try codestream.withUnsafeBytes {
+            Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: frame.transferSyntaxUID, description: description, scratch: scratch))
+        }
+        let identical = decoded == expected
+        #expect(identical, "the JPEG 2000 frame does not decode to the fixture's pixels")
     }
 
     @Test func reimportingBumpsVersionsWithoutDuplicatingInstances() throws {

@@ -72,6 +72,17 @@ import Testing
             #expect(properties["datastoreStatus"] as? String == "ACTIVE")
             #expect((properties["datastoreArn"] as? String)?.hasSuffix(":datastore/\(id)") == true)
             #expect(properties["createdAt"] is Double || properties["createdAt"] is Int)
+            #expect(properties["losslessStorageFormat"] as? String == "HTJ2K")
+            let jpeg2000 = try Self.json(try await client.execute(
+                uri: "/datastore", method: .post,
+                body: try Self.body(["datastoreName": "j2k", "losslessStorageFormat": "JPEG_2000_LOSSLESS"])))
+            let jpeg2000Id = try #require(jpeg2000["datastoreId"] as? String)
+            let jpeg2000Properties = try Self.json(try await client.execute(uri: "/datastore/\(jpeg2000Id)", method: .get))["datastoreProperties"] as? [String: Any]
+            #expect(jpeg2000Properties?["losslessStorageFormat"] as? String == "JPEG_2000_LOSSLESS")
+            _ = try await client.execute(uri: "/datastore/\(jpeg2000Id)", method: .delete)
+            try Self.expectError(
+                try await client.execute(uri: "/datastore", method: .post, body: try Self.body(["datastoreName": "x", "losslessStorageFormat": "PNG"])),
+                400, "ValidationException")
             let listed = try Self.json(try await client.execute(uri: "/datastore?maxResults=1", method: .get))
             #expect((listed["datastoreSummaries"] as? [Any])?.count == 1)
             try Self.expectError(try await client.execute(uri: "/datastore/\(String(repeating: "0", count: 32))", method: .get), 404, "ResourceNotFoundException")

@@ -120,7 +120,7 @@ func syntheticFrame(_ description: PixelDescription) -> [UInt8] {
     @Test func jpeg2000LosslessStoresBitExact() throws {
         let description = PixelDescription(rows: 100, columns: 130, bitsAllocated: 16, bitsStored: 14, isSigned: false)
         let source = syntheticFrame(description)
-        let processor = FrameProcessor(format: .jpeg2000Lossless)
+        let processor = FrameProcessor(format: .jpeg2000)
         let scratch = PixelScratch()
         let codestream = try source.withUnsafeBytes { bytes in
             try processor.encodeVerified(

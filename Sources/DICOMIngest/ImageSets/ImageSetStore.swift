@@ -99,7 +99,7 @@ public struct ImageSetStoreError: Error, Hashable, Sendable, CustomStringConvert
 /// Staging keeps a running job's prepared instances out of sight until `commit` adds them to an image set
 /// version, so a crash never leaves a half-written image set visible.
 public protocol ImageSetStore: Sendable {
-    func createDatastore(name: String, now: Double) throws -> DatastoreProperties
+    func createDatastore(name: String, losslessStorageFormat: LosslessStorageFormat, now: Double) throws -> DatastoreProperties
     func datastore(id: String) throws -> DatastoreProperties?
     func datastores() throws -> [DatastoreProperties]
     /// - Throws: `ImageSetStoreError.conflict` when image sets remain (spec §1.5).

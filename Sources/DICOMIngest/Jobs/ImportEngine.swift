@@ -4,6 +4,7 @@ import DICOMParser
 import Foundation
 public import CoreMetrics
 public import Logging
+import DICOMPixels
 import Synchronization
 
 /// Counters of a running job, for progress lines.
@@ -201,7 +202,9 @@ public final class ImportEngine: Sendable {
     ) throws {
         let threads = configuration.threads
         let results = BlockingQueue<WorkResult>(capacity: threads * 8)
-        let preparer = InstancePreparer(frameStorage: frameStorage, datastoreId: job.datastoreId)
+        let format = try store.datastore(id: job.datastoreId)?.losslessStorageFormat ?? .htj2k
+        let preparer = InstancePreparer(
+            frameStorage: frameStorage, datastoreId: job.datastoreId, losslessCodec: format == .jpeg2000Lossless ? .jpeg2000 : .htj2k)
         let pipelineError = Mutex<(any Error)?>(nil)
         let pipeline = DispatchGroup()
         DispatchQueue(label: "dicom-ingest.job-pipeline").async(group: pipeline) {

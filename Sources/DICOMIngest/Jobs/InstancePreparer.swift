@@ -181,10 +181,10 @@ public struct InstancePreparer: Sendable {
     private let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstancePreparer.summaryTags))
     private let frameProcessor: FrameProcessor
 
-    public init(frameStorage: any FrameStorage, datastoreId: String, losslessFormat: LosslessStorageFormat = .htj2k) {
+    public init(frameStorage: any FrameStorage, datastoreId: String, losslessCodec: LosslessCodec = .htj2k) {
         self.frameStorage = frameStorage
         self.datastoreId = datastoreId
-        frameProcessor = FrameProcessor(format: losslessFormat)
+        frameProcessor = FrameProcessor(format: losslessCodec)
     }
 
     public func prepare(
