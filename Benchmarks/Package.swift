@@ -23,6 +23,12 @@ let package = Package(
             ],
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        // The pixel stage's codec work alone, on the frames of a generated archive (run by compare.sh).
+        .executableTarget(
+            name: "PixelCodecRate",
+            dependencies: [.product(name: "DICOMPixels", package: "dicom-ingest")],
+            path: "Benchmarks/PixelCodecRate"
+        ),
     ]
 )

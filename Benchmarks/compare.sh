@@ -2,7 +2,8 @@
 # Side-by-side benchmarks of dicom-ingest against DCMTK, GDCM, pydicom, Orthanc and the physical floors, on one
 # generated archive, warm cache, several runs each; rewrites BENCHMARKS.md with the results.
 #
-# Usage: Benchmarks/compare.sh            (environment: FILES=3000 BIG_MB=2048 SMALL=100000 RUNS=5 ORTHANC_FILES=500)
+# Usage: Benchmarks/compare.sh            (environment: FILES=3000 BIG_MB=2048 SMALL=100000 RUNS=5 ORTHANC_FILES=500
+#                                          PIXEL_FILES=400)
 # Needs root on Debian 12 (installs dcmtk, libgdcm-tools, orthanc, libopenjp2-tools, hyperfine and the pinned
 # PyPI packages). Takes about 10 minutes on 2 cores.
 set -euo pipefail
@@ -12,6 +13,7 @@ BIG_MB=${BIG_MB:-2048}
 SMALL=${SMALL:-100000}
 RUNS=${RUNS:-5}
 ORTHANC_FILES=${ORTHANC_FILES:-500}
+PIXEL_FILES=${PIXEL_FILES:-400}
 scripts/install-deps.sh
 missing=""
 for package in libgdcm-tools orthanc libopenjp2-tools hyperfine awscli; do
@@ -105,6 +107,42 @@ orthanc_seconds=$(python3 "$work/orthanc-upload.py" "$port" "$work/orthanc-files
 kill $orthanc_pid; wait $orthanc_pid 2>/dev/null || true; orthanc_pid=""
 orthanc_bytes=$(xargs -a "$work/orthanc-files" du -cb | tail -1 | cut -f1)
 
+# MARK: - Pixel stage: native CT frames transcoded to HTJ2K, next to the codec alone and to peers converting the
+# same files losslessly (2 processes each; GDCM here has no HTJ2K, so its JPEG 2000; DCMTK's JPEG-LS; pydicom with
+# pylibjpeg-openjpeg's JPEG 2000).
+native=$data/native-$PIXEL_FILES
+[ -d "$native" ] || python3 Benchmarks/generate_archive.py "$native" --studies $((PIXEL_FILES / 100)) --series 2 --instances 50
+find "$native" -type f -name '*.dcm' | sort > "$work/native-files"
+native_files=$(wc -l < "$work/native-files")
+native_bytes=$(du -sb "$native" | cut -f1)
+xargs -a "$work/native-files" cat > /dev/null
+(cd Benchmarks && swift build -c release --product PixelCodecRate >/dev/null)
+xargs -a "$work/native-files" Benchmarks/.build/release/PixelCodecRate > "$results/codec.json"
+cat > "$work/pydicom-j2k.py" <<'PY'
+import os, sys
+from multiprocessing import Pool
+import pydicom
+from pydicom.uid import JPEG2000Lossless
+def convert(job):
+    source, target = job
+    ds = pydicom.dcmread(source)
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    ds.save_as(target)
+if __name__ == "__main__":
+    paths = [line.strip() for line in open(sys.argv[1])]
+    os.makedirs(sys.argv[2], exist_ok=True)
+    jobs = [(path, os.path.join(sys.argv[2], f"{index}.dcm")) for index, path in enumerate(paths)]
+    with Pool(2) as pool:
+        pool.map(convert, jobs, chunksize=8)
+PY
+hyperfine --runs "$RUNS" --export-json "$results/pixels.json" --prepare "rm -rf $work/t; sync" \
+  -n "dicom-ingest import, lossless frames to HTJ2K (2 threads)" "$bin import $native --output $work/t/out --store $work/t/store --threads 2 --no-progress" \
+  -n "dicom-ingest import, lossless frames to HTJ2K (1 thread)" "$bin import $native --output $work/t/out --store $work/t/store --threads 1 --no-progress" \
+  -n "GDCM gdcmconv --j2k (2 processes)" "mkdir -p $work/t/peer && xargs -a $work/native-files -P 2 -I{} sh -c 'gdcmconv --j2k {} $work/t/peer/\$(echo {} | md5sum | cut -c1-12).dcm'" \
+  -n "DCMTK dcmcjpls, JPEG-LS lossless (2 processes)" "mkdir -p $work/t/peer && xargs -a $work/native-files -P 2 -I{} sh -c 'dcmcjpls {} $work/t/peer/\$(echo {} | md5sum | cut -c1-12).dcm'" \
+  -n "pydicom + pylibjpeg-openjpeg, JPEG 2000 lossless (2 processes)" "python3 $work/pydicom-j2k.py $work/native-files $work/t/peer"
+rm -rf "$work/t"
+
 # MARK: - Memory
 rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}'; }
 scan_small_rss=$(rss "$bin" scan "$small" --no-progress)
@@ -140,7 +178,7 @@ python3 Benchmarks/render_report.py "$results" BENCHMARKS.md \
   files="$files" bytes="$bytes" orthanc_files="$ORTHANC_FILES" orthanc_seconds="$orthanc_seconds" \
   orthanc_bytes="$orthanc_bytes" small="$SMALL" scan_small_rss="$scan_small_rss" big_mb="$BIG_MB" \
   big_bytes="$big_bytes" big_seconds="$big_seconds" import_big_rss="$import_big_rss" import_rss="$import_rss" \
-  s3_files="$s3_files" s3_bytes="$s3_bytes" runs="$RUNS" \
+  s3_files="$s3_files" s3_bytes="$s3_bytes" runs="$RUNS" native_files="$native_files" native_bytes="$native_bytes" \
   commit="$(git rev-parse --short HEAD)" swift="$(swift --version 2>&1 | head -1)" \
   dcmtk="$(dcmdump --version 2>&1 | head -1)" gdcm="$(gdcmscanner --version 2>&1 | head -1)" \
   pydicom="$(python3 -c 'import pydicom; print(pydicom.__version__)')" orthanc="$(Orthanc --version 2>&1 | head -1)" \

@@ -201,17 +201,17 @@ extern "C" int CCodecs_htj2kResolutionEnds(
         // The last resolution ends where the tile data does: before EOC, which closes the codestream.
         if (length < 4 || codestream[length - 2] != 0xFF || codestream[length - 1] != 0xD9)
             return ccodecs::fail(error, errorCapacity, "the codestream does not end with EOC");
-        const uint64_t tileEnd = length - 2;
-        for (uint32_t skipped = decompositions + 1; skipped-- > 0;) {
+        ends[decompositions] = length - 2;
+        for (uint32_t skipped = decompositions; skipped > 0; --skipped) {
             TrackingInput input(codestream, length);
             ojph::codestream reader;
             reader.read_headers(&input);
             reader.restrict_input_resolution(skipped, skipped);
             input.watch();
             reader.create();
-            if (skipped > 0 && !input.jumped)
+            if (!input.jumped)
                 return ccodecs::fail(error, errorCapacity, "OpenJPH read past the resolutions it was asked for");
-            ends[decompositions - skipped] = skipped > 0 ? input.jumpedFrom : tileEnd;
+            ends[decompositions - skipped] = input.jumpedFrom;
             reader.close();
         }
         *count = (size_t)decompositions + 1;
