@@ -55,6 +55,46 @@ import Testing
         #expect(missing.stderr.contains("ResourceNotFoundException"))
     }
 
+    @Test func servesFramesAsCodestreamLowerResolutionAndPNG() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        try #require(Fixtures.externalCorpusAvailable, "run fixtures/fetch-pydicom-corpus.sh first")
+        let folder = try TemporaryFolder("cli-frame")
+        defer { folder.remove() }
+        // pydicom's CT_small: 128×128 signed 16-bit, so one wavelet level and two resolutions.
+        try FileManager.default.createDirectory(atPath: folder.sub("in"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: Fixtures.external.appendingPathComponent("test_files/CT_small.dcm").path, toPath: folder.sub("in/ct.dcm"))
+        let store = folder.sub("store")
+        #expect(try runner.run(["import", folder.sub("in"), "--output", folder.sub("out"), "--store", store, "--no-progress"]).status == 0)
+        let sets = try #require(try json(try runner.run(["image-set", "list", "--store", store]).stdout)["imageSetsMetadataSummaries"] as? [[String: Any]])
+        let imageSetId = try #require(sets.first?["imageSetId"] as? String)
+        let document = try runner.run(["image-set", "metadata", imageSetId, "--store", store]).stdout
+        let frameId = try #require(document.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
+
+        func fetch(_ extra: [String]) throws -> [UInt8] {
+            let path = folder.sub("frame-\(extra.joined())")
+            let result = try runner.run(["image-set", "frame", imageSetId, frameId, "--store", store, "-o", path] + extra)
+            #expect(result.status == 0, "\(result.stderr)")
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        func pngSize(_ png: [UInt8]) -> (Int, Int) {
+            let word = { (offset: Int) in png[offset..<(offset + 4)].reduce(0) { $0 << 8 | Int($1) } }
+            return (word(16), word(20))
+        }
+        let full = try fetch([])
+        #expect(full.starts(with: [0xFF, 0x4F, 0xFF, 0x51]))
+        let half = try fetch(["--resolution", "1"])
+        #expect(half.starts(with: [0xFF, 0x4F, 0xFF, 0x51]) && half.count < full.count)
+        let png = try fetch(["--png"])
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+        #expect(pngSize(png) == (128, 128))
+        #expect(pngSize(try fetch(["--png", "--resolution", "1"])) == (64, 64))
+        let tooFar = try runner.run(["image-set", "frame", imageSetId, frameId, "--store", store, "--resolution", "2"])
+        #expect(tooFar.status == 2)
+        let unknown = try runner.run(["image-set", "frame", imageSetId, String(repeating: "0", count: 32), "--store", store])
+        #expect(unknown.status == 3)
+    }
+
     @Test func refusesInvalidRequestsWithDistinctExitCodes() throws {
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-refuse")
