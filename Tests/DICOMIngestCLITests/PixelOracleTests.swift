@@ -36,10 +36,12 @@ import Testing
             ("1.2.840.10008.1.2.4.81 ", "1.2.840.10008.1.2.4.202"), ("1.2.840.10008.1.2.4.90 ", "1.2.840.10008.1.2.4.202"),
             ("1.2.840.10008.1.2.4.201 ", "1.2.840.10008.1.2.4.202"), ("1.2.840.10008.1.2.4.50 ", "1.2.840.10008.1.2.4.50"),
             ("1.2.840.10008.1.2.4.91 ", "1.2.840.10008.1.2.4.91"),
+            // BitsAllocated 1 (seg_1bit.dcm) and 32 (rtdose) are kept as they arrived, with a warning.
+            ("1.2.840.10008.1.2.1 ", "1.2.840.10008.1.2.1"), ("1.2.840.10008.1.2 ", "1.2.840.10008.1.2"),
         ] {
             #expect(lines.contains { $0.hasPrefix("OK") && $0.contains(": \(source)-> \(stored),") }, "no checked file \(source)→ \(stored)")
         }
         let passed = lines.filter { $0.hasPrefix("OK") }.count
-        #expect(passed >= 60, "\(passed) files checked")
+        #expect(passed >= 70, "\(passed) files checked")
     }
 }

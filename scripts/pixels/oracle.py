@@ -24,6 +24,7 @@ import argparse, json, os, struct, subprocess, sys, tempfile, zlib
 import numpy as np
 import pydicom
 from pydicom.encaps import generate_frames
+from pydicom.pixels import pixel_array
 
 TRANSCODED = "1.2.840.10008.1.2.4.202"
 # Lossy sources HealthImaging still transcodes (JPEG extended): decoders may differ by one in the last bit (IDCT
@@ -43,7 +44,8 @@ def decoded_layout(ds, frame):
 
 
 def reference_frames(ds):
-    array = ds.pixel_array
+    # As stored: no YCbCr to RGB conversion (the engine stores samples as the source holds them).
+    array = pixel_array(ds, as_rgb=False)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     return [array] if frames == 1 else [array[i] for i in range(frames)]
 
@@ -150,6 +152,10 @@ def check_file(cli, path, reference_path, work):
     for series in document["Study"]["Series"].values():
         instance = series["Instances"].get(str(source.SOPInstanceUID).strip(), instance)
     stored_syntax = instance["StoredTransferSyntaxUID"]
+    warnings = open(os.path.join(job_folder, "WARNING/warning.ndjson")).read()
+    if stored_syntax == source.file_meta.TransferSyntaxUID and not source.file_meta.TransferSyntaxUID.is_compressed \
+            and "FrameKeptAsIs" not in warnings:
+        problems.append("a lossless frame was kept as it arrived without a FrameKeptAsIs warning")
     expected = reference_frames(reference)
     source_frames = None
     if source.file_meta.TransferSyntaxUID.is_compressed:
@@ -202,6 +208,10 @@ def check_file(cli, path, reference_path, work):
                                     f"resolution {skip}")
         elif source_frames is not None and stored != source_frames[index]:
             problems.append(f"frame {index + 1}: kept frame differs from the source's bytes")
+        elif source_frames is None:
+            size = int(source.Rows) * int(source.Columns) * components * int(source.BitsAllocated) // 8
+            if stored != source.PixelData[index * size:(index + 1) * size]:
+                problems.append(f"frame {index + 1}: kept native frame differs from the source's Pixel Data")
     return stored_syntax, problems, len(frames)
 
 
@@ -221,7 +231,7 @@ def main():
             name = os.path.basename(path)
             reference = references.get(name, path)
             try:
-                pydicom.dcmread(reference).pixel_array
+                pixel_array(pydicom.dcmread(reference), as_rgb=False)
             except Exception as error:  # pydicom cannot decode it: no reference, not checked
                 print(f"SKIP  {name}: pydicom cannot decode the reference ({type(error).__name__})")
                 continue
