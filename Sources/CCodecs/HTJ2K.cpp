@@ -126,6 +126,13 @@ private:
 }  // namespace
 
 extern "C" void CCodecs_bootstrap(void) {
+    // Some of OpenJPH 0.9's code-block errors go to the default handler's stream before ours throws: silence it.
+    static FILE *discard = std::fopen("/dev/null", "w");
+    if (discard != nullptr) {
+        ojph::set_error_stream(discard);
+        ojph::set_warning_stream(discard);
+        ojph::set_info_stream(discard);
+    }
     ojph::configure_error(&throwingError);
     ojph::configure_warning(&silentWarning);
     ojph::configure_info(&silentInfo);
