@@ -54,6 +54,16 @@ inline bool validImage(const CCodecs_Image &image) {
         && image.bitsStored >= 1 && image.bitsStored <= 16;
 }
 
+/// Why an encoder's arguments cannot be used, or null.
+inline const char *encodeArgumentProblem(
+    const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, CCodecs_Output *output) {
+    if (image == nullptr || samples == nullptr || output == nullptr || !validImage(*image))
+        return "invalid image description";
+    if (length < frameBytes(*image)) return "sample buffer too short";
+    if (decompositions > 32) return "too many decompositions";
+    return nullptr;
+}
+
 }  // namespace ccodecs
 
 #endif

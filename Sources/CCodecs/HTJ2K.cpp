@@ -141,10 +141,8 @@ extern "C" void CCodecs_bootstrap(void) {
 extern "C" int CCodecs_htj2kEncode(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
-    if (image == nullptr || samples == nullptr || output == nullptr || !ccodecs::validImage(*image))
-        return ccodecs::fail(error, errorCapacity, "invalid image description");
-    if (length < ccodecs::frameBytes(*image)) return ccodecs::fail(error, errorCapacity, "sample buffer too short");
-    if (decompositions > 32) return ccodecs::fail(error, errorCapacity, "too many decompositions");
+    if (const char *problem = ccodecs::encodeArgumentProblem(image, samples, length, decompositions, output))
+        return ccodecs::fail(error, errorCapacity, problem);
     try {
         ojph::codestream codestream;
         ojph::param_siz siz = codestream.access_siz();

@@ -163,10 +163,8 @@ extern "C" int CCodecs_j2kDecode(
 extern "C" int CCodecs_j2kEncodeLossless(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
-    if (image == nullptr || samples == nullptr || output == nullptr || !ccodecs::validImage(*image))
-        return ccodecs::fail(error, errorCapacity, "invalid image description");
-    if (length < ccodecs::frameBytes(*image)) return ccodecs::fail(error, errorCapacity, "sample buffer too short");
-    if (decompositions > 32) return ccodecs::fail(error, errorCapacity, "too many decompositions");
+    if (const char *problem = ccodecs::encodeArgumentProblem(image, samples, length, decompositions, output))
+        return ccodecs::fail(error, errorCapacity, problem);
     std::string message;
     Owned owned;
     std::vector<opj_image_cmptparm_t> parameters(image->components);
