@@ -19,9 +19,9 @@ public struct FrameProcessor: Sendable {
         scratch: PixelScratch
     ) throws(PixelError) -> DecodedFrame {
         guard let decodedBytes = description.decodedFrameBytes, let samples = description.samplesPerFrame,
-            decodedBytes <= PixelLimits.maxDecodedFrameBytes, description.bitsStored >= 1, description.bitsStored <= 16
+            let bufferBytes = description.decodeBufferBytes, description.bitsStored >= 1, description.bitsStored <= 16
         else { throw PixelError(.unsupported, "frames of this pixel module cannot be decoded here") }
-        let output = scratch.decoded.bytes(samples * 2)
+        let output = scratch.decoded.bytes(bufferBytes)
         switch encoding {
         case .native(let bigEndian):
             _ = try DecodedSamples.fromNative(encoded, description: description, bigEndian: bigEndian, into: output)
@@ -104,8 +104,10 @@ public struct FrameProcessor: Sendable {
         _ codestream: UnsafeRawBufferPointer, transferSyntaxUID: String, description: PixelDescription,
         skipResolutions: Int = 0, scratch: PixelScratch
     ) throws(PixelError) -> UnsafeRawBufferPointer {
-        guard let samples = description.samplesPerFrame else { throw PixelError(.unsupported, "frame size overflows") }
-        let output = scratch.verify.bytes(samples * 2)
+        guard let bufferBytes = description.decodeBufferBytes else {
+            throw PixelError(.unsupported, "the frame needs more than \(PixelLimits.maxDecodeBufferBytes) bytes to decode")
+        }
+        let output = scratch.verify.bytes(bufferBytes)
         let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
         let (image, written): (Codecs.Image, Int)
         switch encoding {

@@ -51,6 +51,14 @@ public struct PixelDescription: Hashable, Sendable {
         return overflow ? nil : bytes
     }
 
+    /// What a worker reserves to decode one frame: two bytes a sample, the widest a codec writes; nil when that
+    /// overflows or passes `PixelLimits.maxDecodeBufferBytes`.
+    public var decodeBufferBytes: Int? {
+        guard let samples = samplesPerFrame else { return nil }
+        let (bytes, overflow) = samples.multipliedReportingOverflow(by: 2)
+        return overflow || bytes > PixelLimits.maxDecodeBufferBytes ? nil : bytes
+    }
+
     /// Bytes of one frame as Pixel Data holds it uncompressed, or nil when it overflows or is not byte aligned.
     public var nativeFrameBytes: Int? {
         guard let samples = samplesPerFrame, bitsAllocated > 0 else { return nil }
@@ -69,8 +77,8 @@ public struct PixelDescription: Hashable, Sendable {
         guard samplesPerPixel == 1 || samplesPerPixel == 3 else { return "SamplesPerPixel \(samplesPerPixel)" }
         guard photometricInterpretation.hasSuffix("_422") == false, photometricInterpretation.hasSuffix("_420") == false
         else { return "subsampled PhotometricInterpretation \(photometricInterpretation)" }
-        guard let bytes = decodedFrameBytes, bytes <= PixelLimits.maxDecodedFrameBytes else {
-            return "a decoded frame larger than \(PixelLimits.maxDecodedFrameBytes) bytes"
+        guard decodeBufferBytes != nil else {
+            return "a frame needing more than \(PixelLimits.maxDecodeBufferBytes) bytes to decode"
         }
         return nil
     }
@@ -86,8 +94,9 @@ public struct PixelDescription: Hashable, Sendable {
 
 /// Sizes the pixel stage refuses to go past, whatever the input says.
 public enum PixelLimits {
-    /// The largest decoded frame transcoded; larger frames are stored as they arrived, with a warning.
-    public static let maxDecodedFrameBytes = 256 << 20
+    /// The largest decode buffer (two bytes a sample) a frame may need to be transcoded; larger frames are stored
+    /// as they arrived, with a warning.
+    public static let maxDecodeBufferBytes = 256 << 20
     /// The largest encoded frame (all its fragments) read into memory for decoding.
     public static let maxEncodedFrameBytes = 256 << 20
 }
