@@ -5,7 +5,7 @@
 # and boto3 for the S3 tests).
 set -euo pipefail
 packages="dcmtk libdcmtk-dev libopenjp2-7-dev libopenjp2-tools libcharls-dev libopenjph-dev openjph-tools zlib1g-dev
-  libsqlite3-dev python3-pip"
+  libsqlite3-dev python3-pip time"
 missing=""
 for package in $packages; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
