@@ -1,5 +1,6 @@
 import DICOMPixels
 import Foundation
+import Synchronization
 
 /// The codec alone on the frames an import transcodes: for each native 512×512 16-bit (12 stored) CT file of a
 /// generated archive, the frame (the file's last 512 KiB, its Pixel Data) is decoded into the engine's layout,
@@ -21,13 +22,13 @@ guard !frames.isEmpty else {
 
 /// Runs the pixel stage over `frames` split across `threads` threads; returns seconds and stored bytes.
 func run(threads: Int) -> (seconds: Double, stored: Int) {
-    let stored = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-    stored.initialize(repeating: 0, count: threads)
-    defer { stored.deallocate() }
+    let stored = Mutex(0)
     let start = Date()
     DispatchQueue.concurrentPerform(iterations: threads) { worker in
         let processor = FrameProcessor()
         let scratch = PixelScratch()
+        var written = 0
+        defer { stored.withLock { $0 += written } }
         for index in stride(from: worker, to: frames.count, by: threads) {
             do {
                 let codestream = try frames[index].withUnsafeBytes { bytes in
@@ -35,13 +36,13 @@ func run(threads: Int) -> (seconds: Double, stored: Int) {
                         processor.decode(bytes, encoding: .native(bigEndian: false), description: description, scratch: scratch),
                         description: description, scratch: scratch)
                 }
-                stored[worker] += codestream.count
+                written += codestream.count
             } catch {
                 fatalError("frame \(index): \(error)")
             }
         }
     }
-    return (Date().timeIntervalSince(start), (0..<threads).reduce(0) { $0 + stored[$1] })
+    return (Date().timeIntervalSince(start), stored.withLock { $0 })
 }
 
 _ = run(threads: 1)  // warm-up: page in the codecs, size the scratch buffers
