@@ -12,4 +12,5 @@ output=$PWD/.demo/output
 echo
 echo "Image sets:      .build/release/dicom-ingest image-set list --store $store"
 echo "Metadata:        .build/release/dicom-ingest image-set metadata <imageSetId> --store $store"
+echo "A frame as PNG:  .build/release/dicom-ingest image-set frame <imageSetId> <frameId> --png -o frame.png --store $store"
 echo "Job report:      $output/<datastoreId>-DicomImport-<jobId>/ (job-output-manifest.json, SUCCESS/, FAILURE/, WARNING/)"
