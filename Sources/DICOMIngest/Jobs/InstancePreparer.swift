@@ -299,13 +299,12 @@ public struct InstancePreparer: Sendable {
     ) throws -> StoredFrames {
         defer { scratch.pixels.trim() }
         let description = try Self.pixelDescription(read: read, pixel: pixel)
-        let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
-        let frameCount = read.numberOfFrames
-        /// Big-endian 8-bit samples are only swapped when written as OW words (OB keeps byte order).
-        func nativeEncoding(_ encoding: PixelEncoding) -> PixelEncoding {
-            if case .native(true) = encoding, description.bitsAllocated == 8, pixel.vr != .OW { return .native(bigEndian: false) }
-            return encoding
+        var encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
+        // Big-endian 8-bit samples are swapped only when written as OW words (PS3.5 §7.3); OB keeps byte order.
+        if case .native(true) = encoding, description.bitsAllocated == 8, pixel.vr != .OW {
+            encoding = .native(bigEndian: false)
         }
+        let frameCount = read.numberOfFrames
         let writer = try scratch.blobWriter(storage: frameStorage, datastoreId: datastoreId)
 
         // Where each frame's bytes are: fragment ranges for encapsulated data, slices of Pixel Data otherwise.
@@ -337,11 +336,9 @@ public struct InstancePreparer: Sendable {
             }
         }
 
-        var keptReason: String?
-        if StoragePlan(transferSyntaxUID: transferSyntaxUID) == .transcode {
-            keptReason = description.unencodableReason
-        }
-        let transcode = StoragePlan(transferSyntaxUID: transferSyntaxUID) == .transcode && keptReason == nil
+        let plan = StoragePlan(transferSyntaxUID: transferSyntaxUID)
+        let keptReason = plan == .transcode ? description.unencodableReason : nil
+        let transcode = plan == .transcode && keptReason == nil
         var result = StoredFrames(
             frames: [], entries: [], storedTransferSyntaxUID: transcode ? frameProcessor.format.transferSyntaxUID : transferSyntaxUID,
             checksummed: true, warnings: [])
@@ -361,7 +358,7 @@ public struct InstancePreparer: Sendable {
                 let codestream: [UInt8]
                 let statistics: FrameStatistics
                 do {
-                    let decoded = try frameProcessor.decode(encoded, encoding: nativeEncoding(encoding), description: description, scratch: scratch.pixels)
+                    let decoded = try frameProcessor.decode(encoded, encoding: encoding, description: description, scratch: scratch.pixels)
                     statistics = decoded.statistics
                     codestream = try frameProcessor.encodeVerified(decoded, description: description, scratch: scratch.pixels)
                 } catch {
