@@ -374,7 +374,7 @@ public struct InstancePreparer: Sendable {
                         format: SampleFormat(bitsAllocated: description.bitsAllocated, signed: description.isSigned, bigEndian: bigEndian))
                     try copy(fragments, from: read.datasetInput, to: writer, scratch: scratch, statistics: &streamed)
                     statistics = streamed
-                } else if encodedLength <= PixelLimits.maxEncodedFrameBytes {
+                } else if encoding != .opaque && encodedLength <= PixelLimits.maxEncodedFrameBytes {
                     let encoded = try readFrame(fragments, from: read.datasetInput, into: scratch.pixels.encoded.bytes(encodedLength))
                     do {
                         statistics = try frameProcessor.decode(encoded, encoding: encoding, description: description, scratch: scratch.pixels).statistics
@@ -385,6 +385,7 @@ public struct InstancePreparer: Sendable {
                     }
                     try writer.append(encoded)
                 } else {
+                    // Video, JPEG XL and unknown syntaxes (never decoded) and frames past the size limit: streamed.
                     var ignored = FrameStatistics(format: SampleFormat(bitsAllocated: 8, signed: false, bigEndian: false))
                     try copy(fragments, from: read.datasetInput, to: writer, scratch: scratch, statistics: &ignored)
                 }
