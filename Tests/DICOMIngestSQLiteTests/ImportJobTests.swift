@@ -294,6 +294,38 @@ import Testing
         #expect(identical, "the JPEG 2000 frame does not decode to the fixture's pixels")
     }
 
+    /// A lossless frame that does not decode fails its instance; a lossy one that does not decode is kept as it
+    /// arrived with a warning (HealthImaging stores lossy frames as they are).
+    @Test func framesThatDoNotDecodeFailLosslessAndWarnLossy() throws {
+        try #require(Fixtures.externalCorpusAvailable, "run fixtures/fetch-pydicom-corpus.sh first")
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        try FileManager.default.createDirectory(atPath: environment.input, withIntermediateDirectories: true)
+        /// Copies a file with its first JPEG SOI marker (FF D8 FF) overwritten, so its frame is not a JPEG stream.
+        func copyWithoutSOI(_ source: String, to name: String) throws {
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: source)))
+            let start = try #require((0..<(bytes.count - 2)).first { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xD8 && bytes[$0 + 2] == 0xFF })
+            bytes[start] = 0
+            bytes[start + 1] = 0
+            try Data(bytes).write(to: URL(fileURLWithPath: environment.input + "/" + name))
+        }
+        try copyWithoutSOI(Fixtures.generated("ct_jpeg_lossless.dcm"), to: "lossless.dcm")
+        try copyWithoutSOI(Fixtures.external.appendingPathComponent("test_files/SC_rgb_jpeg_dcmtk.dcm").path, to: "lossy.dcm")
+        let (outcome, folder) = try environment.runJob()
+        #expect(outcome.importedFiles == 1)
+        let failures = try folder.lines(.failure)
+        #expect(failures.count == 1)
+        #expect((failures.first?["inputFile"] as? String)?.hasSuffix("lossless.dcm") == true)
+        let failure = failures.first?["exception"] as? [String: Any]
+        #expect(failure?["exceptionType"] as? String == "ValidationException")
+        #expect((failure?["message"] as? String)?.hasPrefix("Frame 1 cannot be decoded: JPEG:") == true)
+        let warnings = try folder.lines(.warning)
+        #expect(warnings.count == 1)
+        #expect((warnings.first?["inputFile"] as? String)?.hasSuffix("lossy.dcm") == true)
+        let text = String(describing: warnings.first ?? [:])
+        #expect(text.contains("FrameNotDecoded") && text.contains("90201"))
+    }
+
     @Test func reimportingBumpsVersionsWithoutDuplicatingInstances() throws {
         let environment = try Environment()
         defer { environment.folder.remove() }
