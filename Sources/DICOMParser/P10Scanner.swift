@@ -174,6 +174,15 @@ public struct P10Scanner {
         try ensure(start, 8)
         let tag = DICOMTag(group: u16(start, bigEndian: isBig), element: u16(start + 2, bigEndian: isBig))
 
+        if phase == .dataset, stack.isEmpty, (0..<8).allSatisfy({ byte(start + $0) == 0 }) {
+            // Zero bytes after the last top-level element are a writer's block padding, not a (0000,0000) element:
+            // the data set ends here, as DCMTK and pydicom read it.
+            warn(.trailingPadding, tag: nil, "\(input.length - start) bytes of zero padding after the last element ignored")
+            offset = input.length
+            phase = .finished
+            return nil
+        }
+
         switch tag {
         case .itemDelimitationItem:
             offset = start + 8

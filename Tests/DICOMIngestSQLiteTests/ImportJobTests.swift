@@ -326,6 +326,20 @@ import Testing
         #expect(text.contains("FrameNotDecoded") && text.contains("90201"))
     }
 
+    /// A writer's block padding (zero bytes after the last element) ends the data set with a warning (issue 14).
+    @Test func aFileFollowedByZeroPaddingImportsWithAWarning() throws {
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        try FileManager.default.createDirectory(atPath: environment.input, withIntermediateDirectories: true)
+        let source = Array(try Data(contentsOf: URL(fileURLWithPath: Fixtures.generated("ct_explicit_le.dcm"))))
+        try Data(source + [UInt8](repeating: 0, count: 2048)).write(to: URL(fileURLWithPath: environment.input + "/padded.dcm"))
+        let (outcome, folder) = try environment.runJob()
+        #expect(outcome.importedFiles == 1)
+        #expect(try folder.lines(.failure).isEmpty)
+        let warning = String(describing: try folder.lines(.warning))
+        #expect(warning.contains("TRAILING_BYTES") && warning.contains("90012") && warning.contains("2048 bytes of zero padding"))
+    }
+
     @Test func reimportingBumpsVersionsWithoutDuplicatingInstances() throws {
         let environment = try Environment()
         defer { environment.folder.remove() }

@@ -149,6 +149,19 @@ import Testing
         #expect(scanner.warnings.map(\.code).contains(.duplicateTag))
     }
 
+    @Test func zeroPaddingAfterTheLastElementEndsTheDataSetWithAWarning() throws {
+        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
+        builder.element(.patientID, .LO, bytes: Array("ABCD".utf8))
+        builder.element(.rows, .US, bytes: [64, 0])
+        let (tokens, scanner) = try Self.tokens(builder.build() + [UInt8](repeating: 0, count: 4096))
+        #expect(Self.elementTags(tokens).suffix(2) == [.patientID, .rows])
+        #expect(scanner.warnings.map(\.code) == [.trailingPadding])
+        // Non-zero bytes there are still an error.
+        #expect(throws: DICOMParseError.self) {
+            _ = try Self.tokens(builder.build() + [0, 0, 0, 0, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 64))
+        }
+    }
+
     @Test func rejectsElementOverrunningItsItem() throws {
         var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
         builder.beginSequence(DICOMTag(group: 0x0008, element: 0x1032), definedLength: true)
