@@ -11,8 +11,11 @@ enum DecodedSamples {
     ) throws(PixelError) -> Int {
         guard let samples = description.samplesPerFrame, let decodedBytes = description.decodedFrameBytes,
             let nativeBytes = description.nativeFrameBytes, output.count >= decodedBytes,
-            source.count >= (bigEndian && inputWidthIsOne(description) ? (nativeBytes + 1) & ~1 : nativeBytes)
+            source.count >= (bigEndian && description.bitsAllocated == 8 ? (nativeBytes + 1) & ~1 : nativeBytes)
         else { throw PixelError(.decode, "the frame is shorter than Rows × Columns × SamplesPerPixel × BitsAllocated") }
+        guard description.bitsAllocated == 8 || description.bitsAllocated == 16 else {
+            throw PixelError(.unsupported, "samples of BitsAllocated \(description.bitsAllocated) are not decoded")
+        }
         let components = description.samplesPerPixel
         let pixels = samples / components
         let planar = description.planarConfiguration == 1 && components > 1
@@ -44,8 +47,6 @@ enum DecodedSamples {
         }
         return decodedBytes
     }
-
-    private static func inputWidthIsOne(_ description: PixelDescription) -> Bool { description.bitsAllocated == 8 }
 
     /// Brings a codec's output (`codecWidth` bytes per sample, `samples` samples, at the start of `buffer`) to the
     /// decoded layout in place: narrows or widens the samples, then masks or sign-extends them to BitsStored.

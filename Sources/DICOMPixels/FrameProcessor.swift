@@ -26,8 +26,8 @@ public struct FrameProcessor: Sendable {
         case .native(let bigEndian):
             _ = try DecodedSamples.fromNative(encoded, description: description, bigEndian: bigEndian, into: output)
         case .rle:
-            guard let nativeBytes = description.nativeFrameBytes else {
-                throw PixelError(.unsupported, "RLE frame size overflows")
+            guard let nativeBytes = description.nativeFrameBytes, nativeBytes <= PixelLimits.maxDecodeBufferBytes else {
+                throw PixelError(.unsupported, "RLE frames over \(PixelLimits.maxDecodeBufferBytes) bytes are not decoded")
             }
             let native = scratch.intermediate.bytes(nativeBytes)
             _ = try RLEDecoder.decode(encoded, description: description, into: native)

@@ -47,6 +47,10 @@ public struct HTJ2KCodestream: Sendable {
             guard offset >= 0, offset + 2 <= bytes.count else { throw PixelError(.decode, "codestream ends at \(offset)") }
             return Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
         }
+        func u8(_ offset: Int) throws(PixelError) -> Int {
+            guard offset >= 0, offset < bytes.count else { throw PixelError(.decode, "codestream ends at \(offset)") }
+            return Int(bytes[offset])
+        }
         func u32(_ offset: Int) throws(PixelError) -> Int {
             try u16(offset) << 16 | u16(offset + 2)
         }
@@ -104,8 +108,8 @@ public struct HTJ2KCodestream: Sendable {
         while try u16(offset) == Int(Marker.sot) {
             guard try u16(offset + 2) == 10 else { throw PixelError(.decode, "SOT at \(offset) with a bad length") }
             let psot = try u32(offset + 6)
-            let index = Int(bytes[offset + 10])
-            let count = Int(bytes[offset + 11])
+            let index = try u8(offset + 10)
+            let count = try u8(offset + 11)
             var end = psot == 0 ? bytes.count - 2 : offset + psot
             guard end <= bytes.count, end > offset + 12 else { throw PixelError(.decode, "tile-part at \(offset) runs past the end") }
             var marker = offset + 12
@@ -149,6 +153,8 @@ public struct HTJ2KCodestream: Sendable {
         guard resolutionEnds.count == parsed.decompositions + 1, resolutionEnds.last == part.range.upperBound else {
             throw PixelError(.encode, "resolution ends \(resolutionEnds) do not close the tile at \(part.range.upperBound)")
         }
+        // Isot, TPsot and TNsot are single bytes (T.800 A.4.2): at most 255 tile-parts.
+        guard resolutionEnds.count <= 255 else { throw PixelError(.encode, "\(resolutionEnds.count) resolutions") }
         var starts = [part.dataStart]
         for (index, end) in resolutionEnds.enumerated() {
             guard end > starts[index] else { throw PixelError(.encode, "resolution \(index) is empty or out of order") }
@@ -180,7 +186,7 @@ public struct HTJ2KCodestream: Sendable {
         guard parsed.conformanceProblem() == nil else {
             throw PixelError(.unsupported, "the stored frame has no resolution tile-parts")
         }
-        guard resolutions >= 1, resolutions <= parsed.tileParts.count else {
+        guard resolutions >= 1, resolutions <= parsed.tileParts.count, resolutions <= 255 else {
             throw PixelError(.unsupported, "resolution \(resolutions) is outside 1...\(parsed.tileParts.count)")
         }
         let kept = parsed.tileParts.prefix(resolutions)

@@ -101,33 +101,18 @@ import Testing
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-big")
         defer { folder.remove() }
-        let generator = Process()
-        generator.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        generator.arguments = [
-            "python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder.sub("in"),
-            "--studies", "0", "--big-multiframe-mb", "2048",
-        ]
-        generator.standardOutput = FileHandle.nullDevice
-        try generator.run()
-        generator.waitUntilExit()
-        try #require(generator.terminationStatus == 0)
-        let timed = Process()
-        timed.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-        timed.arguments = [
-            "-f", "maxrss=%M", ScanCommandTests.binary.path, "import", folder.sub("in"), "--output", folder.sub("out"),
-            "--store", folder.sub("store"), "--json", "--no-progress",
-        ]
-        let output = Pipe()
-        let errors = Pipe()
-        timed.standardOutput = output
-        timed.standardError = errors
-        try timed.run()
-        let stdout = output.fileHandleForReading.readDataToEndOfFile()
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        timed.waitUntilExit()
-        #expect(timed.terminationStatus == 0, "\(stderr)")
-        let summary = try json(String(decoding: stdout, as: UTF8.self))
+        let env = URL(fileURLWithPath: "/usr/bin/env")
+        let generated = try runner.run(
+            ["python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder.sub("in"),
+             "--studies", "0", "--big-multiframe-mb", "2048"], executable: env)
+        try #require(generated.status == 0, "\(generated.stderr)")
+        let imported = try runner.run(
+            ["-f", "maxrss=%M", ScanCommandTests.binary.path, "import", folder.sub("in"), "--output", folder.sub("out"),
+             "--store", folder.sub("store"), "--json", "--no-progress"], executable: URL(fileURLWithPath: "/usr/bin/time"))
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let summary = try json(imported.stdout)
         #expect(summary["numberOfImportedFiles"] as? Int == 1)
+        let stderr = imported.stderr
         let kilobytes = try #require(stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         #expect(kilobytes < 300 * 1024, "peak RSS \(kilobytes / 1024) MB")
         let sets = try #require(try json(try runner.run(["image-set", "list", "--store", folder.sub("store")]).stdout)["imageSetsMetadataSummaries"] as? [[String: Any]])

@@ -12,21 +12,16 @@ import Testing
         try #require(Fixtures.externalCorpusAvailable, "run fixtures/fetch-pydicom-corpus.sh first")
         let files = (Fixtures.files(under: Fixtures.generated) + Fixtures.files(under: Fixtures.external.appendingPathComponent("test_files")))
             .filter { $0.hasSuffix(".dcm") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Fixtures.packageRoot.appendingPathComponent("scripts/pixels/oracle.py").path,
-            ScanCommandTests.binary.path,
-            // pydicom's HTJ2K decoder (OpenJPEG) mis-reads signed 16-bit HTJ2K: use the native sibling's pixels.
-            "--reference", "ct_htj2k_lossless.dcm=" + Fixtures.generated("ct_explicit_le.dcm"),
-            "--known", "SC_ybr_full_422_uncompressed.dcm=issue 14 (native YBR_FULL_422 frame size)"] + files
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let oracle = try ScanCommandTests().run(
+            ["python3", Fixtures.packageRoot.appendingPathComponent("scripts/pixels/oracle.py").path,
+             ScanCommandTests.binary.path,
+             // pydicom's HTJ2K decoder (OpenJPEG) mis-reads signed 16-bit HTJ2K: use the native sibling's pixels.
+             "--reference", "ct_htj2k_lossless.dcm=" + Fixtures.generated("ct_explicit_le.dcm"),
+             "--known", "SC_ybr_full_422_uncompressed.dcm=issue 14 (native YBR_FULL_422 frame size)"] + files,
+            executable: URL(fileURLWithPath: "/usr/bin/env"))
+        let text = oracle.stdout
         let lines = text.split(separator: "\n").map(String.init)
-        #expect(process.terminationStatus == 0, "\(lines.filter { !$0.hasPrefix("OK") }.joined(separator: "\n"))")
+        #expect(oracle.status == 0, "\(lines.filter { !$0.hasPrefix("OK") }.joined(separator: "\n"))")
         // Every transfer syntax with pixels in the corpus and fixtures was checked and stored as expected.
         for (source, stored) in [
             ("1.2.840.10008.1.2 ", "1.2.840.10008.1.2.4.202"), ("1.2.840.10008.1.2.1 ", "1.2.840.10008.1.2.4.202"),

@@ -1,5 +1,6 @@
 import DICOMIngestTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// End-to-end runs of the built `dicom-ingest` binary.
@@ -8,17 +9,26 @@ import Testing
         Fixtures.packageRoot.appendingPathComponent(".build/debug/dicom-ingest")
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs the built binary (or `executable`) to its end; returns its exit status, stdout and stderr.
+    func run(_ arguments: [String], executable: URL = binary) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = Self.binary
+        process.executableURL = executable
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // Drain stderr beside stdout, so a child that writes more than a pipe holds to either never blocks.
+        let stderrData = Mutex(Data())
+        let drained = DispatchGroup()
+        DispatchQueue.global().async(group: drained) {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            stderrData.withLock { $0 = data }
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
+        let stderr = stderrData.withLock { $0 }
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }

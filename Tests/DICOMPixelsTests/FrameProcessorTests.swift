@@ -117,6 +117,33 @@ func syntheticFrame(_ description: PixelDescription) -> [UInt8] {
         }
     }
 
+    @Test func aCodestreamCutAnywhereIsAnErrorNotATrap() throws {
+        let description = PixelDescription(rows: 80, columns: 80, bitsAllocated: 8)
+        let source = syntheticFrame(description)
+        let processor = FrameProcessor()
+        let scratch = PixelScratch()
+        let codestream = try source.withUnsafeBytes { bytes in
+            try processor.encodeVerified(
+                processor.decode(bytes, encoding: .native(bigEndian: false), description: description, scratch: scratch),
+                description: description, scratch: scratch)
+        }
+        for length in 0..<codestream.count {
+            #expect(throws: PixelError.self) {
+                try Array(codestream.prefix(length)).withUnsafeBytes { _ = try HTJ2KCodestream(parsing: $0) }
+            }
+        }
+    }
+
+    @Test func nativeSamplesWiderThanSixteenBitsAreNotDecoded() {
+        let description = PixelDescription(rows: 2, columns: 2, bitsAllocated: 32, bitsStored: 16)
+        let source = [UInt8](repeating: 1, count: 16)
+        #expect(throws: PixelError.self) {
+            try source.withUnsafeBytes {
+                _ = try FrameProcessor().decode($0, encoding: .native(bigEndian: false), description: description, scratch: PixelScratch())
+            }
+        }
+    }
+
     @Test func jpeg2000LosslessStoresBitExact() throws {
         let description = PixelDescription(rows: 100, columns: 130, bitsAllocated: 16, bitsStored: 14, isSigned: false)
         let source = syntheticFrame(description)
