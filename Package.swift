@@ -148,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DICOMIngestSQLiteTests",
-            dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMPixels", "DICOMIngestTestSupport"],
+            dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMPixels", "DICOMParser", "DICOMIngestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

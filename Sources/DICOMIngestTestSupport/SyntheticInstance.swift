@@ -13,6 +13,8 @@ public struct SyntheticInstance: Sendable {
     public var accessionNumber = "ACC1"
     public var studyID = "S1"
     public var seriesNumber = "1"
+    /// InstanceNumber (0020,0013), written when set: tells copies of one SOP instance apart.
+    public var instanceNumber: String?
     public var frames = 1
 
     public init(study: String, series: String, sop: String) {
@@ -48,6 +50,7 @@ public struct SyntheticInstance: Sendable {
         builder.string(.seriesInstanceUID, .UI, seriesInstanceUID)
         builder.string(.studyID, .SH, studyID)
         builder.string(.seriesNumber, .IS, seriesNumber)
+        if let instanceNumber { builder.string(.instanceNumber, .IS, instanceNumber) }
         builder.uint16(.samplesPerPixel, 1)
         builder.string(.photometricInterpretation, .CS, "MONOCHROME2")
         if frames > 1 { builder.string(.numberOfFrames, .IS, String(frames)) }

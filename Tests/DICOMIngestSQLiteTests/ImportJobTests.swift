@@ -2,6 +2,7 @@ import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
+import DICOMParser
 import DICOMPixels
 import Foundation
 import Testing
@@ -17,10 +18,10 @@ import Testing
         let engine: ImportEngine
         let datastoreId: String
 
-        init(losslessStorageFormat: LosslessStorageFormat = .htj2k) throws {
+        init(losslessStorageFormat: LosslessStorageFormat = .htj2k, threads: Int = 2) throws {
             folder = try TemporaryFolder("import")
             store = try SQLiteImageSetStore(directory: folder.sub("store"))
-            engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: 2))
+            engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
             datastoreId = try store.createDatastore(name: "test", losslessStorageFormat: losslessStorageFormat, now: 0).datastoreId
         }
 
@@ -35,14 +36,29 @@ import Testing
                 outputS3Uri: URL(fileURLWithPath: output ?? self.output).absoluteString)
         }
 
-        func runJob(input: String? = nil, output: String? = nil) throws -> (ImportOutcome, JobFolder) {
+        func runJob(input: String? = nil, output: String? = nil, listedInReverse: Bool = false) throws -> (ImportOutcome, JobFolder) {
             let job = try engine.submit(request(input: input, output: output))
             let outputRoot = output ?? self.output
-            let outcome = engine.run(job, source: LocalDirectorySource(root: input ?? self.input)) { job in
+            let local = LocalDirectorySource(root: input ?? self.input)
+            let source: any ObjectSource = listedInReverse ? ReversedListing(source: local) : local
+            let outcome = engine.run(job, source: source) { job in
                 try LocalDirectorySink(outputRoot: outputRoot, datastoreId: job.datastoreId, jobId: job.jobId)
             }
             return (outcome, JobFolder(path: outputRoot + "/\(datastoreId)-DicomImport-\(job.jobId)"))
         }
+    }
+
+    /// A source that lists the objects of another in reverse order, to show that the result does not depend on it.
+    struct ReversedListing: ObjectSource {
+        let source: any ObjectSource
+
+        func forEachObject(_ body: (SourceObject) throws -> Void) throws {
+            var objects: [SourceObject] = []
+            try source.forEachObject { objects.append($0) }
+            for object in objects.reversed() { try body(object) }
+        }
+
+        func open(_ object: SourceObject) throws -> any P10ByteInput { try source.open(object) }
     }
 
     /// The files of one job's output folder, parsed.
@@ -84,7 +100,7 @@ import Testing
         var conflicting = SyntheticInstance(study: study2, series: study2 + ".1", sop: study2 + ".1.3")
         conflicting.patientName = "Other^Name"
         try add("study2/series1/3-conflicting.dcm", conflicting)
-        // The same SOP instance twice: the copy whose key sorts last is imported.
+        // The same SOP instance twice: both are imported, the copy whose key sorts last overwrites the other.
         try add("dup/a.dcm", SyntheticInstance(study: study2, series: study2 + ".9", sop: study2 + ".9.1"))
         try add("dup/b.dcm", SyntheticInstance(study: study2, series: study2 + ".9", sop: study2 + ".9.1"))
         // 20 levels deep, with a unicode name.
@@ -95,7 +111,7 @@ import Testing
         try Data("not dicom".utf8).write(to: URL(fileURLWithPath: input + "/notes.txt"))
         let truncated = SyntheticInstance(study: study1, series: study1 + ".4", sop: study1 + ".4.1").bytes.dropLast(10)
         try Data(truncated).write(to: URL(fileURLWithPath: input + "/truncated.dcm"))
-        var failures: Set<String> = [input + "/notes.txt", input + "/truncated.dcm", input + "/dup/a.dcm"]
+        var failures: Set<String> = [input + "/notes.txt", input + "/truncated.dcm"]
 
         // Archives: zip, tar.gz, tar and gz, one instance each, made with Python's standard library.
         let zipped = SyntheticInstance(study: study1, series: study1 + ".5", sop: study1 + ".5.1")
@@ -130,7 +146,8 @@ import Testing
         return (instances, failures)
     }
 
-    static func run(_ python: String, arguments: [String]) throws {
+    static func run(_ python: String, arguments: [String], makeFolders: [String] = []) throws {
+        for folder in makeFolders { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", python] + arguments
@@ -177,7 +194,8 @@ import Testing
         #expect(messages[key("notes.txt")]?.contains("Not a DICOM P10 file") == true)
         #expect(messages[key("truncated.dcm")]?.contains("TRUNCATED") == true)
         #expect(messages[key("truncated.dcm")]?.contains("(7FE0,0010)") == true)
-        #expect(messages[key("dup/a.dcm")]?.contains("Duplicate SOPInstanceUID") == true)
+        let overwritten = String(describing: warning.first { $0["inputFile"] as? String == key("dup/a.dcm") } ?? [:])
+        #expect(overwritten.contains("DuplicateSOPInstance") && overwritten.contains(key("dup/b.dcm")))
 
         // The conflicting instance landed in a non-primary image set, with a warning line.
         let conflictingKey = key("study2/series1/3-conflicting.dcm")
@@ -198,7 +216,8 @@ import Testing
         #expect(manifest["numberOfGeneratedImageSets"] as? Int == summaries.count)
         // study1: series 1, 2, 3, 5; study2: series 1 (primary + non-primary), 9.
         #expect(summaries.count == 7)
-        #expect(summaries.reduce(0) { $0 + ($1["numberOfMatchedSOPInstances"] as? Int ?? 0) } == instances.count)
+        // dup/a.dcm and dup/b.dcm hold one SOP instance.
+        #expect(summaries.reduce(0) { $0 + ($1["numberOfMatchedSOPInstances"] as? Int ?? 0) } == instances.count - 1)
         #expect((manifest["outputS3Uri"] as? String)?.hasSuffix("-DicomImport-\(outcome.job.jobId)/") == true)
         #expect((manifest["successOutputS3Uri"] as? String)?.hasSuffix("/SUCCESS/") == true)
 
@@ -338,6 +357,100 @@ import Testing
         #expect(try folder.lines(.failure).isEmpty)
         let warning = String(describing: try folder.lines(.warning))
         #expect(warning.contains("TRAILING_BYTES") && warning.contains("90012") && warning.contains("2048 bytes of zero padding"))
+    }
+
+    /// Copies of one SOP instance in one job (a re-encoding, copies in sub-folders, an archive member) are all
+    /// imported (spec §4.3): those with the primary's key overwrite one another in it, the copy whose input key
+    /// sorts last wins, and a copy with another key goes to a non-primary image set. Run with the files listed in
+    /// two orders, the image sets are the same (issue 14).
+    @Test func copiesOfOneSOPInstanceAreAllImportedWhateverTheOrder() throws {
+        let series = Self.study1 + ".7"
+        func instance(_ number: Int, copy: String) -> SyntheticInstance {
+            var instance = SyntheticInstance(study: Self.study1, series: series, sop: series + ".\(number)")
+            instance.instanceNumber = copy
+            return instance
+        }
+        /// (image set isPrimary, SOP Instance UID → InstanceNumber of the copy the image set holds) per image set.
+        var results: [[String]] = []
+        for listedInReverse in [false, true] {
+            let environment = try Environment(threads: listedInReverse ? 1 : 2)
+            defer { environment.folder.remove() }
+            let input = environment.input
+            for number in 1...3 { try instance(number, copy: "\(number)0").write(to: input + "/series/\(number).dcm") }
+            try instance(2, copy: "21").write(to: input + "/copies/a/2.dcm")
+            try instance(2, copy: "22").write(to: environment.folder.sub("staging/2.dcm"))
+            try Self.run(
+                """
+                import subprocess, sys, zipfile
+                staging, target = sys.argv[1], sys.argv[2]
+                subprocess.run(['dcmconv', '+ti', staging + '/2.dcm', target + '/reencoded/2.dcm'], check=True)
+                with zipfile.ZipFile(target + '/z.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+                    z.write(staging + '/2.dcm', '2.dcm')
+                """, arguments: [environment.folder.sub("staging"), input], makeFolders: [input + "/reencoded"])
+            var conflicting = instance(3, copy: "31")
+            conflicting.patientID = "OTHER"
+            try conflicting.write(to: input + "/zz-conflict/3.dcm")
+
+            let (outcome, folder) = try environment.runJob(listedInReverse: listedInReverse)
+            let key = { (relative: String) in LocalDirectorySource.key(forPath: input + "/" + relative) }
+            let all = ["series/1.dcm", "series/2.dcm", "series/3.dcm", "copies/a/2.dcm", "reencoded/2.dcm", "z.zip!2.dcm", "zz-conflict/3.dcm"]
+            #expect(outcome.job.jobStatus == .completed)
+            #expect(try folder.lines(.failure).isEmpty)
+            let success = try folder.lines(.success)
+            #expect(Set(success.compactMap { $0["inputFile"] as? String }) == Set(all.map(key)))
+            #expect(success.count == all.count)
+
+            // Every copy's line names the image set that holds the SOP instance now.
+            let records = try environment.store.imageSets(datastoreId: environment.datastoreId).sorted { $0.isPrimary && !$1.isPrimary }
+            #expect(records.map(\.isPrimary) == [true, false])
+            #expect(records.map(\.instanceCount) == [3, 1])
+            #expect(records.map(\.latestVersion) == [1, 1])
+            for line in success {
+                let response = try #require(line["importResponse"] as? [String: Any])
+                let isConflict = line["inputFile"] as? String == key("zz-conflict/3.dcm")
+                #expect(response["imageSetId"] as? String == records[isConflict ? 1 : 0].imageSetId)
+                #expect(response["isPrimary"] as? Bool == !isConflict)
+            }
+
+            // Warning lines: each overwritten copy names the winner, the winner names what it overwrote.
+            let warnings = Dictionary(uniqueKeysWithValues: try folder.lines(.warning).map {
+                ($0["inputFile"] as! String, String(describing: $0))
+            })
+            #expect(Set(warnings.keys) == Set(["copies/a/2.dcm", "reencoded/2.dcm", "series/2.dcm", "z.zip!2.dcm", "zz-conflict/3.dcm"].map(key)))
+            for copy in ["copies/a/2.dcm", "reencoded/2.dcm", "series/2.dcm"] {
+                let text = warnings[key(copy)] ?? ""
+                #expect(text.contains("DuplicateSOPInstance") && text.contains("90101") && text.contains("overwritten"))
+                #expect(text.contains(key("z.zip!2.dcm")))
+            }
+            let winner = warnings[key("z.zip!2.dcm")] ?? ""
+            #expect(["copies/a/2.dcm", "reencoded/2.dcm", "series/2.dcm"].allSatisfy { winner.contains(key($0)) })
+            #expect(warnings[key("zz-conflict/3.dcm")]?.contains("NonPrimaryImageSet") == true)
+
+            // Manifest: every file imported; the image sets count SOP instances.
+            let manifest = try folder.manifest()
+            #expect(manifest["numberOfScannedFiles"] as? Int == all.count)
+            #expect(manifest["numberOfImportedFiles"] as? Int == all.count)
+            #expect(manifest["numberOfGeneratedImageSets"] as? Int == 2)
+            let summaries = try #require(manifest["imageSetsSummary"] as? [[String: Any]])
+            #expect(Set(summaries.compactMap { $0["numberOfMatchedSOPInstances"] as? Int }) == [3, 1])
+
+            for record in records {
+                let gzip = try #require(try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, version: nil))
+                let json = try #require(Compression.gunzip(gzip))
+                let document = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
+                let study = try #require(document["Study"] as? [String: Any])
+                let seriesEntry = try #require((study["Series"] as? [String: Any])?[series] as? [String: Any])
+                let entries = try #require(seriesEntry["Instances"] as? [String: [String: Any]])
+                let numbers = entries.map { sop, entry in "\(sop)=\((entry["DICOM"] as? [String: Any])?["InstanceNumber"] ?? "none")" }.sorted()
+                results.append(["\(record.isPrimary)"] + numbers)
+            }
+        }
+        // The archive member sorts last among the primary copies of instance 2: its InstanceNumber (22) is stored.
+        let expected = [
+            ["true", "\(series).1=10", "\(series).2=22", "\(series).3=30"],
+            ["false", "\(series).3=31"],
+        ]
+        #expect(results == expected + expected)
     }
 
     @Test func reimportingBumpsVersionsWithoutDuplicatingInstances() throws {

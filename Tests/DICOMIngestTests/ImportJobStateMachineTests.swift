@@ -50,13 +50,13 @@ import Testing
             .init(inputKey: "a/4.dcm", sopInstanceUID: "4", key: key("9", name: "X^Y")),
             .init(inputKey: "a/5.dcm", sopInstanceUID: "5", key: key("9", name: "X^Y")),
         ]
-        let decision = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
-        #expect(decision.groups.count == 3)
-        #expect(decision.groups[0].isPrimary)
-        #expect(decision.groups[0].members == [0, 2])
-        #expect(decision.groups.dropFirst().allSatisfy { !$0.isPrimary })
-        #expect(Set(decision.groups.dropFirst().map(\.members)) == [[1], [3, 4]])
-        #expect(decision.duplicates.isEmpty)
+        let groups = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
+        #expect(groups.count == 3)
+        #expect(groups[0].isPrimary)
+        #expect(groups[0].members == [0, 2])
+        #expect(groups.dropFirst().allSatisfy { !$0.isPrimary })
+        #expect(Set(groups.dropFirst().map(\.members)) == [[1], [3, 4]])
+        #expect(groups.allSatisfy { $0.overwritten.isEmpty })
     }
 
     @Test func decisionDoesNotDependOnArrivalOrder() {
@@ -67,8 +67,8 @@ import Testing
         let forward = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
         let backward = ImageSetGrouping.decide(candidates.reversed(), existingPrimaryKey: nil)
         // Tie: the key of the input that sorts first ("a.dcm") is primary, whatever the order.
-        #expect(forward.groups[0].key == key("9"))
-        #expect(backward.groups[0].key == key("9"))
+        #expect(forward[0].key == key("9"))
+        #expect(backward[0].key == key("9"))
     }
 
     @Test func existingPrimaryKeyWins() {
@@ -77,21 +77,38 @@ import Testing
             .init(inputKey: "2", sopInstanceUID: "2", key: key("9", patient: "NEW")),
             .init(inputKey: "3", sopInstanceUID: "3", key: key("9")),
         ]
-        let decision = ImageSetGrouping.decide(candidates, existingPrimaryKey: key("9"))
-        #expect(decision.groups[0] == .init(key: key("9"), isPrimary: true, members: [2]))
-        #expect(decision.groups[1] == .init(key: key("9", patient: "NEW"), isPrimary: false, members: [0, 1]))
+        let groups = ImageSetGrouping.decide(candidates, existingPrimaryKey: key("9"))
+        #expect(groups[0] == .init(key: key("9"), isPrimary: true, members: [2]))
+        #expect(groups[1] == .init(key: key("9", patient: "NEW"), isPrimary: false, members: [0, 1]))
     }
 
-    @Test func duplicateSOPInstanceUIDKeepsTheLastInputKey() {
+    @Test func copiesOfOneSOPInstanceAreAllImportedAndTheLastInputKeyWins() {
         let candidates: [ImageSetGrouping.Candidate] = [
             .init(inputKey: "z.dcm", sopInstanceUID: "1", key: key("9")),
             .init(inputKey: "a.dcm", sopInstanceUID: "1", key: key("9")),
             .init(inputKey: "m.dcm", sopInstanceUID: "1", key: key("9")),
         ]
-        let decision = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
-        #expect(decision.groups.map(\.members) == [[0]])
-        #expect(decision.duplicates.map(\.winner) == [0, 0])
-        #expect(Set(decision.duplicates.map(\.loser)) == [1, 2])
+        let groups = ImageSetGrouping.decide(candidates, existingPrimaryKey: nil)
+        #expect(groups == [.init(key: key("9"), isPrimary: true, members: [0], overwritten: [.init(copy: 1, by: 0), .init(copy: 2, by: 0)])])
+    }
+
+    /// A copy whose key differs from the primary's goes to a non-primary set, as a copy from another job would;
+    /// copies do not tip the choice of the primary key (it counts SOP instances, not files).
+    @Test func copiesWithAnotherKeyGoToANonPrimarySetAndDoNotOutvoteInstances() {
+        let candidates: [ImageSetGrouping.Candidate] = [
+            .init(inputKey: "c1.dcm", sopInstanceUID: "1", key: key("9", patient: "COPY")),
+            .init(inputKey: "c2.dcm", sopInstanceUID: "1", key: key("9", patient: "COPY")),
+            .init(inputKey: "c3.dcm", sopInstanceUID: "1", key: key("9", patient: "COPY")),
+            .init(inputKey: "x1.dcm", sopInstanceUID: "1", key: key("9")),
+            .init(inputKey: "x2.dcm", sopInstanceUID: "2", key: key("9")),
+        ]
+        for arrival in [candidates, candidates.reversed()] {
+            let groups = ImageSetGrouping.decide(arrival, existingPrimaryKey: nil)
+            #expect(groups.count == 2)
+            #expect(groups.map(\.key) == [key("9"), key("9", patient: "COPY")])
+            #expect(groups.map { $0.members.map { arrival[$0].inputKey } } == [["x1.dcm", "x2.dcm"], ["c3.dcm"]])
+            #expect(groups[1].overwritten.map { [arrival[$0.copy].inputKey, arrival[$0.by].inputKey] } == [["c1.dcm", "c3.dcm"], ["c2.dcm", "c3.dcm"]])
+        }
     }
 
     @Test func keyRoundTripsThroughItsEncoding() {

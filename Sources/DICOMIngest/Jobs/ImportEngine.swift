@@ -305,10 +305,11 @@ public final class ImportEngine: Sendable {
         for series in try store.stagedSeries(jobId: job.jobId) {
             let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
             let existing = try store.primaryImageSet(datastoreId: job.datastoreId, seriesInstanceUID: series)
-            let decision = ImageSetGrouping.decide(
+            let groups = ImageSetGrouping.decide(
                 instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
                 existingPrimaryKey: existing?.key)
-            for group in decision.groups {
+            let primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
+            for group in groups {
                 let members = group.members.map { instances[$0] }
                 let record = try store.commit(
                     ImageSetCommit(
@@ -316,9 +317,27 @@ public final class ImportEngine: Sendable {
                         imageSetId: group.isPrimary ? existing?.imageSetId : nil, key: group.key,
                         isPrimary: group.isPrimary, instances: members, committedAt: Self.now()))
                 report.imageSets.append((record, members.count))
-                let primaryKey = decision.groups.first(where: \.isPrimary)?.key ?? existing?.key
-                for instance in members {
-                    var warnings = instance.warnings
+                var overwrittenBy: [Int: [Int]] = [:]
+                for overwrite in group.overwritten { overwrittenBy[overwrite.by, default: []].append(overwrite.copy) }
+                var warningsByIndex: [Int: [ImportWarning]] = [:]
+                for overwrite in group.overwritten {
+                    warningsByIndex[overwrite.copy] = [
+                        DuplicateWarning.overwritten(
+                            sopInstanceUID: instances[overwrite.copy].sopInstanceUID,
+                            by: instances[overwrite.by].inputKey, imageSetId: record.imageSetId)
+                    ]
+                }
+                for (winner, copies) in overwrittenBy {
+                    warningsByIndex[winner] = [
+                        DuplicateWarning.overwrote(
+                            sopInstanceUID: instances[winner].sopInstanceUID, copies: copies.map { instances[$0].inputKey },
+                            imageSetId: record.imageSetId)
+                    ]
+                }
+                let reported = (group.members + group.overwritten.map(\.copy)).sorted { instances[$0].inputKey < instances[$1].inputKey }
+                for index in reported {
+                    let instance = instances[index]
+                    var warnings = instance.warnings + (warningsByIndex[index] ?? [])
                     if !group.isPrimary, let primaryKey {
                         let differing = instance.key.differences(from: primaryKey).joined(separator: ", ")
                         warnings.append(ImportWarning(
@@ -328,16 +347,30 @@ public final class ImportEngine: Sendable {
                     try report.recordSuccess(instance, record: record, warnings: warnings, sink: sink)
                 }
             }
-            for duplicate in decision.duplicates {
-                let loser = instances[duplicate.loser]
-                let winner = instances[duplicate.winner]
-                try report.recordFailure(
-                    ImportFailure.validation(
-                        loser.inputKey,
-                        "Duplicate SOPInstanceUID \(loser.sopInstanceUID) in this job: \(winner.inputKey) was imported instead"),
-                    sink: sink)
-            }
         }
+    }
+}
+
+/// The warnings of files that hold the same SOP instance as another file of the job's image set (spec §4.3:
+/// every copy is imported; the copy whose input key sorts last is the one the version holds).
+enum DuplicateWarning {
+    static let reasonCode = 90101
+    static let type = "DuplicateSOPInstance"
+    /// Input keys named in full in one message; the rest are counted.
+    static let namedCopies = 5
+
+    static func overwritten(sopInstanceUID: String, by winner: String, imageSetId: String) -> ImportWarning {
+        ImportWarning(
+            reasonCode: reasonCode, type: type,
+            message: "SOP Instance \(sopInstanceUID) of this file was overwritten in image set \(imageSetId) by \(winner), another file of this job with the same SOP Instance UID whose key sorts later")
+    }
+
+    static func overwrote(sopInstanceUID: String, copies: [String], imageSetId: String) -> ImportWarning {
+        var named = copies.prefix(namedCopies).joined(separator: ", ")
+        if copies.count > namedCopies { named += " and \(copies.count - namedCopies) more" }
+        return ImportWarning(
+            reasonCode: reasonCode, type: type,
+            message: "SOP Instance \(sopInstanceUID) of this file overwrote, in image set \(imageSetId), the copies of \(copies.count) other file(s) of this job whose keys sort earlier: \(named)")
     }
 }
 

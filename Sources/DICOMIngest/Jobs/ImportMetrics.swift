@@ -37,7 +37,6 @@ struct ImportMetrics: Sendable {
             let prefix = failure.message[..<colon]
             if !prefix.isEmpty, prefix.allSatisfy({ $0.isUppercase || $0 == "_" }) { return String(prefix) }
         }
-        if failure.message.hasPrefix("Duplicate SOPInstanceUID") { return "DUPLICATE_SOP_INSTANCE_UID" }
         if failure.message.hasPrefix("DICOM attribute") { return "MISSING_OR_INVALID_ATTRIBUTE" }
         return failure.exceptionType
     }
