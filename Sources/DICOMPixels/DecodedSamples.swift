@@ -3,16 +3,22 @@
 enum DecodedSamples {
     /// Converts one uncompressed frame (`description.nativeFrameBytes` bytes, BitsAllocated 8 or 16; with
     /// `bigEndian` and 8-bit samples, the frame's whole 16-bit words, padding byte included) into the
-    /// decoded layout: interleaves planes, swaps big-endian samples, narrows to one byte when BitsStored ≤ 8,
-    /// and masks or sign-extends to BitsStored (the bits above HighBit are not pixel data, PS3.5 §8.1.1).
+    /// decoded layout: interleaves planes, expands 4:2:2 pairs, swaps big-endian samples, narrows to one byte when
+    /// BitsStored ≤ 8, and masks or sign-extends to BitsStored (the bits above HighBit are not pixel data,
+    /// PS3.5 §8.1.1).
+    ///
+    /// - Parameter fullSamples: the frame holds every sample of every pixel even when the photometric
+    ///   interpretation is 4:2:2 (a decoded RLE frame does).
     static func fromNative(
-        _ source: UnsafeRawBufferPointer, description: PixelDescription, bigEndian: Bool,
+        _ source: UnsafeRawBufferPointer, description: PixelDescription, bigEndian: Bool, fullSamples: Bool = false,
         into output: UnsafeMutableRawBufferPointer
     ) throws(PixelError) -> Int {
+        let subsampled = description.isHorizontallySubsampled && !fullSamples
         guard let samples = description.samplesPerFrame, let decodedBytes = description.decodedFrameBytes,
-            let nativeBytes = description.nativeFrameBytes, output.count >= decodedBytes,
+            let nativeBytes = subsampled ? description.nativeFrameBytes : description.fullFrameBytes,
+            output.count >= decodedBytes,
             source.count >= (bigEndian && description.bitsAllocated == 8 ? (nativeBytes + 1) & ~1 : nativeBytes)
-        else { throw PixelError(.decode, "the frame is shorter than Rows × Columns × SamplesPerPixel × BitsAllocated") }
+        else { throw PixelError(.decode, "the frame is shorter than its pixel module says") }
         guard description.bitsAllocated == 8 || description.bitsAllocated == 16 else {
             throw PixelError(.unsupported, "samples of BitsAllocated \(description.bitsAllocated) are not decoded")
         }
@@ -22,7 +28,7 @@ enum DecodedSamples {
         let inputWidth = description.bitsAllocated / 8
         let outputWidth = description.decodedBytesPerSample
         let normalize = Normalizer(bitsStored: description.bitsStored, isSigned: description.isSigned)
-        if !planar && inputWidth == 2 && outputWidth == 2 && !bigEndian {
+        if !planar && !subsampled && inputWidth == 2 && outputWidth == 2 && !bigEndian {
             // The common case (little-endian 16-bit samples, interleaved): one masking pass the compiler vectorizes.
             for index in 0..<samples {
                 let value = source.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self)
@@ -31,19 +37,37 @@ enum DecodedSamples {
             }
             return decodedBytes
         }
+        @inline(__always) func sample(_ sourceIndex: Int) -> UInt32 {
+            if inputWidth == 1 {
+                // Big endian 8-bit samples come in byte-swapped 16-bit words (OW, PS3.5 §7.3).
+                return UInt32(source[bigEndian ? sourceIndex ^ 1 : sourceIndex])
+            }
+            let first = UInt32(source[2 * sourceIndex])
+            let second = UInt32(source[2 * sourceIndex + 1])
+            return bigEndian ? first << 8 | second : second << 8 | first
+        }
+        if subsampled {
+            guard !planar, description.columns % 2 == 0 else {
+                throw PixelError(
+                    .unsupported, "\(description.photometricInterpretation) frames need PlanarConfiguration 0 and even Columns")
+            }
+            // Each pair of pixels arrives as Y1 Y2 Cb Cr and leaves as Y1 Cb Cr Y2 Cb Cr.
+            for pair in 0..<(pixels / 2) {
+                let y1 = normalize(sample(4 * pair)), y2 = normalize(sample(4 * pair + 1))
+                let cb = normalize(sample(4 * pair + 2)), cr = normalize(sample(4 * pair + 3))
+                store(y1, at: 6 * pair, width: outputWidth, into: output)
+                store(cb, at: 6 * pair + 1, width: outputWidth, into: output)
+                store(cr, at: 6 * pair + 2, width: outputWidth, into: output)
+                store(y2, at: 6 * pair + 3, width: outputWidth, into: output)
+                store(cb, at: 6 * pair + 4, width: outputWidth, into: output)
+                store(cr, at: 6 * pair + 5, width: outputWidth, into: output)
+            }
+            return decodedBytes
+        }
         for index in 0..<samples {
             // Output sample `index` is component `index % components` of pixel `index / components`.
             let sourceIndex = planar ? (index % components) * pixels + index / components : index
-            let value: UInt32
-            if inputWidth == 1 {
-                // Big endian 8-bit samples come in byte-swapped 16-bit words (OW, PS3.5 §7.3).
-                value = UInt32(source[bigEndian ? sourceIndex ^ 1 : sourceIndex])
-            } else {
-                let first = UInt32(source[2 * sourceIndex])
-                let second = UInt32(source[2 * sourceIndex + 1])
-                value = bigEndian ? first << 8 | second : second << 8 | first
-            }
-            store(normalize(value), at: index, width: outputWidth, into: output)
+            store(normalize(sample(sourceIndex)), at: index, width: outputWidth, into: output)
         }
         return decodedBytes
     }

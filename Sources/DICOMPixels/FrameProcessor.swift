@@ -26,13 +26,13 @@ public struct FrameProcessor: Sendable {
         case .native(let bigEndian):
             _ = try DecodedSamples.fromNative(encoded, description: description, bigEndian: bigEndian, into: output)
         case .rle:
-            guard let nativeBytes = description.nativeFrameBytes, nativeBytes <= PixelLimits.maxDecodeBufferBytes else {
+            guard let nativeBytes = description.fullFrameBytes, nativeBytes <= PixelLimits.maxDecodeBufferBytes else {
                 throw PixelError(.unsupported, "RLE frames over \(PixelLimits.maxDecodeBufferBytes) bytes are not decoded")
             }
             let native = scratch.intermediate.bytes(nativeBytes)
             _ = try RLEDecoder.decode(encoded, description: description, into: native)
             _ = try DecodedSamples.fromNative(
-                UnsafeRawBufferPointer(native), description: description, bigEndian: false, into: output)
+                UnsafeRawBufferPointer(native), description: description, bigEndian: false, fullSamples: true, into: output)
         case .jpeg, .jpegLS, .jpeg2000, .htj2k:
             let (image, _) = try Self.decodeCodestream(encoded, encoding: encoding, description: description, into: output)
             guard image.width == description.columns, image.height == description.rows,

@@ -43,6 +43,8 @@ public enum FrameRendering {
                 Array(try FrameProcessor().decode(stored, encoding: encoding, description: description, scratch: scratch).samples)
             }
         }
+        // The samples were copied out of `scratch`'s buffers: it must live until here.
+        withExtendedLifetime(scratch) {}
         let width = (description.columns + (1 << skipResolutions) - 1) >> skipResolutions
         let height = (description.rows + (1 << skipResolutions) - 1) >> skipResolutions
         return Decoded(samples: samples, width: width, height: height)

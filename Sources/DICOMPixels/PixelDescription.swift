@@ -59,9 +59,31 @@ public struct PixelDescription: Hashable, Sendable {
         return overflow || bytes > PixelLimits.maxDecodeBufferBytes ? nil : bytes
     }
 
-    /// Bytes of one frame as Pixel Data holds it uncompressed, or nil when it overflows or is not byte aligned.
+    /// True for YBR_FULL_422 and YBR_PARTIAL_422: Cb and Cr are sampled at half the horizontal rate of Y, so
+    /// uncompressed Pixel Data holds two samples per pixel, Y1 Y2 Cb Cr for each pair (PS3.3 C.7.6.3.1.2). The
+    /// decoded layout holds all three samples of every pixel (the pair's Cb and Cr repeated, as pydicom and DCMTK
+    /// expand it), so the 4:2:2 samples can be read back exactly.
+    public var isHorizontallySubsampled: Bool {
+        samplesPerPixel == 3 && photometricInterpretation.hasSuffix("_422")
+    }
+
+    /// Bytes of one frame as uncompressed Pixel Data holds it (two samples per pixel for 4:2:2 data), or nil when
+    /// it overflows or is not byte aligned.
     public var nativeFrameBytes: Int? {
-        guard let samples = samplesPerFrame, bitsAllocated > 0 else { return nil }
+        guard let samples = isHorizontallySubsampled ? samplesPerFrame.map({ $0 / 3 * 2 }) : samplesPerFrame else {
+            return nil
+        }
+        return Self.bytes(samples: samples, bitsAllocated: bitsAllocated)
+    }
+
+    /// Bytes of one frame with every sample of every pixel, BitsAllocated wide (what an RLE frame decodes to:
+    /// one segment per sample at full size, PS3.5 G.2), or nil when it overflows or is not byte aligned.
+    public var fullFrameBytes: Int? {
+        samplesPerFrame.flatMap { Self.bytes(samples: $0, bitsAllocated: bitsAllocated) }
+    }
+
+    private static func bytes(samples: Int, bitsAllocated: Int) -> Int? {
+        guard bitsAllocated > 0 else { return nil }
         let (bits, overflow) = samples.multipliedReportingOverflow(by: bitsAllocated)
         return overflow || bits % 8 != 0 ? nil : bits / 8
     }
@@ -75,8 +97,13 @@ public struct PixelDescription: Hashable, Sendable {
         }
         guard highBit == bitsStored - 1 else { return "HighBit \(highBit) with BitsStored \(bitsStored)" }
         guard samplesPerPixel == 1 || samplesPerPixel == 3 else { return "SamplesPerPixel \(samplesPerPixel)" }
-        guard photometricInterpretation.hasSuffix("_422") == false, photometricInterpretation.hasSuffix("_420") == false
-        else { return "subsampled PhotometricInterpretation \(photometricInterpretation)" }
+        guard !photometricInterpretation.hasSuffix("_420") else {
+            return "subsampled PhotometricInterpretation \(photometricInterpretation)"
+        }
+        if isHorizontallySubsampled {
+            guard planarConfiguration == 0 else { return "\(photometricInterpretation) with PlanarConfiguration 1" }
+            guard columns % 2 == 0 else { return "\(photometricInterpretation) with an odd number of Columns" }
+        }
         guard decodeBufferBytes != nil else {
             return "a frame needing more than \(PixelLimits.maxDecodeBufferBytes) bytes to decode"
         }

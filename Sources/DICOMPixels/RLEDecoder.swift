@@ -2,12 +2,12 @@
 /// per byte plane, most significant byte of each sample first.
 enum RLEDecoder {
     /// Decodes one frame into uncompressed Pixel Data layout (interleaved samples, little endian,
-    /// BitsAllocated wide), ready for `DecodedSamples.fromNative`.
+    /// BitsAllocated wide, every sample of every pixel), ready for `DecodedSamples.fromNative(fullSamples: true)`.
     static func decode(
         _ frame: UnsafeRawBufferPointer, description: PixelDescription, into output: UnsafeMutableRawBufferPointer
     ) throws(PixelError) -> Int {
         guard description.bitsAllocated % 8 == 0, let samples = description.samplesPerFrame,
-            let frameBytes = description.nativeFrameBytes, output.count >= frameBytes
+            let frameBytes = description.fullFrameBytes, output.count >= frameBytes
         else { throw PixelError(.unsupported, "RLE frames need BitsAllocated a multiple of 8") }
         let bytesPerSample = description.bitsAllocated / 8
         let components = description.samplesPerPixel

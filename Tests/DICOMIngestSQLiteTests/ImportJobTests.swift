@@ -345,6 +345,46 @@ import Testing
         #expect(text.contains("FrameNotDecoded") && text.contains("90201"))
     }
 
+    /// Native YBR_FULL_422 holds two samples per pixel (PS3.3 C.7.6.3.1.2): the file imports, and its frame is
+    /// stored as .202 with all three samples of every pixel, each pair's Cb and Cr repeated (issue 14).
+    @Test func nativeYBRFull422ImportsWithTwoSamplesPerPixel() throws {
+        try #require(Fixtures.externalCorpusAvailable, "run fixtures/fetch-pydicom-corpus.sh first")
+        let environment = try Environment()
+        defer { environment.folder.remove() }
+        try FileManager.default.createDirectory(atPath: environment.input, withIntermediateDirectories: true)
+        let path = Fixtures.external.appendingPathComponent("test_files/SC_ybr_full_422_uncompressed.dcm").path
+        try FileManager.default.copyItem(atPath: path, toPath: environment.input + "/ybr422.dcm")
+        let (outcome, folder) = try environment.runJob()
+        #expect(try folder.lines(.failure).isEmpty)
+        #expect(try folder.lines(.warning).isEmpty)
+        let success = try folder.lines(.success)
+        #expect(success.count == 1)
+        #expect((success.first?["importResponse"] as? [String: Any])?["imageSetVersion"] as? Int == 1)
+        #expect(outcome.generatedImageSets == 1)
+
+        let record = try #require(try environment.store.imageSets(datastoreId: environment.datastoreId).first)
+        let gzip = try #require(try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, version: nil))
+        let text = String(decoding: try #require(Compression.gunzip(gzip)), as: UTF8.self)
+        #expect(text.contains("\"StoredTransferSyntaxUID\":\"1.2.840.10008.1.2.4.202\""))
+        let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
+        let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: frameId))
+        let codestream = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+        let description = PixelDescription(
+            rows: 100, columns: 100, samplesPerPixel: 3, bitsAllocated: 8, photometricInterpretation: "YBR_FULL_422")
+        let decoded = try FrameRendering.decodeStored(codestream, transferSyntaxUID: frame.transferSyntaxUID, description: description).samples
+        // The source's Pixel Data is the last 100 × 100 × 2 bytes of the file: Y1 Y2 Cb Cr per pair of pixels.
+        let source = Array(try Data(contentsOf: URL(fileURLWithPath: path)).suffix(100 * 100 * 2))
+        var expected: [UInt8] = []
+        for pair in stride(from: 0, to: source.count, by: 4) {
+            let (y1, y2, cb, cr) = (source[pair], source[pair + 1], source[pair + 2], source[pair + 3])
+            expected += [y1, cb, cr, y2, cb, cr]
+        }
+        let identical = decoded == expected
+        #expect(identical, "the stored frame is not the expanded 4:2:2 samples")
+        let checksum = expected.withUnsafeBytes { FrameStatistics.crc32($0) }
+        #expect(text.contains("\"Checksum\":\(checksum)"))
+    }
+
     /// A writer's block padding (zero bytes after the last element) ends the data set with a warning (issue 14).
     @Test func aFileFollowedByZeroPaddingImportsWithAWarning() throws {
         let environment = try Environment()

@@ -165,7 +165,8 @@ func syntheticFrame(_ description: PixelDescription) -> [UInt8] {
         #expect(PixelDescription(rows: 2, columns: 2, bitsAllocated: 32).unencodableReason == "BitsAllocated 32")
         #expect(PixelDescription(rows: 2, columns: 2, bitsAllocated: 32, isFloat: true).unencodableReason == "float pixel data")
         #expect(PixelDescription(rows: 2, columns: 2, bitsAllocated: 1).unencodableReason == "BitsAllocated 1")
-        #expect(PixelDescription(rows: 2, columns: 2, samplesPerPixel: 3, bitsAllocated: 8, photometricInterpretation: "YBR_FULL_422").unencodableReason != nil)
+        #expect(PixelDescription(rows: 2, columns: 2, samplesPerPixel: 3, bitsAllocated: 8, photometricInterpretation: "YBR_PARTIAL_420").unencodableReason == "subsampled PhotometricInterpretation YBR_PARTIAL_420")
+        #expect(PixelDescription(rows: 2, columns: 2, samplesPerPixel: 3, bitsAllocated: 8, planarConfiguration: 1, photometricInterpretation: "YBR_FULL_422").unencodableReason == "YBR_FULL_422 with PlanarConfiguration 1")
         #expect(PixelDescription(rows: 2, columns: 2, bitsAllocated: 16, bitsStored: 12).unencodableReason == nil)
     }
 }
@@ -187,6 +188,49 @@ func syntheticFrame(_ description: PixelDescription) -> [UInt8] {
         let samples = stride(from: 0, to: 12, by: 2).map { Int16(bitPattern: UInt16(output[$0]) | UInt16(output[$0 + 1]) << 8) }
         // R0 = 0x001, G0 = 0x800 → −2048, B0 = 0x002; R1 = 0xFFF → −1, G1 = 0x7FF, B1 = 3.
         #expect(samples == [1, -2048, 2, -1, 2047, 3])
+    }
+
+    /// YBR_FULL_422 holds Y1 Y2 Cb Cr per pair of pixels (PS3.3 C.7.6.3.1.2): two samples per pixel in Pixel
+    /// Data, three per pixel once decoded.
+    @Test func fourTwoTwoPairsExpandToThreeSamplesPerPixel() throws {
+        let description = PixelDescription(
+            rows: 2, columns: 2, samplesPerPixel: 3, bitsAllocated: 8, photometricInterpretation: "YBR_FULL_422")
+        #expect(description.nativeFrameBytes == 8)
+        #expect(description.fullFrameBytes == 12)
+        #expect(description.decodedFrameBytes == 12)
+        #expect(description.unencodableReason == nil)
+        let source: [UInt8] = [10, 11, 100, 200, 20, 21, 101, 201]
+        var output = [UInt8](repeating: 0, count: 12)
+        _ = try source.withUnsafeBytes { input in
+            try output.withUnsafeMutableBytes {
+                try DecodedSamples.fromNative(input, description: description, bigEndian: false, into: $0)
+            }
+        }
+        #expect(output == [10, 100, 200, 11, 100, 200, 20, 101, 201, 21, 101, 201])
+
+        // 16-bit big-endian samples take the same path.
+        let wide = PixelDescription(
+            rows: 1, columns: 2, samplesPerPixel: 3, bitsAllocated: 16, photometricInterpretation: "YBR_PARTIAL_422")
+        let values: [UInt16] = [0x0102, 0x0304, 0x0506, 0x0708]
+        var decoded = [UInt8](repeating: 0, count: 12)
+        _ = try values.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }.withUnsafeBytes { input in
+            try decoded.withUnsafeMutableBytes {
+                try DecodedSamples.fromNative(input, description: wide, bigEndian: true, into: $0)
+            }
+        }
+        #expect(decoded == [2, 1, 6, 5, 8, 7, 4, 3, 6, 5, 8, 7])
+
+        var odd = description
+        odd.columns = 3
+        #expect(odd.unencodableReason == "YBR_FULL_422 with an odd number of Columns")
+        // Too short for its 4:2:2 size.
+        #expect(throws: PixelError.self) {
+            try [UInt8](repeating: 0, count: 7).withUnsafeBytes { input in
+                try output.withUnsafeMutableBytes {
+                    try DecodedSamples.fromNative(input, description: description, bigEndian: false, into: $0)
+                }
+            }
+        }
     }
 
     @Test func eightBitsStoredInSixteenAllocatedNarrowToOneByte() throws {
