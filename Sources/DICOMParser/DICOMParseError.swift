@@ -16,6 +16,7 @@ public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertibl
             case deflateFailed = "DEFLATE_FAILED"
             case valueTooLong = "VALUE_TOO_LONG"
             case ioError = "IO_ERROR"
+            case nestingTooDeep = "NESTING_TOO_DEEP"
         }
         private var base: Base
 
@@ -39,6 +40,8 @@ public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertibl
         public static var valueTooLong: Self { Self(base: .valueTooLong) }
         /// Reading the input failed.
         public static var ioError: Self { Self(base: .ioError) }
+        /// Sequences nest deeper than `ParseOptions.maxSequenceDepth`.
+        public static var nestingTooDeep: Self { Self(base: .nestingTooDeep) }
 
         /// Stable upper-case name, used in scan and import reports.
         public var description: String { base.rawValue }

@@ -61,7 +61,9 @@ public enum EncapsulatedFrames {
             starts.reserveCapacity(offsets.count)
             var index = 0
             for offset in offsets {
-                let target = firstItem + Int(clamping: offset)
+                // Offsets come from the file: one past every fragment is simply not a frame start.
+                let (target, overflow) = firstItem.addingReportingOverflow(Int(clamping: offset))
+                guard !overflow else { return nil }
                 while index < fragments.count && fragments[index].itemOffset < target { index += 1 }
                 guard index < fragments.count, fragments[index].itemOffset == target else { return nil }
                 if let last = starts.last, last >= index { return nil }

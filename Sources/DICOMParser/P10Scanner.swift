@@ -4,7 +4,8 @@ public import DICOMCore
 ///
 /// Reads the preamble and `DICM` prefix, the file meta group (explicit VR little endian, PS3.10 §7.1), then the
 /// data set in the encoding its transfer syntax names: implicit VR LE, explicit VR LE or BE, deflated explicit VR
-/// LE. Sequences and items of defined or undefined length nest to any depth; UN of undefined length is read as an
+/// LE. Sequences and items of defined or undefined length nest up to `ParseOptions.maxSequenceDepth`; UN of
+/// undefined length is read as an
 /// implicit VR LE sequence (CP-246); encapsulated pixel data yields its fragments (PS3.5 §A.4).
 ///
 /// The scanner reads through a bounded window (`P10ReadBuffer`) and skips values it is not asked for, so a header
@@ -52,6 +53,8 @@ public struct P10Scanner {
     private var metaGroupLengthEnd: Int?
     /// Size of the next window refill: starts small, doubles up to the window's capacity.
     private var readSize: Int
+    /// The last read skipped a stray delimiter and produced no token.
+    private var skippedStrayDelimiter = false
 
     /// What the preamble and file meta group said.
     public private(set) var fileMeta = FileMetaSummary()
@@ -93,6 +96,18 @@ public struct P10Scanner {
     /// Returns the next token, or `nil` at the end of the data set (or at Pixel Data when
     /// `options.stopBeforePixelData` is set).
     public mutating func next() throws(DICOMParseError) -> P10Token? {
+        // Stray delimiters are skipped by this loop, not by recursion: a file may hold millions of them.
+        while true {
+            let token = try readNext()
+            if skippedStrayDelimiter {
+                skippedStrayDelimiter = false
+                continue
+            }
+            return token
+        }
+    }
+
+    private mutating func readNext() throws(DICOMParseError) -> P10Token? {
         switch phase {
         case .start:
             try readPreamble()
@@ -191,7 +206,8 @@ public struct P10Scanner {
                 return .itemEnd
             }
             warn(.unterminatedSequence, tag: tag, "stray Item Delimitation Item skipped")
-            return try next()
+            skippedStrayDelimiter = true
+            return nil
         case .sequenceDelimitationItem:
             if let top = stack.last, top.kind == .item {
                 // The writer left out the item delimiter: close the item, then let the sequence see the delimiter.
@@ -201,7 +217,8 @@ public struct P10Scanner {
             }
             offset = start + 8
             warn(.unterminatedSequence, tag: tag, "stray Sequence Delimitation Item skipped")
-            return try next()
+            skippedStrayDelimiter = true
+            return nil
         case .item:
             throw DICOMParseError(
                 .unexpectedTag, offset: start, tag: tag, message: "Item tag found where a data element was expected")
@@ -264,6 +281,7 @@ public struct P10Scanner {
             if vr == .SQ || vr == .UN || !isExplicit {
                 // PS3.5 §7.5.1; an undefined-length UN holds an implicit VR LE sequence (PS3.5 §6.2.2, CP-246).
                 let implicitContent = forcedImplicit || vr == .UN
+                try checkNesting(tag: tag, at: start)
                 stack.append(Container(kind: .sequence, end: nil, forcesImplicitLittleEndian: implicitContent, tag: tag))
                 return .sequenceStart(header)
             }
@@ -274,6 +292,7 @@ public struct P10Scanner {
         if vr == .SQ {
             let end = valueOffset + Int(length)
             try checkContainerEnd(end, tag: tag, at: start)
+            try checkNesting(tag: tag, at: start)
             offset = valueOffset
             stack.append(Container(kind: .sequence, end: end, forcesImplicitLittleEndian: forcedImplicit, tag: tag))
             return .sequenceStart(header)
@@ -331,11 +350,22 @@ public struct P10Scanner {
         case .itemDelimitationItem:
             offset = valueOffset
             warn(.unterminatedSequence, tag: container.tag, "stray Item Delimitation Item in a sequence skipped")
-            return try next()
+            skippedStrayDelimiter = true
+            return nil
         default:
             throw DICOMParseError(
                 .unexpectedTag, offset: start, tag: container.tag,
                 message: "expected an Item (FFFE,E000) in the sequence but found \(tag)")
+        }
+    }
+
+    /// Refuses a sequence that would open deeper than `options.maxSequenceDepth`.
+    private func checkNesting(tag: DICOMTag, at start: Int) throws(DICOMParseError) {
+        let open = stack.reduce(0) { $0 + ($1.kind == .sequence ? 1 : 0) }
+        guard open < options.maxSequenceDepth else {
+            throw DICOMParseError(
+                .nestingTooDeep, offset: start, tag: tag,
+                message: "sequences nest deeper than \(options.maxSequenceDepth) levels")
         }
     }
 

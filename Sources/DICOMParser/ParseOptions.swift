@@ -15,6 +15,10 @@ public struct ParseOptions: Hashable, Sendable {
     public var maxInflatedSize: Int
     /// How many warnings are kept per file; further ones are counted but not stored.
     public var maxWarnings: Int
+    /// The deepest sequence nesting read (a top-level sequence is depth 1). Real Structured Reports nest a few
+    /// tens of levels; a crafted file can nest millions, and every consumer that walks the tree (the metadata
+    /// document, DCMTK) must stay within its stack.
+    public var maxSequenceDepth: Int
 
     public init(
         stopBeforePixelData: Bool = false,
@@ -22,7 +26,8 @@ public struct ParseOptions: Hashable, Sendable {
         readChunkSize: Int = 64 * 1024,
         maxValueLength: Int = 256 * 1024 * 1024,
         maxInflatedSize: Int = 1 << 30,
-        maxWarnings: Int = 16
+        maxWarnings: Int = 16,
+        maxSequenceDepth: Int = 128
     ) {
         self.stopBeforePixelData = stopBeforePixelData
         self.initialReadSize = initialReadSize
@@ -30,5 +35,6 @@ public struct ParseOptions: Hashable, Sendable {
         self.maxValueLength = maxValueLength
         self.maxInflatedSize = maxInflatedSize
         self.maxWarnings = maxWarnings
+        self.maxSequenceDepth = maxSequenceDepth
     }
 }

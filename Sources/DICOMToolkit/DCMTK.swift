@@ -1,4 +1,7 @@
 public import DICOMCore
+import Dispatch
+import Foundation
+import Glibc
 
 /// The Swift face of DCMTK: the full parser and the JPEG, JPEG-LS and RLE decoders.
 ///
@@ -43,16 +46,104 @@ public enum DCMTK {
     }
 
     /// Opens `path`, runs `body` with the open file and closes it.
+    ///
+    /// DCMTK reads, walks and frees sequences by recursion, with no depth limit (about 2 KB of stack per level,
+    /// measured with `dcmdump`): a crafted file nesting 25,000 levels overflows any worker's stack. Nesting depth is
+    /// at most the number of Item tags in the file, so a file with more than `maxItemTags` of them is refused
+    /// before DCMTK sees it, and everything DCMTK does runs on a thread whose stack holds that many levels.
+    ///
+    /// - Throws: `DCMTKError` from DCMTK, or with code `tooManyItemsCode` when the file is refused.
     public static func withFile<R>(
         at path: String,
         options: OpenOptions = OpenOptions(),
         _ body: (borrowing DCMTKFile) throws -> R
     ) throws -> R {
         try bootstrap()
-        let handle = try DCMTKCalls.open(path: path, maxReadLength: options.maxReadLength)
-        let file = DCMTKFile(handle: handle)
-        defer { DCMTKCalls.close(handle) }
-        return try body(file)
+        let items = try itemTagCount(path: path, stoppingAfter: maxItemTags)
+        guard items <= maxItemTags else {
+            throw DCMTKError(
+                module: DCMTKError.shimModule, code: tooManyItemsCode,
+                text: "more than \(maxItemTags) Item tags: too deeply nested, perhaps, for DCMTK's recursive reader")
+        }
+        return try onParseThread {
+            let handle = try DCMTKCalls.open(path: path, maxReadLength: options.maxReadLength)
+            let file = DCMTKFile(handle: handle)
+            defer { DCMTKCalls.close(handle) }
+            return try body(file)
+        }
+    }
+
+    /// The most Item tags a file handed to DCMTK may hold.
+    public static let maxItemTags = 16_384
+    /// `DCMTKError.code` of a file refused for holding more than `maxItemTags` Item tags.
+    public static let tooManyItemsCode: UInt16 = 0x7001
+    /// The stack of the thread DCMTK parses on: `maxItemTags` levels at 4 KB each (reserved, touched as used).
+    static let parseStackBytes = 64 << 20
+
+    /// Counts Item tags (FFFE,E000) in either byte order, stopping once past `limit`.
+    static func itemTagCount(path: String, stoppingAfter limit: Int) throws(DCMTKError) -> Int {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw DCMTKError(module: DCMTKError.shimModule, code: 0, text: "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { Glibc.close(descriptor) }
+        let chunk = 1 << 20
+        // Three bytes carried over from the previous chunk, so a tag split across two reads is counted.
+        var buffer = [UInt8](repeating: 0, count: chunk + 3)
+        var carried = 0
+        var count = 0
+        while count <= limit {
+            let read = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + carried, chunk) }
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw DCMTKError(module: DCMTKError.shimModule, code: 0, text: "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if read == 0 { break }
+            let end = carried + read
+            for index in stride(from: 0, to: end - 3, by: 1) {
+                let (a, b, c, d) = (buffer[index], buffer[index + 1], buffer[index + 2], buffer[index + 3])
+                if (a == 0xFE && b == 0xFF && c == 0x00 && d == 0xE0) || (a == 0xFF && b == 0xFE && c == 0xE0 && d == 0x00) {
+                    count += 1
+                }
+            }
+            carried = min(3, end)
+            for offset in 0..<carried { buffer[offset] = buffer[end - carried + offset] }
+        }
+        return count
+    }
+
+    /// Runs `work` on a thread with a `parseStackBytes` stack and waits for it.
+    private static func onParseThread<R>(_ work: () throws -> R) throws -> R {
+        try withoutActuallyEscaping(work) { escapable in
+            let box = ParseThreadWork(escapable)
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                box.run()
+                done.signal()
+            }
+            thread.stackSize = parseStackBytes
+            thread.start()
+            done.wait()
+            return try box.result!.get()
+        }
+    }
+}
+
+/// The work and result of one `onParseThread` call. Unchecked: the calling thread blocks until the parse thread
+/// has finished with it, so the two never touch it at the same time.
+private final class ParseThreadWork<R>: @unchecked Sendable {
+    /// Dropped once run: `withoutActuallyEscaping` checks that nothing holds the closure afterwards, and the
+    /// thread object may outlive the call.
+    private var work: (() throws -> R)?
+    var result: Result<R, any Error>?
+
+    init(_ work: @escaping () throws -> R) {
+        self.work = work
+    }
+
+    func run() {
+        if let work { result = Result { try work() } }
+        work = nil
     }
 }
 

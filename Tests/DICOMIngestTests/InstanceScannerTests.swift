@@ -77,6 +77,33 @@ import Testing
         #expect(result.warnings.map(\.type) == ["MISSING_FILE_META"])
     }
 
+    /// A file the fast path declines goes to DCMTK, whose reader recurses once per level: 5,000 levels are read on
+    /// its large-stack thread; a file with more Item tags than it may take is refused before DCMTK sees it, with
+    /// the fast path's reason, instead of overflowing the stack (issue 10).
+    @Test func deeplyNestedFilesTheFastPathDeclinesNeverOverflowDCMTK() throws {
+        for (depth, readByDCMTK) in [(5_000, true), (25_000, false)] {
+            var builder = valid()
+            builder.raw(P10Builder.le16(0x0011) + P10Builder.le16(0x0010) + [0x7A, 0x7A] + P10Builder.le16(2) + [0x41, 0x42])
+            for _ in 0..<depth {
+                builder.beginSequence(DICOMTag(group: 0x0040, element: 0xA730))
+                builder.beginItem()
+            }
+            for _ in 0..<depth {
+                builder.endItem()
+                builder.endSequence()
+            }
+            let result = try scan(builder.build())
+            if readByDCMTK {
+                #expect(result.status == .warning)
+                #expect(result.warnings.contains { $0.type == "FAST_PATH_DECLINED" })
+            } else {
+                #expect(result.status == .error)
+                #expect(result.error?.type == "INVALID_VR")
+                #expect(result.error?.message.contains("not read by DCMTK") == true)
+            }
+        }
+    }
+
     @Test func invalidVRFallsBackToDCMTKOrFailsPrecisely() throws {
         var builder = valid()
         builder.raw(P10Builder.le16(0x7FE1) + P10Builder.le16(0x0001) + [0x01, 0x02] + P10Builder.le16(2) + [0, 0])

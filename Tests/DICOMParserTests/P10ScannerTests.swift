@@ -182,6 +182,48 @@ import Testing
     }
 }
 
+/// Input the tokenizer must survive whatever it holds (issue 10).
+@Suite struct HostileTokenizerInputTests {
+    static func nested(_ depth: Int) -> [UInt8] {
+        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
+        builder.string(.sopInstanceUID, .UI, "1.2.3")
+        for _ in 0..<depth {
+            builder.beginSequence(DICOMTag(group: 0x0040, element: 0xA730))
+            builder.beginItem()
+        }
+        for _ in 0..<depth {
+            builder.endItem()
+            builder.endSequence()
+        }
+        return builder.build()
+    }
+
+    @Test func sequencesNestUpToTheLimitAndNoDeeper() throws {
+        let options = ParseOptions(maxSequenceDepth: 128)
+        let (tokens, _) = try P10ScannerTests.tokens(Self.nested(128), options: options)
+        #expect(tokens.filter { if case .sequenceStart = $0 { true } else { false } }.count == 128)
+        // 25,000 levels: a precise error at the 129th, never a stack overflow.
+        #expect {
+            try P10ScannerTests.tokens(Self.nested(25_000), options: options)
+        } throws: { error in
+            let error = error as? DICOMParseError
+            return error?.code == .nestingTooDeep && error?.tag == DICOMTag(group: 0x0040, element: 0xA730)
+        }
+    }
+
+    /// A million stray delimiters are skipped in a loop (they were skipped by recursion, one frame each).
+    @Test func millionsOfStrayDelimitersDoNotRecurse() throws {
+        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
+        builder.string(.sopInstanceUID, .UI, "1.2.3")
+        let stray = P10Builder.le16(0xFFFE) + P10Builder.le16(0xE00D) + P10Builder.le32(0)
+        builder.raw(Array([[UInt8]](repeating: stray, count: 1_000_000).joined()))
+        builder.string(.patientName, .PN, "Doe^Jane")
+        let (tokens, scanner) = try P10ScannerTests.tokens(builder.build())
+        #expect(P10ScannerTests.elementTags(tokens).last == .patientName)
+        #expect(scanner.warningCount == 1_000_000)
+    }
+}
+
 @Suite struct EncapsulatedFramesTests {
     let fragments = [0, 100, 300, 350].map { EncapsulatedFrames.Fragment(valueOffset: 1000 + $0 + 8, length: $0 == 300 ? 42 : 92) }
 
@@ -209,6 +251,18 @@ import Testing
                 fragments: fragments, basicOffsetTable: [], extendedOffsetTable: nil, numberOfFrames: 1,
                 startsCodestream: []))
         #expect(layout.frames == [0..<4])
+    }
+
+    /// An Extended Offset Table entry near 2^64 is one past every fragment, not an arithmetic trap (issue 10).
+    @Test func offsetTableEntriesPastIntMaxFallBack() throws {
+        for huge: UInt64 in [1 << 63, UInt64(Int.max), UInt64.max] {
+            let layout = try #require(
+                EncapsulatedFrames.layout(
+                    fragments: fragments, basicOffsetTable: [0, huge], extendedOffsetTable: [0, huge], numberOfFrames: 2,
+                    startsCodestream: [true, false, false, true]))
+            #expect(layout.source == .codestreamMarkers)
+            #expect(layout.offsetTableProblem != nil)
+        }
     }
 
     @Test func givesUpWhenNothingMatches() {

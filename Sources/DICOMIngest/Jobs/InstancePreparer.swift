@@ -317,7 +317,8 @@ public struct InstancePreparer: Sendable {
             sources = layout.map { range in pixel.fragments[range].map { ($0.valueOffset, $0.length) } }
         } else {
             guard let frameSize = description.nativeFrameBytes, frameSize > 0 else {
-                throw ImportFailure.validation("", "DICOM attribute Rows or Columns does not exist for the Pixel Data present")
+                throw ImportFailure.validation(
+                    "", "Rows \(description.rows) × Columns \(description.columns) × SamplesPerPixel \(description.samplesPerPixel) × BitsAllocated \(description.bitsAllocated) is not a frame size (it overflows or is not whole bytes)")
             }
             let (needed, overflow) = frameSize.multipliedReportingOverflow(by: frameCount)
             guard !overflow, pixel.length >= needed else {

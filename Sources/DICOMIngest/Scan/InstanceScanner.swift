@@ -50,14 +50,19 @@ public struct InstanceScanner: Sendable {
             scanned.bytesRead = bytesRead()
             return scanned
         } catch {
-            if useDCMTKFallback, let localPath, [.invalidVR, .unexpectedTag, .invalidLength].contains(error.code),
-                let fallback = scanWithDCMTK(path: localPath, inputFile: inputFile, byteCount: input.length, declined: error)
-            {
-                return fallback
+            var message = error.locatedMessage
+            if useDCMTKFallback, let localPath, [.invalidVR, .unexpectedTag, .invalidLength].contains(error.code) {
+                do {
+                    return try scanWithDCMTK(path: localPath, inputFile: inputFile, byteCount: input.length, declined: error)
+                } catch let refused as DCMTKError where refused.code == DCMTK.tooManyItemsCode {
+                    message += "; not read by DCMTK: \(refused.text)"
+                } catch {
+                    // DCMTK cannot read it either: the fast path's reason stands.
+                }
             }
             return FileScanResult(
                 inputFile: inputFile, status: .error,
-                error: .init(type: error.code.description, message: error.locatedMessage), byteCount: input.length,
+                error: .init(type: error.code.description, message: message), byteCount: input.length,
                 bytesRead: bytesRead())
         }
     }
@@ -104,8 +109,8 @@ public struct InstanceScanner: Sendable {
     }
 
     /// The full-parse path: DCMTK reads files whose structure the fast path refuses.
-    func scanWithDCMTK(path: String, inputFile: String, byteCount: Int, declined: DICOMParseError) -> FileScanResult? {
-        try? DCMTK.withFile(at: path) { file in
+    func scanWithDCMTK(path: String, inputFile: String, byteCount: Int, declined: DICOMParseError) throws -> FileScanResult {
+        try DCMTK.withFile(at: path) { file in
             var attributes: [(String, JSONValue)] = []
             let characterSet = SpecificCharacterSet(
                 terms: file.string(.specificCharacterSet)?.split(separator: "\\", omittingEmptySubsequences: false)
