@@ -709,23 +709,9 @@ public struct P10Scanner {
     }
 
     private mutating func inflateDataset() throws(DICOMParseError) {
-        let compressedCount = input.length - offset
-        var compressed = [UInt8](repeating: 0, count: compressedCount)
-        let source = input
-        let start = offset
-        let result: Result<Int, DICOMParseError> = compressed.withUnsafeMutableBytes { target in
-            do throws(DICOMParseError) {
-                return .success(try source.read(at: start, into: target))
-            } catch {
-                return .failure(error)
-            }
-        }
-        let got = try result.get()
-        guard got == compressedCount else {
-            throw DICOMParseError(.ioError, offset: offset, message: "short read of the deflated data set")
-        }
-        let inflated = try Inflater.inflate(compressed, limit: options.maxInflatedSize, startOffset: offset)
-        input = MemoryByteInput(inflated)
+        // Inflated into bounded memory (a temporary file past `BoundedMemory.spillThreshold`): a small file may
+        // inflate to `maxInflatedSize`.
+        input = try Inflater.inflate(input, offset: offset, limit: options.maxInflatedSize)
         offset = 0
         windowStart = 0
         windowCount = 0

@@ -598,11 +598,11 @@ import Testing
             ($0["inputFile"] as! String, ($0["exception"] as! [String: Any])["message"] as! String)
         })
         let expected = [
-            key("junk.zip"): "no end of central directory record",
-            key("junk.tar.gz"): "gzip archive cannot be read",
+            key("junk.zip"): "no usable end of central directory record",
+            key("junk.tar.gz"): "The archive cannot be read: the compressed data is corrupt",
             key("longname.zip"): "central directory is corrupt",
-            key("baddeflate.zip") + "!x.dcm": "deflate data is corrupt",
-            key("badsize.tar"): "tar archive is corrupt at offset 0",
+            key("baddeflate.zip") + "!x.dcm": "The zip member cannot be read: the compressed data is corrupt",
+            key("badsize.tar"): "tar archive is corrupt at offset 0: header checksum mismatch",
             key("badpax.tar") + "!notes.txt": "Not a DICOM P10 file",
         ]
         #expect(failures.count == expected.count)
