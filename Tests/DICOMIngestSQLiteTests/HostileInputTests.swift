@@ -92,3 +92,132 @@ import Testing
         #expect(failures["deep.dcm"]?.hasPrefix("NESTING_TOO_DEEP: sequences nest deeper than 128 levels") == true)
     }
 }
+
+/// Archives built to loop, bomb or hide members (issue 10): every member and every broken header ends in exactly
+/// one line, in bounded time and memory.
+@Suite struct HostileArchiveTests {
+    /// Runs a job over archives written by Python's standard library (`script` gets the staging folder, where
+    /// `x.dcm` is a valid instance, and the input folder) and returns its lines by input file.
+    static func importArchives(_ script: String) throws -> (success: Set<String>, failures: [String: String]) {
+        let environment = try ImportJobTests.Environment()
+        defer { environment.folder.remove() }
+        let staging = environment.folder.sub("staging")
+        try SyntheticInstance(study: ImportJobTests.study1, series: ImportJobTests.study1 + ".6", sop: ImportJobTests.study1 + ".6.1")
+            .write(to: staging + "/x.dcm")
+        try ImportJobTests.run(script, arguments: [staging, environment.input], makeFolders: [environment.input])
+        let (outcome, folder) = try environment.runJob()
+        #expect(outcome.job.jobStatus == .completed)
+        let prefix = LocalDirectorySource.key(forPath: environment.input + "/")
+        func name(_ line: [String: Any]) -> String { String((line["inputFile"] as? String ?? "").dropFirst(prefix.count)) }
+        let success = Set(try folder.lines(.success).map(name))
+        var failures: [String: String] = [:]
+        for line in try folder.lines(.failure) {
+            #expect(failures[name(line)] == nil, "two lines for \(name(line))")
+            failures[name(line)] = (line["exception"] as? [String: Any])?["message"] as? String
+        }
+        #expect(outcome.scannedFiles == success.count + failures.count)
+        return (success, failures)
+    }
+
+    static let tarHelpers = #"""
+        import io, sys, tarfile, zipfile, gzip
+        staging, target = sys.argv[1], sys.argv[2]
+        data = open(staging + '/x.dcm', 'rb').read()
+        def header(name, size_field, kind=b'0', link=b''):
+            block = bytearray(512)
+            block[0:len(name)] = name
+            block[100:108] = b'0000644\0'
+            block[124:136] = size_field
+            block[136:148] = b'00000000000\0'
+            block[156:157] = kind
+            block[157:157 + len(link)] = link
+            block[257:263] = b'ustar\0'
+            block[263:265] = b'00'
+            block[148:156] = b' ' * 8
+            block[148:156] = b'%06o\0 ' % sum(block)
+            return bytes(block)
+        def pad(body):
+            return body + b'\0' * ((512 - len(body) % 512) % 512)
+
+        """#
+
+    @Test func tarSizeFieldsThatAreNegativeOrNotOctalEndTheArchive() throws {
+        let (success, failures) = try Self.importArchives(Self.tarHelpers + #"""
+            for name, field in [('negative', b'-0000001000\0'), ('verynegative', b'-7777777777\0'), ('hex', b'0x100000000\0'),
+                                ('base256negative', b'\xff' * 12)]:
+                open(target + '/' + name + '.tar', 'wb').write(header(b'a.dcm', field) + pad(data) + b'\0' * 1024)
+            # GNU base-256 for a size that octal cannot hold is read (here, the real size).
+            size = b'\x80' + len(data).to_bytes(11, 'big')
+            open(target + '/base256.tar', 'wb').write(header(b'b256.dcm', size) + pad(data) + b'\0' * 1024)
+            """#)
+        #expect(success == ["base256.tar!b256.dcm"])
+        for name in ["negative.tar", "verynegative.tar", "hex.tar", "base256negative.tar"] {
+            #expect(failures[name]?.contains("invalid size field") == true, "\(name): \(failures[name] ?? "no line")")
+        }
+        #expect(failures.count == 4)
+    }
+
+    @Test func tarContiguousFilesImportAndLinksAndDevicesAreReported() throws {
+        let (success, failures) = try Self.importArchives(Self.tarHelpers + #"""
+            body = header(b'contiguous.dcm', b'%011o\0' % len(data), b'7') + pad(data)
+            body += header(b'hard.dcm', b'00000000000\0', b'1', b'contiguous.dcm')
+            body += header(b'soft.dcm', b'00000000000\0', b'2', b'/etc/passwd')
+            body += header(b'fifo', b'00000000000\0', b'6')
+            body += header(b'folder/', b'00000000000\0', b'5')
+            open(target + '/kinds.tar', 'wb').write(body + b'\0' * 1024)
+            """#)
+        #expect(success == ["kinds.tar!contiguous.dcm"])
+        #expect(failures["kinds.tar!hard.dcm"]?.contains("a hard link to contiguous.dcm") == true)
+        #expect(failures["kinds.tar!soft.dcm"]?.contains("a symbolic link to /etc/passwd") == true)
+        #expect(failures["kinds.tar!fifo"]?.contains("a FIFO, not a regular file") == true)
+        #expect(failures.count == 3)
+    }
+
+    /// One deflated member listed 2,000 times by the central directory: it is read once; every other entry fails
+    /// without inflating anything.
+    @Test func zipEntriesSharingTheirDataAreNotInflatedAgain() throws {
+        let (success, failures) = try Self.importArchives(Self.tarHelpers + #"""
+            import struct
+            with zipfile.ZipFile(target + '/bomb.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+                z.writestr('m0.dcm', data)
+            raw = bytearray(open(target + '/bomb.zip', 'rb').read())
+            start = raw.rindex(b'PK\x01\x02')
+            end = raw.rindex(b'PK\x05\x06')
+            entry = bytes(raw[start:end])
+            # Same-length names, so only the name differs between the entries.
+            entries = b''.join(entry.replace(b'm0.dcm', ('m%05d' % i).encode()) for i in range(2000))
+            eocd = bytearray(raw[end:end + 22])
+            eocd[8:10] = struct.pack('<H', 2000); eocd[10:12] = struct.pack('<H', 2000)
+            eocd[12:16] = struct.pack('<I', len(entries)); eocd[16:20] = struct.pack('<I', start)
+            open(target + '/bomb.zip', 'wb').write(bytes(raw[:start]) + entries + bytes(eocd))
+            """#)
+        #expect(success.count == 1)
+        #expect(failures.count == 1999)
+        #expect(failures.values.allSatisfy { $0.contains("overlaps another member's") })
+    }
+
+    @Test func zipMembersThatInflatePastTheirDeclaredSizeAreRefused() throws {
+        let (success, failures) = try Self.importArchives(Self.tarHelpers + #"""
+            import struct
+            with zipfile.ZipFile(target + '/liar.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+                z.writestr('liar.dcm', data + b'\0' * 10_000_000)
+            raw = bytearray(open(target + '/liar.zip', 'rb').read())
+            central = raw.rindex(b'PK\x01\x02')
+            raw[central + 24:central + 28] = struct.pack('<I', 1000)
+            open(target + '/liar.zip', 'wb').write(raw)
+            """#)
+        #expect(success.isEmpty)
+        #expect(failures["liar.zip!liar.dcm"]?.contains("inflates to more than its declared 1000 bytes") == true)
+    }
+
+    /// A small gzip or deflated data set that inflates more than 200 times its size stops at the cap.
+    @Test func decompressionBombsStopAtTheRatioCap() throws {
+        let (success, failures) = try Self.importArchives(Self.tarHelpers + #"""
+            with gzip.open(target + '/zeros.dcm.gz', 'wb', compresslevel=9) as f:
+                for _ in range(100):
+                    f.write(b'\0' * (1 << 20))
+            """#)
+        #expect(success.isEmpty)
+        #expect(failures["zeros.dcm.gz"]?.contains("a decompression bomb") == true)
+    }
+}
