@@ -221,3 +221,51 @@ import Testing
         #expect(failures["zeros.dcm.gz"]?.contains("a decompression bomb") == true)
     }
 }
+
+/// Local folders as old archives and careless users leave them (issue 10): every object gets one line under a
+/// key of its own, and nothing outside the input prefix is read.
+@Suite struct HostileFolderTests {
+    @Test func namesThatAreNotUTF8KeepTheirBytesAndLinksStayInsideThePrefix() throws {
+        let environment = try ImportJobTests.Environment()
+        defer { environment.folder.remove() }
+        let staging = environment.folder.sub("staging")
+        for index in 1...6 {
+            try SyntheticInstance(study: ImportJobTests.study1, series: ImportJobTests.study1 + ".5", sop: ImportJobTests.study1 + ".5.\(index)")
+                .write(to: staging + "/\(index).dcm")
+        }
+        try ImportJobTests.run(#"""
+            import os, shutil, sys
+            staging, target = sys.argv[1].encode(), sys.argv[2].encode()
+            def put(name, index):
+                shutil.copyfile(staging + b'/%d.dcm' % index, target + b'/' + name)
+            put(b'caf\xe9.dcm', 1)             # Latin-1
+            put(b'caf\xe8.dcm', 2)
+            put(b'caf%E9.dcm', 3)              # valid UTF-8 that reads like the first one's key
+            os.mkdir(target + b'/d\xe9j\xe0')
+            put(b'd\xe9j\xe0/x.dcm', 4)
+            put(b'real.dcm', 5)
+            os.symlink(target + b'/real.dcm', target + b'/inside-link.dcm')
+            os.symlink(staging + b'/6.dcm', target + b'/outside-link.dcm')
+            os.symlink(target + b'/d\xe9j\xe0', target + b'/folder-link')
+            os.symlink(target + b'/missing.dcm', target + b'/broken-link.dcm')
+            os.mkfifo(target + b'/pipe')
+            """#, arguments: [staging, environment.input], makeFolders: [environment.input])
+        let (outcome, folder) = try environment.runJob()
+        #expect(outcome.job.jobStatus == .completed)
+        let prefix = LocalDirectorySource.key(forPath: environment.input + "/")
+        func name(_ line: [String: Any]) -> String { String((line["inputFile"] as? String ?? "").dropFirst(prefix.count)) }
+        let success = try folder.lines(.success).map(name)
+        #expect(Set(success) == ["caf%E9.dcm", "caf%E9.dcm%00", "caf%E8.dcm", "d%E9j%E0/x.dcm", "real.dcm", "inside-link.dcm"])
+        #expect(success.count == 6)
+        var failures: [String: String] = [:]
+        for line in try folder.lines(.failure) {
+            failures[name(line)] = (line["exception"] as? [String: Any])?["message"] as? String
+        }
+        #expect(failures.count == 4)
+        #expect(failures["outside-link.dcm"]?.contains("leads out of the input prefix") == true)
+        #expect(failures["folder-link"]?.contains("links to folders are not followed") == true)
+        #expect(failures["broken-link.dcm"]?.contains("broken") == true)
+        #expect(failures["pipe"]?.contains("a FIFO") == true)
+        #expect(outcome.scannedFiles == 10)
+    }
+}

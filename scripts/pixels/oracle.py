@@ -19,7 +19,7 @@ frames back through `dicom-ingest image-set frame`, and checks each against an i
 Prints one line per file (OK, RJCT: rejected by an import rule that is not about pixels, such as a missing UID,
 SKIP: pydicom cannot decode it, FAIL) and exits 1 if any check fails.
 """
-import argparse, json, os, struct, subprocess, sys, tempfile, zlib
+import argparse, json, os, shutil, struct, subprocess, sys, tempfile, zlib
 
 import numpy as np
 import pydicom
@@ -135,7 +135,7 @@ def check_file(cli, path, reference_path, work):
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
         os.remove(os.path.join(folder, name))
-    os.symlink(os.path.abspath(path), os.path.join(folder, "input.dcm"))
+    shutil.copyfile(path, os.path.join(folder, "input.dcm"))
     store = os.path.join(work, "store")
     summary = json.loads(run(cli, "import", folder, "--output", os.path.join(work, "out"), "--store", store, "--json",
                              "--no-progress"))

@@ -103,7 +103,7 @@ enum ArchiveReader {
                 }
                 let record = try source.read(size)
                 guard record.count == size else { return body(.failure(.validation(key, "The tar archive ends inside a name record"))) }
-                longName = type == UInt8(ascii: "L") ? ArchiveName.key(record.prefix { $0 != 0 }) : (TarHeader.paxPath(record) ?? longName)
+                longName = type == UInt8(ascii: "L") ? ObjectName.key(record.prefix { $0 != 0 }) : (TarHeader.paxPath(record) ?? longName)
                 guard try source.skip(padding) else { return }
                 continue
             case UInt8(ascii: "0"), 0, UInt8(ascii: "7"):
@@ -132,7 +132,7 @@ enum ArchiveReader {
                 // A long link name, global PAX records: nothing to import.
                 break
             default:
-                let kind = type == UInt8(ascii: "3") || type == UInt8(ascii: "4") ? "a device" : type == UInt8(ascii: "6") ? "a FIFO" : "of tar type \(ArchiveName.key([type]))"
+                let kind = type == UInt8(ascii: "3") || type == UInt8(ascii: "4") ? "a device" : type == UInt8(ascii: "6") ? "a FIFO" : "of tar type \(ObjectName.key([type]))"
                 body(.failure(.validation(memberKey, "The archive member is \(kind), not a regular file")))
             }
             guard try source.skip(size + padding) else { return }
@@ -197,43 +197,6 @@ enum ArchiveReader {
     }
 }
 
-/// Names of archive members and local files as `inputFile` keys: UTF-8 as it is; a name that is not valid UTF-8
-/// has its invalid bytes percent-encoded (`%E9`), and `%` itself is encoded as `%25` in such names, so two
-/// different names never share a key and every key names exactly one object.
-enum ArchiveName {
-    static func key<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        var output = ""
-        var pending: [UInt8] = []
-        var index = bytes.startIndex
-        func flushValid() {
-            output += String(decoding: pending, as: UTF8.self)
-            pending.removeAll(keepingCapacity: true)
-        }
-        while index != bytes.endIndex {
-            let byte = bytes[index]
-            let length = byte < 0x80 ? 1 : byte >> 5 == 0b110 ? 2 : byte >> 4 == 0b1110 ? 3 : byte >> 3 == 0b11110 ? 4 : 0
-            let end = bytes.index(index, offsetBy: length, limitedBy: bytes.endIndex)
-            if length > 0, let end, let scalar = String(validating: bytes[index..<end], as: UTF8.self) {
-                if scalar == "%" { flushValid(); output += "%25" } else { pending.append(contentsOf: bytes[index..<end]) }
-                index = end
-            } else {
-                flushValid()
-                output += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-                index = bytes.index(after: index)
-            }
-        }
-        flushValid()
-        return output
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}
-
 /// The fields of a 512-byte tar header (POSIX ustar, PS: GNU base-256 sizes).
 enum TarHeader {
     static func field(_ header: [UInt8], _ start: Int, _ length: Int) -> ArraySlice<UInt8> {
@@ -244,10 +207,10 @@ enum TarHeader {
         var name = Array(field(header, 0, 100))
         let prefix = field(header, 345, 155)
         if !prefix.isEmpty && header[257..<262].elementsEqual("ustar".utf8) { name = Array(prefix) + [0x2F] + name }
-        return ArchiveName.key(name)
+        return ObjectName.key(name)
     }
 
-    static func linkName(_ header: [UInt8]) -> String { ArchiveName.key(field(header, 157, 100)) }
+    static func linkName(_ header: [UInt8]) -> String { ObjectName.key(field(header, 157, 100)) }
 
     /// The size field: octal digits (leading spaces or zeros, ended by a space or NUL), or GNU base-256 (first
     /// byte 0x80, big endian). Negative, non-octal and out-of-range sizes are nil.
@@ -301,7 +264,7 @@ enum TarHeader {
             else { return nil }
             let record = records[(space + 1)..<(position + length)]
             if let equals = record.firstIndex(of: 0x3D), record[record.startIndex..<equals].elementsEqual("path".utf8) {
-                return ArchiveName.key(record[(equals + 1)...].dropLast(record.last == 0x0A ? 1 : 0))
+                return ObjectName.key(record[(equals + 1)...].dropLast(record.last == 0x0A ? 1 : 0))
             }
             position += length
         }
@@ -499,7 +462,7 @@ struct ZipEntry {
         localHeaderOffset = ZipBytes.u32(fixed, 42)
         let nameBytes = variable[0..<nameLength]
         // Bit 11: the name is UTF-8; otherwise IBM 437, whose ASCII half is the same (other bytes are encoded).
-        name = ArchiveName.key(nameBytes)
+        name = ObjectName.key(nameBytes)
         isDirectory = nameBytes.last == 0x2F
         // ZIP64 extended information (header 0x0001): the 64-bit values of the fields set to 0xFFFFFFFF, in order.
         var extra = nameLength

@@ -10,8 +10,16 @@ public final class FileByteInput: P10ByteInput {
     public private(set) var bytesRead = 0
 
     /// Opens `path` read-only.
-    public init(path: String) throws(DICOMParseError) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    public convenience init(path: String) throws(DICOMParseError) {
+        try self.init(pathBytes: Array(path.utf8))
+    }
+
+    /// Opens the file whose path is these bytes (which need not be UTF-8), read-only.
+    public init(pathBytes: [UInt8]) throws(DICOMParseError) {
+        let path = String(decoding: pathBytes, as: UTF8.self)
+        let descriptor = (pathBytes + [0]).withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
+        }
         guard descriptor >= 0 else {
             throw DICOMParseError(.ioError, offset: 0, message: "cannot open: \(String(cString: strerror(errno)))")
         }

@@ -9,11 +9,19 @@ public struct SourceObject: Hashable, Sendable {
     public var size: Int?
     /// Where the source finds it (an absolute path, an object key).
     public var location: String
+    /// The location's bytes, when they are not valid UTF-8 (local names from old archives): `location` is then
+    /// only for display.
+    public var rawLocation: [UInt8]?
+    /// Set when the listing already knows the object cannot be read (a link out of the prefix, a FIFO, a folder
+    /// that cannot be listed): opening it fails with this reason, so it still gets its result line.
+    public var unreadableReason: String?
 
-    public init(key: String, size: Int?, location: String) {
+    public init(key: String, size: Int?, location: String, rawLocation: [UInt8]? = nil, unreadableReason: String? = nil) {
         self.key = key
         self.size = size
         self.location = location
+        self.rawLocation = rawLocation
+        self.unreadableReason = unreadableReason
     }
 }
 
@@ -63,3 +71,42 @@ public struct ObjectIOError: Error, Hashable, Sendable, CustomStringConvertible 
 
     public var description: String { message }
 }
+
+/// Names of archive members and local files as `inputFile` keys: UTF-8 as it is; a name that is not valid UTF-8
+/// (Latin-1 names from old archives) has its invalid bytes percent-encoded (`%E9`) and its `%` encoded as `%25`.
+/// A valid name that reads exactly like such an encoding would share its key: `LocalDirectorySource` tells them
+/// apart with a `%00` suffix, which no file name can produce.
+public enum ObjectName {
+    public static func key<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        var output = ""
+        var pending: [UInt8] = []
+        var index = bytes.startIndex
+        func flushValid() {
+            output += String(decoding: pending, as: UTF8.self)
+            pending.removeAll(keepingCapacity: true)
+        }
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            let length = byte < 0x80 ? 1 : byte >> 5 == 0b110 ? 2 : byte >> 4 == 0b1110 ? 3 : byte >> 3 == 0b11110 ? 4 : 0
+            let end = bytes.index(index, offsetBy: length, limitedBy: bytes.endIndex)
+            if length > 0, let end, let scalar = String(validating: bytes[index..<end], as: UTF8.self) {
+                if scalar == "%" { flushValid(); output += "%25" } else { pending.append(contentsOf: bytes[index..<end]) }
+                index = end
+            } else {
+                flushValid()
+                output += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                index = bytes.index(after: index)
+            }
+        }
+        flushValid()
+        return output
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+

@@ -52,7 +52,7 @@ public final class ArchiveScan: Sendable {
     /// Scans a local folder (or file); files are reported relative to it.
     public convenience init(root: String, configuration: Configuration = Configuration()) {
         let source = LocalDirectorySource(root: root)
-        self.init(source: source, configuration: configuration) { source.relativePath(of: $0.location) }
+        self.init(source: source, configuration: configuration) { source.relativeKey(of: $0) }
     }
 
     /// Scans any source; `reportedKey` names each object in the report.
@@ -88,7 +88,7 @@ public final class ArchiveScan: Sendable {
             do {
                 result = scanner.scan(
                     input: try source.open(object), inputFile: key, buffer: buffer,
-                    localPath: isLocal ? object.location : nil)
+                    localPath: isLocal && object.rawLocation == nil ? object.location : nil)
             } catch {
                 result = InstanceScanner.unreadable(key, "\(error)")
             }
