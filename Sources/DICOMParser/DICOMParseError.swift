@@ -17,6 +17,7 @@ public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertibl
             case valueTooLong = "VALUE_TOO_LONG"
             case ioError = "IO_ERROR"
             case nestingTooDeep = "NESTING_TOO_DEEP"
+            case limitExceeded = "LIMIT_EXCEEDED"
         }
         private var base: Base
 
@@ -42,6 +43,8 @@ public struct DICOMParseError: Error, Hashable, Sendable, CustomStringConvertibl
         public static var ioError: Self { Self(base: .ioError) }
         /// Sequences nest deeper than `ParseOptions.maxSequenceDepth`.
         public static var nestingTooDeep: Self { Self(base: .nestingTooDeep) }
+        /// More elements, fragments or frames than `ParseOptions` allows.
+        public static var limitExceeded: Self { Self(base: .limitExceeded) }
 
         /// Stable upper-case name, used in scan and import reports.
         public var description: String { base.rawValue }

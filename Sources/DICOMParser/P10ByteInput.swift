@@ -48,6 +48,13 @@ public final class P10ReadBuffer {
     /// The capacity currently allocated.
     public var capacity: Int { storage.count }
 
+    /// Gives back memory a large value made the window grow to, once the scanner that needed it is done (the
+    /// window must not stay at the size of the largest value a worker ever read).
+    public func shrink(to capacity: Int) {
+        guard storage.count > max(capacity, 16) else { return }
+        grow(to: max(capacity, 16))
+    }
+
     func grow(to capacity: Int) {
         let newStorage = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
         storage.deallocate()

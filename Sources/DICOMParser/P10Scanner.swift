@@ -55,6 +55,9 @@ public struct P10Scanner {
     private var readSize: Int
     /// The last read skipped a stray delimiter and produced no token.
     private var skippedStrayDelimiter = false
+    /// Elements and items, and fragments, read so far (bounded by `options`).
+    private var elementCount = 0
+    private var fragmentCount = 0
 
     /// What the preamble and file meta group said.
     public private(set) var fileMeta = FileMetaSummary()
@@ -73,7 +76,8 @@ public struct P10Scanner {
         self.buffer = buffer
         self.options = options
         self.readSize = max(16, options.initialReadSize)
-        if buffer.capacity < options.readChunkSize {
+        if buffer.capacity != options.readChunkSize {
+            // Back to the usual size, whatever the last file's largest value was.
             buffer.grow(to: options.readChunkSize)
         }
         self.window = buffer.storage
@@ -102,6 +106,24 @@ public struct P10Scanner {
             if skippedStrayDelimiter {
                 skippedStrayDelimiter = false
                 continue
+            }
+            switch token {
+            case .element, .sequenceStart, .itemStart:
+                elementCount += 1
+                guard elementCount <= options.maxDataElements else {
+                    throw DICOMParseError(
+                        .limitExceeded, offset: offset, tag: stack.last?.tag,
+                        message: "more than \(options.maxDataElements) data elements and items")
+                }
+            case .fragment:
+                fragmentCount += 1
+                guard fragmentCount <= options.maxFragments else {
+                    throw DICOMParseError(
+                        .limitExceeded, offset: offset, tag: .pixelData,
+                        message: "more than \(options.maxFragments) Pixel Data fragments")
+                }
+            default:
+                break
             }
             return token
         }

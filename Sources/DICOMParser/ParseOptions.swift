@@ -19,6 +19,13 @@ public struct ParseOptions: Hashable, Sendable {
     /// tens of levels; a crafted file can nest millions, and every consumer that walks the tree (the metadata
     /// document, DCMTK) must stay within its stack.
     public var maxSequenceDepth: Int
+    /// The most data elements and sequence items one data set may hold: each becomes a node of the metadata
+    /// document, so a small file of empty items could otherwise build gigabytes of it.
+    public var maxDataElements: Int
+    /// The most fragments encapsulated Pixel Data may hold (each is remembered until its frames are stored).
+    public var maxFragments: Int
+    /// The largest NumberOfFrames (0028,0008) accepted: every frame costs a catalog row and a metadata entry.
+    public var maxFrames: Int
 
     public init(
         stopBeforePixelData: Bool = false,
@@ -27,7 +34,10 @@ public struct ParseOptions: Hashable, Sendable {
         maxValueLength: Int = 256 * 1024 * 1024,
         maxInflatedSize: Int = 1 << 30,
         maxWarnings: Int = 16,
-        maxSequenceDepth: Int = 128
+        maxSequenceDepth: Int = 128,
+        maxDataElements: Int = 500_000,
+        maxFragments: Int = 1_000_000,
+        maxFrames: Int = 100_000
     ) {
         self.stopBeforePixelData = stopBeforePixelData
         self.initialReadSize = initialReadSize
@@ -36,5 +46,8 @@ public struct ParseOptions: Hashable, Sendable {
         self.maxInflatedSize = maxInflatedSize
         self.maxWarnings = maxWarnings
         self.maxSequenceDepth = maxSequenceDepth
+        self.maxDataElements = maxDataElements
+        self.maxFragments = maxFragments
+        self.maxFrames = maxFrames
     }
 }

@@ -56,7 +56,7 @@ import Testing
             "frames.dcm": Self.pixelModule(rows: 65535, columns: 65535, samples: 1, bits: 16, frames: "1100000000"),
         ])
         #expect(failures["all65535.dcm"]?.contains("is not a frame size") == true)
-        #expect(failures["frames.dcm"]?.contains("NumberOfFrames need more") == true)
+        #expect(failures["frames.dcm"]?.contains("NumberOfFrames 1100000000 is more than the 100000 frames") == true)
     }
 
     @Test func extendedOffsetTableEntriesPastIntMaxFailTheirFile() throws {
@@ -75,6 +75,22 @@ import Testing
         builder.encapsulatedPixelData(basicOffsetTable: [], fragments: [[0xFF, 0xD8, 0xFF, 0xD9], [0xFF, 0xD8, 0xFF, 0xD9]])
         let failures = try Self.importFailures(["eot.dcm": builder.build()])
         #expect(failures["eot.dcm"]?.contains("Frame 1 cannot be decoded") == true)
+    }
+
+    /// 1,000,000 frames of one byte each: refused at NumberOfFrames, before any frame is laid out.
+    @Test func frameCountsPastTheLimitFailTheirFile() throws {
+        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
+        Self.identified(&builder)
+        builder.uint16(.samplesPerPixel, 1)
+        builder.string(.photometricInterpretation, .CS, "MONOCHROME2")
+        builder.string(.numberOfFrames, .IS, "1000000")
+        builder.uint16(.rows, 1)
+        builder.uint16(.columns, 1)
+        builder.uint16(.bitsAllocated, 8)
+        builder.uint16(.bitsStored, 8)
+        builder.element(.pixelData, .OB, bytes: [UInt8](repeating: 0, count: 1_000_000))
+        let failures = try Self.importFailures(["frames.dcm": builder.build()])
+        #expect(failures["frames.dcm"]?.hasPrefix("LIMIT_EXCEEDED: NumberOfFrames 1000000 is more than the 100000") == true)
     }
 
     @Test func nestingDeeperThanTheLimitFailsItsFile() throws {

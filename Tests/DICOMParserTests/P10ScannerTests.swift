@@ -211,6 +211,39 @@ import Testing
         }
     }
 
+    @Test func elementAndFragmentCountsAreBounded() throws {
+        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
+        for index in 0..<20 { builder.string(DICOMTag(group: 0x0011, element: UInt16(0x1000 + index)), .LO, "x") }
+        #expect(throws: DICOMParseError.self) { try P10ScannerTests.tokens(builder.build(), options: ParseOptions(maxDataElements: 10)) }
+        // The file meta elements count too.
+        _ = try P10ScannerTests.tokens(builder.build(), options: ParseOptions(maxDataElements: 30))
+
+        var encapsulated = P10Builder(transferSyntaxUID: "1.2.840.10008.1.2.4.50")
+        encapsulated.encapsulatedPixelData(basicOffsetTable: [], fragments: Array(repeating: [0xFF, 0xD8], count: 100))
+        #expect {
+            try P10ScannerTests.tokens(encapsulated.build(), options: ParseOptions(maxFragments: 50))
+        } throws: { ($0 as? DICOMParseError)?.code == .limitExceeded }
+        // The Basic Offset Table item counts as a fragment token too.
+        _ = try P10ScannerTests.tokens(encapsulated.build(), options: ParseOptions(maxFragments: 101))
+    }
+
+    /// The read window grows for one large value and is back to its usual size for the next file.
+    @Test func theReadWindowShrinksAfterALargeValue() throws {
+        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
+        builder.element(DICOMTag(group: 0x0011, element: 0x1010), .OB, bytes: [UInt8](repeating: 1, count: 4 << 20))
+        let bytes = builder.build()
+        let buffer = P10ReadBuffer()
+        var scanner = P10Scanner(input: MemoryByteInput(bytes), buffer: buffer)
+        while let token = try scanner.next() {
+            if case .element(let header) = token, header.length > 1000 {
+                _ = try scanner.withBytes(at: header.valueOffset, count: Int(header.length)) { $0.count }
+            }
+        }
+        #expect(buffer.capacity >= 4 << 20)
+        _ = P10Scanner(input: MemoryByteInput(bytes), buffer: buffer)
+        #expect(buffer.capacity == ParseOptions().readChunkSize)
+    }
+
     /// A million stray delimiters are skipped in a loop (they were skipped by recursion, one frame each).
     @Test func millionsOfStrayDelimitersDoNotRecurse() throws {
         var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)

@@ -122,6 +122,7 @@ public struct InstanceReader: Sendable {
         buffer: P10ReadBuffer
     ) throws(DICOMParseError) -> ReadInstance {
         var scanner = P10Scanner(input: input, buffer: buffer, options: options.parse)
+        defer { buffer.shrink(to: options.parse.readChunkSize) }
         var summary: [DICOMTag: JSONValue] = [:]
         var metadata = options.buildMetadata ? InstanceMetadata() : nil
         var characterSet = SpecificCharacterSet.default
@@ -168,7 +169,14 @@ public struct InstanceReader: Sendable {
                     if nodes.isEmpty { characterSet = SpecificCharacterSet(terms: terms) }
                     else { nodes[nodes.count - 1].characterSet = SpecificCharacterSet(terms: terms) }
                 }
-                if isFrameCount, let count = Self.integer(value), count > 0 { numberOfFrames = count }
+                if isFrameCount, let count = Self.integer(value), count > 0 {
+                    guard count <= options.parse.maxFrames else {
+                        throw DICOMParseError(
+                            .limitExceeded, offset: header.offset, tag: tag,
+                            message: "NumberOfFrames \(count) is more than the \(options.parse.maxFrames) frames an instance may have")
+                    }
+                    numberOfFrames = count
+                }
                 if isExtendedOffsets {
                     extendedOffsets = try scanner.withBytes(at: header.valueOffset, count: Int(header.length)) {
                         Self.uint64s($0)
