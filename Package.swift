@@ -180,3 +180,13 @@ let package = Package(
     ],
     cxxLanguageStandard: .cxx17
 )
+
+/// The libFuzzer executable: built only by `scripts/fuzz.sh`, which sets DICOM_INGEST_FUZZ and builds with
+/// `-sanitize=fuzzer,address -enable-testing` (the targets reach internal parsers through `@testable import`).
+if Context.environment["DICOM_INGEST_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "FuzzTargets", dependencies: ["DICOMParser", "DICOMIngest", "DICOMIngestS3", "AWSSigV4"],
+            path: "Fuzz/FuzzTargets", swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "fuzz-dicom-ingest", targets: ["FuzzTargets"]))
+}

@@ -52,17 +52,24 @@ public struct S3ObjectSource: ObjectSource {
                 }
                 throw error.objectIOError
             }
-            let text = String(decoding: response.body, as: UTF8.self)
-            for entry in XML.blocks("Contents", in: text) {
-                let entryText = String(entry)
-                guard let key = XML.firstValue("Key", in: entryText) else { continue }
-                let size = XML.firstValue("Size", in: entryText).flatMap(Int.init)
-                if key.hasSuffix("/") && (size ?? 0) == 0 { continue }
-                try body(SourceObject(key: key, size: size, location: key))
-            }
-            let truncated = XML.firstValue("IsTruncated", in: text) == "true"
-            token = truncated ? XML.firstValue("NextContinuationToken", in: text) : nil
+            let page = Self.listPage(String(decoding: response.body, as: UTF8.self))
+            for object in page.objects { try body(object) }
+            token = page.nextToken
         } while token != nil
+    }
+
+    /// The objects of one ListObjectsV2 page (folder markers left out) and the token of the next page.
+    static func listPage(_ text: String) -> (objects: [SourceObject], nextToken: String?) {
+        var objects: [SourceObject] = []
+        for entry in XML.blocks("Contents", in: text) {
+            let entryText = String(entry)
+            guard let key = XML.firstValue("Key", in: entryText) else { continue }
+            let size = XML.firstValue("Size", in: entryText).flatMap(Int.init)
+            if key.hasSuffix("/") && (size ?? 0) == 0 { continue }
+            objects.append(SourceObject(key: key, size: size, location: key))
+        }
+        let truncated = XML.firstValue("IsTruncated", in: text) == "true"
+        return (objects, truncated ? XML.firstValue("NextContinuationToken", in: text) : nil)
     }
 
     public func open(_ object: SourceObject) throws -> any P10ByteInput {

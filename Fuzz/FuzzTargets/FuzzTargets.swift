@@ -1,0 +1,94 @@
+import AWSSigV4
+import DICOMParser
+import Foundation
+@testable import DICOMIngest
+@testable import DICOMIngestS3
+
+/// What the fuzz executable exercises, chosen by `DICOM_INGEST_FUZZ_TARGET` (set by `scripts/fuzz.sh`). Each
+/// target must survive any bytes: a crash, a sanitizer report, a hang or memory past `-rss_limit_mb` is a bug.
+enum FuzzTarget: String, CaseIterable {
+    /// The P10 tokenizer, the instance reader (metadata document, character sets) and the frame layout.
+    case p10
+    /// A whole object through the import's preparer: reader, validation and the pixel stage (every decoder and
+    /// encoder) into a frame store that discards what it is given.
+    case instance
+    /// The zip, tar, tar.gz and gzip readers, reading every member to its end.
+    case archive
+    /// The SigV4 verifier's parsing of a request: method, path, query, Authorization and X-Amz-Date, one per line.
+    case sigv4
+    /// The S3 XML parsing: a ListObjectsV2 page and entity decoding.
+    case s3xml
+
+    func run(_ bytes: [UInt8]) {
+        switch self {
+        case .p10:
+            let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstanceReader.scanSummaryTags))
+            if let read = try? reader.read(input: MemoryByteInput(bytes), buffer: P10ReadBuffer()) {
+                _ = read.pixelData?.frames
+            }
+        case .instance:
+            let preparer = InstancePreparer(frameStorage: DiscardingFrameStorage(), datastoreId: "fuzz")
+            _ = preparer.prepare(key: "fuzz.dcm", input: MemoryByteInput(bytes), scratch: FuzzState.scratch)
+        case .archive:
+            let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+            defer { piece.deallocate() }
+            for format in [ArchiveFormat.zip, .tar, .tarGzip, .gzip] {
+                ArchiveReader.forEachMember(of: MemoryByteInput(bytes), format: format, key: "fuzz") { member in
+                    guard case .success(let member) = member else { return }
+                    var offset = 0
+                    while let got = try? member.input.read(at: offset, into: piece), got > 0 { offset += got }
+                }
+            }
+        case .sigv4:
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            func line(_ index: Int) -> String { index < lines.count ? lines[index] : "" }
+            let verifier = SigV4Verifier(service: "medical-imaging") { key in
+                AWSCredentials(accessKeyId: key, secretAccessKey: "secret")
+            }
+            _ = try? verifier.verify(
+                method: line(0), rawPath: line(1), rawQuery: line(2),
+                headers: [("authorization", line(3)), ("x-amz-date", line(4)), ("host", "localhost")],
+                payloadHash: line(5), now: Date(timeIntervalSince1970: 1_764_460_800))
+        case .s3xml:
+            let text = String(decoding: bytes, as: UTF8.self)
+            _ = S3ObjectSource.listPage(text)
+            _ = XML.decode(text)
+        }
+    }
+}
+
+/// The worker scratch reused across inputs, as a worker reuses it across files.
+enum FuzzState {
+    nonisolated(unsafe) static var target = FuzzTarget.p10
+    nonisolated(unsafe) static let scratch = WorkerScratch(copyBufferSize: 64 << 10, packLimit: 1 << 20)
+}
+
+/// A frame store that keeps nothing.
+struct DiscardingFrameStorage: FrameStorage {
+    func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter { DiscardingWriter() }
+    func read(blob: String, offset: Int, length: Int) throws -> [UInt8] { [] }
+}
+
+final class DiscardingWriter: FrameBlobWriter {
+    let blobName = "discarded"
+    private(set) var size = 0
+    func append(_ bytes: UnsafeRawBufferPointer) throws { size += bytes.count }
+    func finish() throws {}
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzState.target.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    return 0
+}
+
+@_cdecl("FuzzTargets_main")
+func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    let name = ProcessInfo.processInfo.environment["DICOM_INGEST_FUZZ_TARGET"] ?? ""
+    guard let target = FuzzTarget(rawValue: name) else {
+        FileHandle.standardError.write(Data("DICOM_INGEST_FUZZ_TARGET must be one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+        return 2
+    }
+    FuzzState.target = target
+    return runLibFuzzer(argc, argv, fuzzOne)
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# libFuzzer on the engine's parsers (address sanitizer on).
+#
+#   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   fuzz one target (p10, instance, archive, sigv4, s3xml)
+#   scripts/fuzz.sh replay                                   run every input of Fuzz/regressions/ once
+#   scripts/fuzz.sh ci SECONDS                               replay, then fuzz every target for SECONDS each
+#
+# Seeds come from the fixtures (fixtures/generate.sh) and small built examples; the working corpus lives in
+# .build-fuzz/corpus/TARGET. A crash writes its input to Fuzz/crashes/: commit it under Fuzz/regressions/TARGET/
+# with the fix, so every later run replays it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+targets="p10 instance archive sigv4 s3xml"
+binary=.build-fuzz/debug/fuzz-dicom-ingest
+DICOM_INGEST_FUZZ=1 swift build --scratch-path .build-fuzz --product fuzz-dicom-ingest \
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >&2
+options=(-rss_limit_mb=1536 -timeout=20 -max_len=1048576)
+
+seeds() {
+  local target=$1 folder=.build-fuzz/seeds/$1
+  rm -rf "$folder" && mkdir -p "$folder"
+  case $target in
+    p10|instance)
+      [ -d fixtures/generated ] || fixtures/generate.sh >&2
+      find fixtures/generated -name '*.dcm' -size -256k -exec cp {} "$folder/" \; ;;
+    archive)
+      [ -d fixtures/generated ] || fixtures/generate.sh >&2
+      python3 - "$folder" fixtures/generated/ct_explicit_le.dcm <<'PY'
+import gzip, io, sys, tarfile, zipfile
+folder, dicom = sys.argv[1], sys.argv[2]
+data = open(dicom, 'rb').read()
+with zipfile.ZipFile(folder + '/deflated.zip', 'w', zipfile.ZIP_DEFLATED) as z: z.writestr('a.dcm', data)
+with zipfile.ZipFile(folder + '/stored.zip', 'w') as z: z.writestr('b.dcm', data)
+for name, mode in [('plain.tar', 'w'), ('packed.tar.gz', 'w:gz')]:
+    with tarfile.open(folder + '/' + name, mode) as t:
+        info = tarfile.TarInfo('dir/' + 'x' * 120 + '.dcm'); info.size = len(data); t.addfile(info, io.BytesIO(data))
+open(folder + '/single.gz', 'wb').write(gzip.compress(data))
+PY
+      ;;
+    sigv4)
+      printf 'POST\n/datastore/abc/start-import\n\nAWS4-HMAC-SHA256 Credential=AKID/20251130/us-east-1/medical-imaging/aws4_request, SignedHeaders=host;x-amz-date, Signature=%064d\n20251130T000000Z\n%064d\n' 0 0 > "$folder/request" ;;
+    s3xml)
+      printf '<?xml version="1.0"?><ListBucketResult><Contents><Key>a/b&amp;c.dcm</Key><Size>12</Size></Contents><Contents><Key>d/</Key><Size>0</Size></Contents><IsTruncated>true</IsTruncated><NextContinuationToken>t&#x41;</NextContinuationToken></ListBucketResult>' > "$folder/list.xml" ;;
+  esac
+  echo "$folder"
+}
+
+replay() {
+  local status=0
+  for target in $targets; do
+    local inputs=(Fuzz/regressions/$target/*)
+    [ -e "${inputs[0]}" ] || continue
+    echo "replaying ${#inputs[@]} input(s) of $target" >&2
+    DICOM_INGEST_FUZZ_TARGET=$target "$binary" "${options[@]}" "${inputs[@]}" >/dev/null 2>"/tmp/fuzz-replay-$target.log" || {
+      echo "FAILED: $target regression corpus (see /tmp/fuzz-replay-$target.log)" >&2; tail -30 "/tmp/fuzz-replay-$target.log" >&2; status=1; }
+  done
+  return $status
+}
+
+fuzz() {
+  local target=$1 seconds=$2; shift 2
+  local corpus=.build-fuzz/corpus/$target
+  mkdir -p "$corpus" Fuzz/crashes
+  local seed_folder; seed_folder=$(seeds "$target")
+  local regressions=Fuzz/regressions/$target
+  mkdir -p "$regressions"
+  echo "fuzzing $target for $seconds s" >&2
+  DICOM_INGEST_FUZZ_TARGET=$target "$binary" "$corpus" "$seed_folder" "$regressions" "${options[@]}" \
+    -max_total_time="$seconds" -artifact_prefix="Fuzz/crashes/$target-" -print_final_stats=1 "$@" 2>"/tmp/fuzz-$target.log" || {
+      echo "FAILED: $target (see /tmp/fuzz-$target.log; inputs in Fuzz/crashes/)" >&2; tail -40 "/tmp/fuzz-$target.log" >&2; return 1; }
+  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "/tmp/fuzz-$target.log" | tail -1 >&2
+}
+
+case ${1:-} in
+  replay) replay ;;
+  ci)
+    replay
+    for target in $targets; do fuzz "$target" "${2:-20}"; done ;;
+  p10|instance|archive|sigv4|s3xml) fuzz "$@" ;;
+  *) echo "usage: scripts/fuzz.sh TARGET SECONDS | replay | ci SECONDS   (targets: $targets)" >&2; exit 2 ;;
+esac
