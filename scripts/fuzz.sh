@@ -11,8 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets="p10 instance archive sigv4 s3xml"
-binary=.build-fuzz/debug/fuzz-dicom-ingest
-DICOM_INGEST_FUZZ=1 swift build --scratch-path .build-fuzz --product fuzz-dicom-ingest \
+# FUZZ_CONFIGURATION=release for long runs (several times the executions per second).
+configuration=${FUZZ_CONFIGURATION:-debug}
+binary=.build-fuzz/$configuration/fuzz-dicom-ingest
+DICOM_INGEST_FUZZ=1 swift build -c "$configuration" --scratch-path .build-fuzz --product fuzz-dicom-ingest \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >&2
 options=(-rss_limit_mb=1536 -timeout=20 -max_len=1048576)
 

@@ -22,8 +22,7 @@ enum FuzzTarget: String, CaseIterable {
     func run(_ bytes: [UInt8]) {
         switch self {
         case .p10:
-            let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstanceReader.scanSummaryTags))
-            if let read = try? reader.read(input: MemoryByteInput(bytes), buffer: P10ReadBuffer()) {
+            if let read = try? FuzzState.reader.read(input: MemoryByteInput(bytes), buffer: FuzzState.scratch.readBuffer) {
                 _ = read.pixelData?.frames
             }
         case .instance:
@@ -61,6 +60,7 @@ enum FuzzTarget: String, CaseIterable {
 enum FuzzState {
     nonisolated(unsafe) static var target = FuzzTarget.p10
     nonisolated(unsafe) static let scratch = WorkerScratch(copyBufferSize: 64 << 10, packLimit: 1 << 20)
+    static let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstanceReader.scanSummaryTags))
 }
 
 /// A frame store that keeps nothing.
