@@ -73,6 +73,8 @@ enum ArchiveReader {
     ) throws(DICOMParseError) {
         var longName: String?
         var sawEntry = false
+        // A tar may hold one name several times (later copies update earlier ones): each gets a key of its own.
+        var memberKeys: [String: Int] = [:]
         while true {
             let header = try source.read(512)
             if header.isEmpty || header.allSatisfy({ $0 == 0 }) { break }
@@ -92,9 +94,10 @@ enum ArchiveReader {
                 name = long
                 longName = nil
             }
-            let memberKey = key + "!" + name
             let padding = (512 - size % 512) % 512
             let type = header[156]
+            let isRecord = [UInt8(ascii: "L"), UInt8(ascii: "x"), UInt8(ascii: "K"), UInt8(ascii: "g"), UInt8(ascii: "5")].contains(type)
+            let memberKey = isRecord ? key : ObjectName.unique(key + "!" + name, seen: &memberKeys)
             switch type {
             case UInt8(ascii: "L"), UInt8(ascii: "x"):
                 // GNU long name / PAX records: they name the next member.
@@ -180,9 +183,10 @@ enum ArchiveReader {
             reach = max(reach, range.end)
         }
         var sawMember = false
+        var memberKeys: [String: Int] = [:]
         for (index, entry) in entries.enumerated() where !entry.isDirectory {
             sawMember = true
-            let memberKey = key + "!" + entry.name
+            let memberKey = ObjectName.unique(key + "!" + entry.name, seen: &memberKeys)
             if overlapping.contains(index) {
                 body(.failure(.validation(memberKey, "The zip member's data overlaps another member's: not read (a zip bomb)")))
                 continue

@@ -62,12 +62,11 @@ public struct LocalDirectorySource: ObjectSource {
             closedir(handle)
             // Sorted by bytes so listings (and so job outputs) are the same on every run.
             entries.sort { $0.name.lexicographicallyPrecedes($1.name) }
-            var keys = Set<String>()
+            var keys: [String: Int] = [:]
             var subdirectories: [(path: [UInt8], key: String)] = []
             for entry in entries {
                 let path = directory.path + [0x2F] + entry.name
-                var key = directory.key + "/" + ObjectName.key(entry.name)
-                while !keys.insert(key).inserted { key += "%00" }
+                let key = ObjectName.unique(directory.key + "/" + ObjectName.key(entry.name), seen: &keys)
                 switch Self.kind(of: path, type: entry.type, inside: resolvedRoot) {
                 case .folder:
                     subdirectories.append((path, key))

@@ -74,9 +74,16 @@ public struct ObjectIOError: Error, Hashable, Sendable, CustomStringConvertible 
 
 /// Names of archive members and local files as `inputFile` keys: UTF-8 as it is; a name that is not valid UTF-8
 /// (Latin-1 names from old archives) has its invalid bytes percent-encoded (`%E9`) and its `%` encoded as `%25`.
-/// A valid name that reads exactly like such an encoding would share its key: `LocalDirectorySource` tells them
-/// apart with a `%00` suffix, which no file name can produce.
+/// A valid name that reads exactly like such an encoding would share its key, as would two archive members of the
+/// same name: `unique` tells them apart with a `%00<n>` suffix, which no name can produce (no name holds NUL).
 public enum ObjectName {
+    /// `key` the first time it is seen, `key%00<n>` for its n-th occurrence (n ≥ 2).
+    public static func unique(_ key: String, seen: inout [String: Int]) -> String {
+        let occurrence = (seen[key] ?? 0) + 1
+        seen[key] = occurrence
+        return occurrence == 1 ? key : key + "%00" + String(occurrence)
+    }
+
     public static func key<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
         if let text = String(validating: bytes, as: UTF8.self) { return text }
         var output = ""
