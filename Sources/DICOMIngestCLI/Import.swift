@@ -45,6 +45,12 @@ extension DICOMIngestCommand {
         @Option(help: "Worker threads (default: the number of processors).")
         var threads: Int?
 
+        @Option(help: "MiB the import's in-flight work may hold at once: frames being transcoded and instances waiting to be staged (default: 160, for a process under 300 MB).")
+        var memoryBudget: Int = ImportEngine.Configuration.defaultMemoryBudget >> 20
+
+        @Option(help: "Seconds one object may take before it fails (default: 900).")
+        var objectTimeLimit: Double = ImportEngine.Configuration.defaultObjectTimeLimit
+
         @Flag(help: "Print the summary as one JSON object.")
         var json = false
 
@@ -53,6 +59,8 @@ extension DICOMIngestCommand {
 
         func validate() throws {
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+            if memoryBudget < 16 { throw ValidationError("--memory-budget must be at least 16 (MiB)") }
+            if !(objectTimeLimit > 0) { throw ValidationError("--object-time-limit must be a positive number of seconds") }
             for prefix in [input, output] where S3Location(uri: prefix) == nil && (try? LocalPrefix.uri(from: prefix)) == nil {
                 throw ValidationError("unsupported prefix \(prefix): use s3://bucket/prefix, a local path or a file:// URI")
             }
@@ -64,7 +72,8 @@ extension DICOMIngestCommand {
                 let store = try options.open()
                 let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
                 let engine = ImportEngine(
-                    store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
+                    store: store, frameStorage: store.frameStorage,
+                    configuration: .init(threads: threads, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit))
                 let inputURI = S3Location(uri: input) != nil ? input : try LocalPrefix.uri(from: input)
                 let outputURI = S3Location(uri: output) != nil ? output : try LocalPrefix.uri(from: output)
                 let io = CommandLineObjectIO(endpointURL: endpointURL)

@@ -1,9 +1,11 @@
 import DICOMCore
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser
 import Foundation
+import Synchronization
 import Testing
 
 /// Crafted objects that used to kill the process (issue 10): each ends in exactly one FAILURE line with a specific
@@ -299,5 +301,66 @@ import Testing
         #expect(failures["broken-link.dcm"]?.contains("broken") == true)
         #expect(failures["pipe"]?.contains("a FIFO") == true)
         #expect(outcome.scannedFiles == 10)
+    }
+}
+
+/// The job-wide bounds on memory and time (issue 10).
+@Suite struct JobBoundsTests {
+    @Test func aReservationWaitsUntilTheBudgetHasRoom() async throws {
+        let budget = MemoryBudget(limit: 100)
+        budget.reserve(80)
+        let granted = Mutex(false)
+        let thread = Thread {
+            budget.reserve(50)
+            granted.withLock { $0 = true }
+        }
+        thread.start()
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(granted.withLock { $0 } == false)
+        budget.release(80)
+        for _ in 0..<100 where !granted.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(granted.withLock { $0 })
+        #expect(budget.inUse == 50)
+        // Larger than the whole budget: let through once nothing else is reserved.
+        budget.release(50)
+        budget.reserve(1_000)
+        #expect(budget.inUse == 1_000)
+    }
+
+    /// A one-byte budget lets one reservation through at a time: the job still completes with every line.
+    @Test func aJobCompletesWithinATinyBudget() throws {
+        let environment = try ImportJobTests.Environment()
+        defer { environment.folder.remove() }
+        let (instances, failures) = try ImportJobTests.writeArchive(in: environment)
+        let engine = ImportEngine(
+            store: environment.store, frameStorage: environment.store.frameStorage,
+            configuration: .init(threads: 2, stagingBatchSize: 2, memoryBudget: 1))
+        let job = try engine.submit(environment.request())
+        let outcome = engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
+            try LocalDirectorySink(outputRoot: environment.output, datastoreId: job.datastoreId, jobId: job.jobId)
+        }
+        #expect(outcome.job.jobStatus == .completed)
+        #expect(outcome.importedFiles == instances.count)
+        #expect(outcome.customerErrors == failures.count)
+    }
+
+    @Test func anObjectPastItsTimeLimitFailsAlone() throws {
+        let environment = try ImportJobTests.Environment()
+        defer { environment.folder.remove() }
+        var multiFrame = SyntheticInstance(study: ImportJobTests.study1, series: ImportJobTests.study1 + ".4", sop: ImportJobTests.study1 + ".4.1")
+        multiFrame.frames = 3
+        try multiFrame.write(to: environment.input + "/slow.dcm")
+        let engine = ImportEngine(
+            store: environment.store, frameStorage: environment.store.frameStorage,
+            configuration: .init(threads: 1, objectTimeLimit: 1e-9))
+        let job = try engine.submit(environment.request())
+        let outcome = engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
+            try LocalDirectorySink(outputRoot: environment.output, datastoreId: job.datastoreId, jobId: job.jobId)
+        }
+        #expect(outcome.job.jobStatus == .completed)
+        #expect(outcome.customerErrors == 1)
+        let folder = ImportJobTests.JobFolder(path: environment.output + "/\(environment.datastoreId)-DicomImport-\(job.jobId)")
+        let message = (try folder.lines(.failure).first?["exception"] as? [String: Any])?["message"] as? String
+        #expect(message?.hasPrefix("The object took longer than the 0 s an object may take (stopped before frame 1 of 3)") == true)
     }
 }

@@ -47,14 +47,27 @@ public final class ImportEngine: Sendable {
         /// Where metrics go (default: the process-wide `MetricsSystem`).
         public var metrics: (any MetricsFactory)?
 
+        /// Bytes the job's in-flight work may hold at once: frames being transcoded and prepared instances
+        /// waiting to be staged (`MemoryBudget`).
+        public var memoryBudget: Int
+        /// Seconds one object may take before it fails (checked between frames).
+        public var objectTimeLimit: Double
+
+        /// Leaves room, within a 300 MB resident target, for the process itself, the queues and the catalog.
+        public static let defaultMemoryBudget = 160 << 20
+        public static let defaultObjectTimeLimit: Double = 900
+
         public init(
             threads: Int? = nil, stagingBatchSize: Int = 64, logger: Logger = Logger(label: "dicom-ingest"),
-            metrics: (any MetricsFactory)? = nil
+            metrics: (any MetricsFactory)? = nil, memoryBudget: Int = Configuration.defaultMemoryBudget,
+            objectTimeLimit: Double = Configuration.defaultObjectTimeLimit
         ) {
             self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
             self.stagingBatchSize = max(1, stagingBatchSize)
             self.logger = logger
             self.metrics = metrics
+            self.memoryBudget = memoryBudget
+            self.objectTimeLimit = objectTimeLimit
         }
     }
 
@@ -203,8 +216,10 @@ public final class ImportEngine: Sendable {
         let threads = configuration.threads
         let results = BlockingQueue<WorkResult>(capacity: threads * 8)
         let format = try store.datastore(id: job.datastoreId)?.losslessStorageFormat ?? .htj2k
+        let budget = MemoryBudget(limit: configuration.memoryBudget)
         let preparer = InstancePreparer(
-            frameStorage: frameStorage, datastoreId: job.datastoreId, losslessCodec: format == .jpeg2000Lossless ? .jpeg2000 : .htj2k)
+            frameStorage: frameStorage, datastoreId: job.datastoreId, losslessCodec: format == .jpeg2000Lossless ? .jpeg2000 : .htj2k,
+            memoryBudget: budget, timeLimit: configuration.objectTimeLimit)
         let pipelineError = Mutex<(any Error)?>(nil)
         let pipeline = DispatchGroup()
         DispatchQueue(label: "dicom-ingest.job-pipeline").async(group: pipeline) {
@@ -213,7 +228,11 @@ public final class ImportEngine: Sendable {
                     in: source, threads: threads, makeWorker: { WorkerScratch() },
                     finishWorker: { try $0.finish() }
                 ) { scratch, object in
-                    Self.process(object, source: source, preparer: preparer, scratch: scratch) { results.push($0) }
+                    Self.process(object, source: source, preparer: preparer, scratch: scratch) { result in
+                        // A prepared instance holds its metadata until it is staged: it waits in the budget.
+                        if case .prepared(let instance, _) = result { budget.reserve(instance.heldBytes) }
+                        results.push(result)
+                    }
                 }
             } catch {
                 pipelineError.withLock { $0 = error }
@@ -223,7 +242,11 @@ public final class ImportEngine: Sendable {
 
         var batch: [PreparedInstance] = []
         var failure: (any Error)?
+        var batchBytes = 0
         while let result = results.pop() {
+            // Out of the queue, out of the budget: the consumer never waits for the budget, so workers waiting for
+            // it always get it back. The batch is bounded on its own (count, and a quarter of the budget).
+            if case .prepared(let instance, _) = result { budget.release(instance.heldBytes) }
             guard failure == nil else { continue }
             do {
                 switch result {
@@ -232,9 +255,11 @@ public final class ImportEngine: Sendable {
                     report.bytes += bytes
                     metrics.bytesRead(bytes)
                     batch.append(instance)
-                    if batch.count >= configuration.stagingBatchSize {
+                    batchBytes += instance.heldBytes
+                    if batch.count >= configuration.stagingBatchSize || batchBytes >= configuration.memoryBudget / 4 {
                         try store.stage(batch, jobId: job.jobId)
                         batch.removeAll(keepingCapacity: true)
+                        batchBytes = 0
                     }
                 case .failed(let failed, let bytes):
                     report.scannedFiles += 1

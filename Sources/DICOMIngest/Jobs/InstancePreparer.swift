@@ -1,3 +1,4 @@
+import Dispatch
 public import DICOMCore
 public import DICOMIngestModel
 public import DICOMParser
@@ -87,6 +88,12 @@ public struct PreparedInstance: Hashable, Sendable {
     public var instanceJSON: [UInt8]
     public var frames: [StoredFrame]
     public var warnings: [ImportWarning]
+
+    /// About what the instance holds in memory until it is staged (its JSON pieces and frame records).
+    public var heldBytes: Int {
+        patientJSON.count + studyJSON.count + seriesJSON.count + instanceJSON.count + frames.count * 160
+            + inputKey.utf8.count + 256
+    }
 
     public init(
         inputKey: String, sopInstanceUID: String, key: ImageSetKey, patientJSON: [UInt8], studyJSON: [UInt8],
@@ -181,10 +188,21 @@ public struct InstancePreparer: Sendable {
     private let reader = InstanceReader(options: .init(buildMetadata: true, summaryTags: InstancePreparer.summaryTags))
     private let frameProcessor: FrameProcessor
 
-    public init(frameStorage: any FrameStorage, datastoreId: String, losslessCodec: LosslessCodec = .htj2k) {
+    /// Shared with the job's other workers: frame buffers are reserved from it while a frame is transcoded.
+    public let memoryBudget: MemoryBudget
+    /// How long one object may take; checked between frames (a decoder is never interrupted mid-frame).
+    public let timeLimit: Double
+
+    public init(
+        frameStorage: any FrameStorage, datastoreId: String, losslessCodec: LosslessCodec = .htj2k,
+        memoryBudget: MemoryBudget = MemoryBudget(limit: ImportEngine.Configuration.defaultMemoryBudget),
+        timeLimit: Double = ImportEngine.Configuration.defaultObjectTimeLimit
+    ) {
         self.frameStorage = frameStorage
         self.datastoreId = datastoreId
         frameProcessor = FrameProcessor(format: losslessCodec)
+        self.memoryBudget = memoryBudget
+        self.timeLimit = timeLimit
     }
 
     public func prepare(
@@ -192,6 +210,7 @@ public struct InstancePreparer: Sendable {
         input: any P10ByteInput,
         scratch: WorkerScratch
     ) -> Result<PreparedInstance, ImportFailure> {
+        let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, timeLimit) * 1e9)
         let read: ReadInstance
         do {
             read = try reader.read(input: input, buffer: scratch.readBuffer)
@@ -226,7 +245,8 @@ public struct InstancePreparer: Sendable {
         var checksummed = false
         if let pixel = read.pixelData {
             do {
-                let stored = try storeFrames(pixel: pixel, read: read, transferSyntaxUID: transferSyntaxUID, scratch: scratch)
+                let stored = try storeFrames(
+                    pixel: pixel, read: read, transferSyntaxUID: transferSyntaxUID, scratch: scratch, deadline: deadline)
                 frames = stored.frames
                 frameEntries = stored.entries
                 storedTransferSyntaxUID = stored.storedTransferSyntaxUID
@@ -295,7 +315,8 @@ public struct InstancePreparer: Sendable {
         pixel: PixelDataSummary,
         read: ReadInstance,
         transferSyntaxUID: String,
-        scratch: WorkerScratch
+        scratch: WorkerScratch,
+        deadline: UInt64
     ) throws -> StoredFrames {
         defer { scratch.pixels.trim() }
         let description = try Self.pixelDescription(read: read, pixel: pixel)
@@ -347,6 +368,10 @@ public struct InstancePreparer: Sendable {
             result.warnings.append(.frameKept(transferSyntaxUID: transferSyntaxUID, reason: keptReason))
         }
         for (index, fragments) in sources.enumerated() {
+            guard DispatchTime.now().uptimeNanoseconds <= deadline else {
+                throw ImportFailure.validation(
+                    "", "The object took longer than the \(Int(timeLimit)) s an object may take (stopped before frame \(index + 1) of \(sources.count))")
+            }
             let id = ResourceID.make()
             let offset = writer.size
             var entry: [(String, JSONValue)] = [("ID", .string(id))]
@@ -355,6 +380,10 @@ public struct InstancePreparer: Sendable {
                 guard encodedLength <= PixelLimits.maxEncodedFrameBytes else {
                     throw ImportFailure.validation("", "Frame \(index + 1) holds \(encodedLength) bytes, more than the \(PixelLimits.maxEncodedFrameBytes) a frame may have")
                 }
+                // The encoded frame, and the decoded, intermediate and verification buffers at their largest.
+                let frameBytes = encodedLength + 3 * (description.decodeBufferBytes ?? 0)
+                memoryBudget.reserve(frameBytes)
+                defer { memoryBudget.release(frameBytes) }
                 let encoded = try readFrame(fragments, from: read.datasetInput, into: scratch.pixels.encoded.bytes(encodedLength))
                 let codestream: [UInt8]
                 let statistics: FrameStatistics
