@@ -133,6 +133,18 @@ public struct P10Builder {
         }
     }
 
+    /// `depth` undefined-length sequences, each in the one item of the one above (a crafted file's shape).
+    public mutating func nestedSequences(depth: Int, tag: DICOMTag = DICOMTag(group: 0x0040, element: 0xA730)) {
+        for _ in 0..<depth {
+            beginSequence(tag)
+            beginItem()
+        }
+        for _ in 0..<depth {
+            endItem()
+            endSequence()
+        }
+    }
+
     /// Encapsulated Pixel Data (PS3.5 §A.4): a Basic Offset Table item then one item per fragment.
     public mutating func encapsulatedPixelData(basicOffsetTable: [UInt32], fragments: [[UInt8]]) {
         header(.pixelData, vr: .OB, length: 0xFFFF_FFFF)

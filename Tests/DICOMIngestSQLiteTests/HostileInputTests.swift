@@ -38,7 +38,9 @@ import Testing
         return messages
     }
 
-    static func pixelModule(rows: UInt16, columns: UInt16, samples: UInt16, bits: UInt16, frames: String?) -> [UInt8] {
+    static func pixelModule(
+        rows: UInt16, columns: UInt16, samples: UInt16, bits: UInt16, frames: String?, pixelBytes: Int = 16
+    ) -> [UInt8] {
         var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
         identified(&builder)
         builder.uint16(.samplesPerPixel, samples)
@@ -48,7 +50,7 @@ import Testing
         builder.uint16(.columns, columns)
         builder.uint16(.bitsAllocated, bits)
         builder.uint16(.bitsStored, bits)
-        builder.element(.pixelData, .OW, bytes: [UInt8](repeating: 0, count: 16))
+        builder.element(.pixelData, .OW, bytes: [UInt8](repeating: 0, count: pixelBytes))
         return builder.build()
     }
 
@@ -81,31 +83,15 @@ import Testing
 
     /// 1,000,000 frames of one byte each: refused at NumberOfFrames, before any frame is laid out.
     @Test func frameCountsPastTheLimitFailTheirFile() throws {
-        var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
-        Self.identified(&builder)
-        builder.uint16(.samplesPerPixel, 1)
-        builder.string(.photometricInterpretation, .CS, "MONOCHROME2")
-        builder.string(.numberOfFrames, .IS, "1000000")
-        builder.uint16(.rows, 1)
-        builder.uint16(.columns, 1)
-        builder.uint16(.bitsAllocated, 8)
-        builder.uint16(.bitsStored, 8)
-        builder.element(.pixelData, .OB, bytes: [UInt8](repeating: 0, count: 1_000_000))
-        let failures = try Self.importFailures(["frames.dcm": builder.build()])
+        let file = Self.pixelModule(rows: 1, columns: 1, samples: 1, bits: 8, frames: "1000000", pixelBytes: 1_000_000)
+        let failures = try Self.importFailures(["frames.dcm": file])
         #expect(failures["frames.dcm"]?.hasPrefix("LIMIT_EXCEEDED: NumberOfFrames 1000000 is more than the 100000") == true)
     }
 
     @Test func nestingDeeperThanTheLimitFailsItsFile() throws {
         var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
         Self.identified(&builder)
-        for _ in 0..<25_000 {
-            builder.beginSequence(DICOMTag(group: 0x0040, element: 0xA730))
-            builder.beginItem()
-        }
-        for _ in 0..<25_000 {
-            builder.endItem()
-            builder.endSequence()
-        }
+        builder.nestedSequences(depth: 25_000)
         let failures = try Self.importFailures(["deep.dcm": builder.build()])
         #expect(failures["deep.dcm"]?.hasPrefix("NESTING_TOO_DEEP: sequences nest deeper than 128 levels") == true)
     }

@@ -84,14 +84,7 @@ import Testing
         for (depth, readByDCMTK) in [(5_000, true), (25_000, false)] {
             var builder = valid()
             builder.raw(P10Builder.le16(0x0011) + P10Builder.le16(0x0010) + [0x7A, 0x7A] + P10Builder.le16(2) + [0x41, 0x42])
-            for _ in 0..<depth {
-                builder.beginSequence(DICOMTag(group: 0x0040, element: 0xA730))
-                builder.beginItem()
-            }
-            for _ in 0..<depth {
-                builder.endItem()
-                builder.endSequence()
-            }
+            builder.nestedSequences(depth: depth)
             let result = try scan(builder.build())
             if readByDCMTK {
                 #expect(result.status == .warning)

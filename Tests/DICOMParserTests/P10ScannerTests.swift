@@ -187,14 +187,7 @@ import Testing
     static func nested(_ depth: Int) -> [UInt8] {
         var builder = P10Builder(transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid)
         builder.string(.sopInstanceUID, .UI, "1.2.3")
-        for _ in 0..<depth {
-            builder.beginSequence(DICOMTag(group: 0x0040, element: 0xA730))
-            builder.beginItem()
-        }
-        for _ in 0..<depth {
-            builder.endItem()
-            builder.endSequence()
-        }
+        builder.nestedSequences(depth: depth)
         return builder.build()
     }
 
