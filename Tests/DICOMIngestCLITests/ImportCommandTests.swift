@@ -121,6 +121,48 @@ import Testing
         #expect(document.components(separatedBy: "\"PixelDataChecksumFromBaseToFullResolution\"").count - 1 == 4096)
     }
 
+    /// A 192 MB multi-frame file inside a `.tar.gz`, and a deflated data set: inflated as streams into bounded
+    /// memory (a temporary file past 8 MiB), never whole, so peak RSS stays far below what holding them would take
+    /// (issue 10).
+    @Test func compressedArchivesAndDataSetsInflateInBoundedMemory() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        let folder = try TemporaryFolder("cli-inflate")
+        defer { folder.remove() }
+        let env = URL(fileURLWithPath: "/usr/bin/env")
+        let generated = try runner.run(
+            ["python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder.sub("big"),
+             "--studies", "0", "--big-multiframe-mb", "192"], executable: env)
+        try #require(generated.status == 0, "\(generated.stderr)")
+        let packed = try runner.run(["python3", "-c", """
+            import os, sys, tarfile
+            os.makedirs(sys.argv[2])
+            with tarfile.open(sys.argv[2] + '/big.tar.gz', 'w:gz', compresslevel=1) as t:
+                t.add(sys.argv[1] + '/multiframe/big-multiframe.dcm', 'big-multiframe.dcm')
+            """, folder.sub("big"), folder.sub("in")], executable: env)
+        try #require(packed.status == 0, "\(packed.stderr)")
+        let imported = try runner.run(
+            ["-f", "maxrss=%M", ScanCommandTests.binary.path, "import", folder.sub("in"), "--output", folder.sub("out"),
+             "--store", folder.sub("store"), "--json", "--no-progress"], executable: URL(fileURLWithPath: "/usr/bin/time"))
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(try json(imported.stdout)["numberOfImportedFiles"] as? Int == 1)
+        let kilobytes = try #require(imported.stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        // Holding the inflated archive and its member would take more than 384 MB.
+        #expect(kilobytes < 160 * 1024, "peak RSS \(kilobytes / 1024) MB")
+
+        // The same file as a Deflated Explicit VR Little Endian data set: a scan inflates it past the spill
+        // threshold, to a temporary file.
+        let deflated = try runner.run(
+            ["sh", "-c", "mkdir -p \"$2\" && dcmconv +td \"$1\" \"$2/big.dcm\"", "deflate", folder.sub("big/multiframe/big-multiframe.dcm"), folder.sub("deflated")], executable: env)
+        try #require(deflated.status == 0, "\(deflated.stderr)")
+        let scanned = try runner.run(
+            ["-f", "maxrss=%M", ScanCommandTests.binary.path, "scan", folder.sub("deflated"), "--no-progress"],
+            executable: URL(fileURLWithPath: "/usr/bin/time"))
+        #expect(scanned.status == 0, "\(scanned.stderr)")
+        #expect(scanned.stdout.contains("\"status\":\"OK\""))
+        let scanKilobytes = try #require(scanned.stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        #expect(scanKilobytes < 100 * 1024, "peak RSS \(scanKilobytes / 1024) MB")
+    }
+
     @Test func refusesInvalidRequestsWithDistinctExitCodes() throws {
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-refuse")
