@@ -186,7 +186,8 @@ let package = Package(
 if Context.environment["DICOM_INGEST_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(
-            name: "FuzzTargets", dependencies: ["DICOMParser", "DICOMIngest", "DICOMIngestS3", "AWSSigV4"],
+            name: "FuzzTargets",
+            dependencies: ["DICOMParser", "DICOMIngest", "DICOMIngestModel", "DICOMIngestS3", "DICOMIngestServer", "AWSSigV4"],
             path: "Fuzz/FuzzTargets", swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
     package.products.append(.executable(name: "fuzz-dicom-ingest", targets: ["FuzzTargets"]))
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libFuzzer on the engine's parsers (address sanitizer on).
 #
-#   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   fuzz one target (p10, instance, archive, sigv4, s3xml)
+#   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   fuzz one target (p10, instance, archive, sigv4, s3xml,
+#                                                            request)
 #   scripts/fuzz.sh replay                                   run every input of Fuzz/regressions/ once
 #   scripts/fuzz.sh ci SECONDS                               replay, then fuzz every target for SECONDS each
 #
@@ -10,7 +11,7 @@
 # with the fix, so every later run replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets="p10 instance archive sigv4 s3xml"
+targets="p10 instance archive sigv4 s3xml request"
 # FUZZ_CONFIGURATION=release for long runs (several times the executions per second).
 configuration=${FUZZ_CONFIGURATION:-debug}
 binary=.build-fuzz/$configuration/fuzz-dicom-ingest
@@ -41,6 +42,8 @@ PY
       ;;
     sigv4)
       printf 'POST\n/datastore/abc/start-import\n\nAWS4-HMAC-SHA256 Credential=AKID/20251130/us-east-1/medical-imaging/aws4_request, SignedHeaders=host;x-amz-date, Signature=%064d\n20251130T000000Z\n%064d\n' 0 0 > "$folder/request" ;;
+    request)
+      printf '{"jobName":"my-job","dataAccessRoleArn":"arn:aws:iam::123456789012:role/Importer","clientToken":"90ece54b-9b35-4a01-a5a1-842646445383","inputS3Uri":"s3://in/dicom/","outputS3Uri":"s3://out/","filters":[{"operator":"BETWEEN","values":[{"createdAt":1.5},{"createdAt":2}]},{"operator":"EQUAL","values":[{"DICOMStudyDateAndTime":{"DICOMStudyDate":"19990101"}}]}]}' > "$folder/request.json" ;;
     s3xml)
       printf '<?xml version="1.0"?><ListBucketResult><Contents><Key>a/b&amp;c.dcm</Key><Size>12</Size></Contents><Contents><Key>d/</Key><Size>0</Size></Contents><IsTruncated>true</IsTruncated><NextContinuationToken>t&#x41;</NextContinuationToken></ListBucketResult>' > "$folder/list.xml" ;;
   esac
@@ -78,6 +81,6 @@ case ${1:-} in
   ci)
     replay
     for target in $targets; do fuzz "$target" "${2:-20}"; done ;;
-  p10|instance|archive|sigv4|s3xml) fuzz "$@" ;;
+  p10|instance|archive|sigv4|s3xml|request) fuzz "$@" ;;
   *) echo "usage: scripts/fuzz.sh TARGET SECONDS | replay | ci SECONDS   (targets: $targets)" >&2; exit 2 ;;
 esac

@@ -1,8 +1,10 @@
 import AWSSigV4
+import DICOMIngestModel
 import DICOMParser
 import Foundation
 @testable import DICOMIngest
 @testable import DICOMIngestS3
+@testable import DICOMIngestServer
 
 /// What the fuzz executable exercises, chosen by `DICOM_INGEST_FUZZ_TARGET` (set by `scripts/fuzz.sh`). Each
 /// target must survive any bytes: a crash, a sanitizer report, a hang or memory past `-rss_limit_mb` is a bug.
@@ -18,6 +20,9 @@ enum FuzzTarget: String, CaseIterable {
     case sigv4
     /// The S3 XML parsing: a ListObjectsV2 page and entity decoding.
     case s3xml
+    /// The server's request bodies: a JSON object read as a StartDICOMImportJob request (validated) and as
+    /// SearchImageSets criteria (filters parsed).
+    case request
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -52,6 +57,15 @@ enum FuzzTarget: String, CaseIterable {
             let text = String(decoding: bytes, as: UTF8.self)
             _ = S3ObjectSource.listPage(text)
             _ = XML.decode(text)
+        case .request:
+            guard let body = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return }
+            let start = StartDICOMImportJobRequest(
+                datastoreId: body["datastoreId"] as? String ?? "", jobName: body["jobName"] as? String,
+                dataAccessRoleArn: body["dataAccessRoleArn"] as? String ?? "", clientToken: body["clientToken"] as? String ?? "",
+                inputS3Uri: body["inputS3Uri"] as? String ?? "", outputS3Uri: body["outputS3Uri"] as? String ?? "",
+                inputOwnerAccountId: body["inputOwnerAccountId"] as? String)
+            try? start.validate()
+            _ = try? ImageSetFilter.parse(body["filters"])
         }
     }
 }

@@ -3,6 +3,7 @@
 
 #include "CCodecs.h"
 
+#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -62,6 +63,29 @@ inline const char *encodeArgumentProblem(
     if (length < frameBytes(*image)) return "sample buffer too short";
     if (decompositions > 32) return "too many decompositions";
     return nullptr;
+}
+
+/// Where a failed `assert` inside a codec library jumps back to, on this thread (see Assertions.cpp).
+extern thread_local sigjmp_buf *assertionTarget;
+/// The failed assertion's text, for the error message.
+extern thread_local char assertionText[256];
+
+/// Runs `work` (a codec call returning 0 or a failure from `fail`) so that an assertion failing inside a codec
+/// library fails the call instead of aborting the process: Debian builds OpenJPH with its assertions on, and a
+/// crafted codestream trips them. The jump skips the destructors of the frames it leaves: what the library had
+/// allocated for that call leaks, a bounded cost paid only for crafted input.
+template <typename Work>
+int guarded(char *error, size_t errorCapacity, Work work) {
+    sigjmp_buf target;
+    sigjmp_buf *const previous = assertionTarget;
+    if (sigsetjmp(target, 0) != 0) {
+        assertionTarget = previous;
+        return fail(error, errorCapacity, std::string("the codec library failed an internal check (") + assertionText + ")");
+    }
+    assertionTarget = &target;
+    const int result = work();
+    assertionTarget = previous;
+    return result;
 }
 
 }  // namespace ccodecs

@@ -138,7 +138,7 @@ extern "C" void CCodecs_bootstrap(void) {
     ojph::configure_info(&silentInfo);
 }
 
-extern "C" int CCodecs_htj2kEncode(
+static int htj2kEncodeUnguarded(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
     if (const char *problem = ccodecs::encodeArgumentProblem(image, samples, length, decompositions, output))
@@ -188,7 +188,7 @@ extern "C" int CCodecs_htj2kEncode(
     }
 }
 
-extern "C" int CCodecs_htj2kResolutionEnds(
+static int htj2kResolutionEndsUnguarded(
     const uint8_t *codestream, size_t length, uint64_t *ends, size_t capacity, size_t *count, char *error,
     size_t errorCapacity) {
     if (codestream == nullptr || ends == nullptr || count == nullptr)
@@ -228,7 +228,7 @@ extern "C" int CCodecs_htj2kResolutionEnds(
     }
 }
 
-extern "C" int CCodecs_htj2kDecode(
+static int htj2kDecodeUnguarded(
     const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
     size_t capacity, size_t *written, char *error, size_t errorCapacity) {
     if (codestream == nullptr || image == nullptr || written == nullptr)
@@ -283,4 +283,22 @@ extern "C" int CCodecs_htj2kDecode(
     } catch (...) {
         return ccodecs::fail(error, errorCapacity, "HTJ2K decoding failed");
     }
+}
+
+extern "C" int CCodecs_htj2kEncode(
+    const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
+    CCodecs_Output *output, char *error, size_t errorCapacity) {
+    return ccodecs::guarded(error, errorCapacity, [&] { return htj2kEncodeUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
+}
+
+extern "C" int CCodecs_htj2kResolutionEnds(
+    const uint8_t *codestream, size_t length, uint64_t *ends, size_t capacity, size_t *count, char *error,
+    size_t errorCapacity) {
+    return ccodecs::guarded(error, errorCapacity, [&] { return htj2kResolutionEndsUnguarded(codestream, length, ends, capacity, count, error, errorCapacity); });
+}
+
+extern "C" int CCodecs_htj2kDecode(
+    const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
+    size_t capacity, size_t *written, char *error, size_t errorCapacity) {
+    return ccodecs::guarded(error, errorCapacity, [&] { return htj2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
 }

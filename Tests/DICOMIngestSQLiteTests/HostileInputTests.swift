@@ -350,3 +350,16 @@ import Testing
         #expect(message?.hasPrefix("The object took longer than the 0 s an object may take (stopped before frame 1 of 3)") == true)
     }
 }
+
+/// Codec libraries on crafted codestreams (issue 10).
+@Suite struct HostileCodestreamTests {
+    /// Found by the `instance` fuzz target: an HTJ2K frame that trips an assertion in Debian's OpenJPH, which
+    /// aborted the process; the assertion now fails that file only.
+    @Test func aCodecAssertionFailsItsFileInsteadOfAbortingTheProcess() throws {
+        let crafted = Array(try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/htj2k-openjph-assertion.dcm")))
+        let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted, "good.dcm": SyntheticInstance(
+            study: ImportJobTests.study1, series: ImportJobTests.study1 + ".3", sop: ImportJobTests.study1 + ".3.9").bytes])
+        #expect(failures.count == 1)
+        #expect(failures["crafted.dcm"]?.contains("the codec library failed an internal check (") == true)
+    }
+}
