@@ -97,6 +97,15 @@ import Testing
 
     /// A 2 GiB native multi-frame file (4,096 CT frames) is transcoded frame by frame: peak RSS stays within the
     /// 300 MB budget, far below the file's size.
+    /// Runs the built binary under `/usr/bin/time` and returns its result and peak RSS in kilobytes.
+    func runMeasured(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, peakKilobytes: Int) {
+        let result = try runner.run(
+            ["-f", "maxrss=%M", ScanCommandTests.binary.path] + arguments, executable: URL(fileURLWithPath: "/usr/bin/time"))
+        let kilobytes = try #require(
+            result.stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        return (result.status, result.stdout, result.stderr, kilobytes)
+    }
+
     @Test func importsA2GiBMultiFrameFileWithinTheMemoryBound() throws {
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-big")
@@ -106,15 +115,12 @@ import Testing
             ["python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder.sub("in"),
              "--studies", "0", "--big-multiframe-mb", "2048"], executable: env)
         try #require(generated.status == 0, "\(generated.stderr)")
-        let imported = try runner.run(
-            ["-f", "maxrss=%M", ScanCommandTests.binary.path, "import", folder.sub("in"), "--output", folder.sub("out"),
-             "--store", folder.sub("store"), "--json", "--no-progress"], executable: URL(fileURLWithPath: "/usr/bin/time"))
+        let imported = try runMeasured(
+            ["import", folder.sub("in"), "--output", folder.sub("out"), "--store", folder.sub("store"), "--json", "--no-progress"])
         #expect(imported.status == 0, "\(imported.stderr)")
         let summary = try json(imported.stdout)
         #expect(summary["numberOfImportedFiles"] as? Int == 1)
-        let stderr = imported.stderr
-        let kilobytes = try #require(stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-        #expect(kilobytes < 300 * 1024, "peak RSS \(kilobytes / 1024) MB")
+        #expect(imported.peakKilobytes < 300 * 1024, "peak RSS \(imported.peakKilobytes / 1024) MB")
         let sets = try #require(try json(try runner.run(["image-set", "list", "--store", folder.sub("store")]).stdout)["imageSetsMetadataSummaries"] as? [[String: Any]])
         let document = try runner.run(["image-set", "metadata", try #require(sets.first?["imageSetId"] as? String), "--store", folder.sub("store")]).stdout
         #expect(document.components(separatedBy: "\"StoredTransferSyntaxUID\":\"1.2.840.10008.1.2.4.202\"").count == 2)
@@ -140,27 +146,22 @@ import Testing
                 t.add(sys.argv[1] + '/multiframe/big-multiframe.dcm', 'big-multiframe.dcm')
             """, folder.sub("big"), folder.sub("in")], executable: env)
         try #require(packed.status == 0, "\(packed.stderr)")
-        let imported = try runner.run(
-            ["-f", "maxrss=%M", ScanCommandTests.binary.path, "import", folder.sub("in"), "--output", folder.sub("out"),
-             "--store", folder.sub("store"), "--json", "--no-progress"], executable: URL(fileURLWithPath: "/usr/bin/time"))
+        let imported = try runMeasured(
+            ["import", folder.sub("in"), "--output", folder.sub("out"), "--store", folder.sub("store"), "--json", "--no-progress"])
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(try json(imported.stdout)["numberOfImportedFiles"] as? Int == 1)
-        let kilobytes = try #require(imported.stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         // Holding the inflated archive and its member would take more than 384 MB.
-        #expect(kilobytes < 160 * 1024, "peak RSS \(kilobytes / 1024) MB")
+        #expect(imported.peakKilobytes < 160 * 1024, "peak RSS \(imported.peakKilobytes / 1024) MB")
 
         // The same file as a Deflated Explicit VR Little Endian data set: a scan inflates it past the spill
         // threshold, to a temporary file.
         let deflated = try runner.run(
             ["sh", "-c", "mkdir -p \"$2\" && dcmconv +td \"$1\" \"$2/big.dcm\"", "deflate", folder.sub("big/multiframe/big-multiframe.dcm"), folder.sub("deflated")], executable: env)
         try #require(deflated.status == 0, "\(deflated.stderr)")
-        let scanned = try runner.run(
-            ["-f", "maxrss=%M", ScanCommandTests.binary.path, "scan", folder.sub("deflated"), "--no-progress"],
-            executable: URL(fileURLWithPath: "/usr/bin/time"))
+        let scanned = try runMeasured(["scan", folder.sub("deflated"), "--no-progress"])
         #expect(scanned.status == 0, "\(scanned.stderr)")
         #expect(scanned.stdout.contains("\"status\":\"OK\""))
-        let scanKilobytes = try #require(scanned.stderr.components(separatedBy: "maxrss=").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-        #expect(scanKilobytes < 100 * 1024, "peak RSS \(scanKilobytes / 1024) MB")
+        #expect(scanned.peakKilobytes < 100 * 1024, "peak RSS \(scanned.peakKilobytes / 1024) MB")
     }
 
     @Test func refusesInvalidRequestsWithDistinctExitCodes() throws {
