@@ -123,6 +123,16 @@ private:
     size_t capacity = 0;
 };
 
+/// Refuses SIZ values ISO/IEC 15444-1 §A.5.1 forbids: OpenJPH 0.9 does not check them, and loops for ever in
+/// `codestream::pull` on a tile origin below the image origin (found by the `instance` fuzz target).
+void checkTiling(const ojph::param_siz &siz) {
+    const ojph::point extent = siz.get_image_extent(), offset = siz.get_image_offset(), tileOffset = siz.get_tile_offset();
+    const ojph::size tile = siz.get_tile_size();
+    const bool valid = offset.x < extent.x && offset.y < extent.y && tileOffset.x <= offset.x && tileOffset.y <= offset.y
+        && tile.w > 0 && tile.h > 0 && (uint64_t)tileOffset.x + tile.w > offset.x && (uint64_t)tileOffset.y + tile.h > offset.y;
+    if (!valid) throw std::runtime_error("the SIZ marker's image and tile origins are not valid (ISO/IEC 15444-1 A.5.1)");
+}
+
 }  // namespace
 
 extern "C" void CCodecs_bootstrap(void) {
@@ -238,6 +248,7 @@ static int htj2kDecodeUnguarded(
         ojph::codestream reader;
         reader.read_headers(&input);
         ojph::param_siz siz = reader.access_siz();
+        checkTiling(siz);
         uint32_t components = siz.get_num_components();
         if (components == 0 || components > 4) throw std::runtime_error("unsupported number of components");
         for (uint32_t component = 1; component < components; ++component) {

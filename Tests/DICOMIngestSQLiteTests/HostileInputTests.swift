@@ -362,4 +362,12 @@ import Testing
         #expect(failures.count == 1)
         #expect(failures["crafted.dcm"]?.contains("the codec library failed an internal check (") == true)
     }
+
+    /// Found by the `instance` fuzz target: a tile origin below the image origin (YTOsiz 4, YOsiz 0) made OpenJPH
+    /// loop for ever in `codestream::pull`; such SIZ values are refused before OpenJPH decodes.
+    @Test func anInvalidTileOriginFailsItsFileInsteadOfHanging() throws {
+        let crafted = Array(try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/htj2k-tile-origin-openjph-hang.dcm")))
+        let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
+        #expect(failures["crafted.dcm"]?.contains("the SIZ marker's image and tile origins are not valid") == true)
+    }
 }
