@@ -123,14 +123,21 @@ private:
     size_t capacity = 0;
 };
 
-/// Refuses SIZ values ISO/IEC 15444-1 §A.5.1 forbids: OpenJPH 0.9 does not check them, and loops for ever in
-/// `codestream::pull` on a tile origin below the image origin (found by the `instance` fuzz target).
+/// Refuses SIZ values ISO/IEC 15444-1 §A.5.1 forbids: OpenJPH 0.9 does not check them, loops for ever in
+/// `codestream::pull` on a tile origin below the image origin and divides by a zero sampling factor (both found
+/// by the `instance` fuzz target).
 void checkTiling(const ojph::param_siz &siz) {
     const ojph::point extent = siz.get_image_extent(), offset = siz.get_image_offset(), tileOffset = siz.get_tile_offset();
     const ojph::size tile = siz.get_tile_size();
     const bool valid = offset.x < extent.x && offset.y < extent.y && tileOffset.x <= offset.x && tileOffset.y <= offset.y
         && tile.w > 0 && tile.h > 0 && (uint64_t)tileOffset.x + tile.w > offset.x && (uint64_t)tileOffset.y + tile.h > offset.y;
     if (!valid) throw std::runtime_error("the SIZ marker's image and tile origins are not valid (ISO/IEC 15444-1 A.5.1)");
+    // OpenJPH divides by the sampling factors (XRsiz, YRsiz): 0 is a division by zero (found by the fuzzer).
+    for (uint32_t component = 0; component < siz.get_num_components(); ++component) {
+        const ojph::point down = siz.get_downsampling(component);
+        if (down.x < 1 || down.x > 255 || down.y < 1 || down.y > 255)
+            throw std::runtime_error("the SIZ marker's sampling factors are not valid (ISO/IEC 15444-1 A.5.1)");
+    }
 }
 
 }  // namespace

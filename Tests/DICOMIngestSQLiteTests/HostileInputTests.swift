@@ -370,4 +370,12 @@ import Testing
         let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
         #expect(failures["crafted.dcm"]?.contains("the SIZ marker's image and tile origins are not valid") == true)
     }
+
+    /// Found by the `instance` fuzz target: a sampling factor of 0 made OpenJPH divide by zero (SIGFPE, the
+    /// process died). The frame is lossy HTJ2K, kept as it arrived: the file imports with a FrameNotDecoded warning.
+    @Test func aZeroSamplingFactorNoLongerKillsTheProcess() throws {
+        let crafted = Array(try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/htj2k-zero-sampling-factor-openjph-fpe.dcm")))
+        let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
+        #expect(failures.isEmpty)
+    }
 }
