@@ -100,14 +100,33 @@ public enum DCMTK {
             }
             if read == 0 { break }
             let end = carried + read
-            for index in stride(from: 0, to: end - 3, by: 1) {
-                let (a, b, c, d) = (buffer[index], buffer[index + 1], buffer[index + 2], buffer[index + 3])
-                if (a == 0xFE && b == 0xFF && c == 0x00 && d == 0xE0) || (a == 0xFF && b == 0xFE && c == 0xE0 && d == 0x00) {
-                    count += 1
-                }
-            }
+            count += buffer.withUnsafeBytes { Self.itemTags(in: UnsafeRawBufferPointer(rebasing: $0[..<end])) }
             carried = min(3, end)
             for offset in 0..<carried { buffer[offset] = buffer[end - carried + offset] }
+        }
+        return count
+    }
+
+    /// Item tags that start in `bytes` at or before its fourth-last byte (the last three are carried over). Both
+    /// byte orders hold a 0xFE next to a 0xFF (`FE FF 00 E0`, `FF FE E0 00`), so `memchr` jumps from one 0xFE to
+    /// the next and only those are looked at.
+    static func itemTags(in bytes: UnsafeRawBufferPointer) -> Int {
+        guard bytes.count >= 4, let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        let lastStart = bytes.count - 4
+        var count = 0
+        var position = 0
+        while position < bytes.count,
+            let found = memchr(base + position, 0xFE, bytes.count - position)?.assumingMemoryBound(to: UInt8.self)
+        {
+            let index = UnsafePointer(found) - base
+            if index <= lastStart, base[index + 1] == 0xFF, base[index + 2] == 0x00, base[index + 3] == 0xE0 {
+                count += 1
+            } else if index >= 1, index - 1 <= lastStart, base[index - 1] == 0xFF, base[index + 1] == 0xE0,
+                base[index + 2] == 0x00
+            {
+                count += 1
+            }
+            position = index + 1
         }
         return count
     }

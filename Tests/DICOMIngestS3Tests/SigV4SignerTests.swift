@@ -1,5 +1,5 @@
 import DICOMIngestS3
-import AWSSigV4
+@testable import AWSSigV4
 import Foundation
 import Testing
 
@@ -86,6 +86,31 @@ import Testing
         try #require(process.terminationStatus == 0, "botocore oracle failed")
         let botocore = try #require(try JSONSerialization.jsonObject(with: data) as? [String])
         #expect(ours == botocore)
+    }
+
+    /// The hand-written `X-Amz-Date` reader agrees with a `DateFormatter` on every day from 1899 to 2101 (leap
+    /// days and century years included) and refuses what is not a real UTC time of that exact form.
+    @Test func readsAmzDatesLikeADateFormatter() {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        var date = formatter.date(from: "18990101T000000Z")!
+        let end = formatter.date(from: "21020101T000000Z")!
+        var checked = 0
+        while date < end {
+            let shifted = date.addingTimeInterval(TimeInterval((checked * 7_919) % 86_400))
+            let text = formatter.string(from: shifted)
+            #expect(SigV4Verifier.parse(text) == shifted, "\(text)")
+            date = date.addingTimeInterval(86_400)
+            checked += 1
+        }
+        #expect(checked > 73_000)
+        for bad in ["20230229T000000Z", "21000229T000000Z", "20241301T000000Z", "20241200T000000Z", "20240101T240000Z",
+            "20240101T000060Z", "20240101 000000Z", "20240101T000000", "2024-01-01T00:00:00Z", "2024010１T000000Z", ""] {
+            #expect(SigV4Verifier.parse(bad) == nil, "\(bad)")
+        }
+        #expect(SigV4Verifier.parse("20000229T235959Z") == Date(timeIntervalSince1970: 951_868_799))
     }
 
     @Test func encodesLikeRFC3986() {

@@ -1,6 +1,6 @@
 import DICOMCore
 import DICOMIngestTestSupport
-import DICOMToolkit
+@testable import DICOMToolkit
 import Foundation
 import Testing
 
@@ -54,5 +54,27 @@ import Testing
         #expect(decoded == reference)
         let info = try DCMTK.withFile(at: Fixtures.generated(compressed)) { try $0.pixelDataInfo() }
         #expect(info.isEncapsulated)
+    }
+
+    /// The Item-tag count (the guard in front of DCMTK's recursive reader) finds tags in either byte order,
+    /// wherever they fall against the 1 MiB read chunks, as a byte-by-byte scan would.
+    @Test func countsItemTagsAcrossReadChunks() throws {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: (1 << 20) * 3 + 17)
+        for index in bytes.indices { bytes[index] = [0xFE, 0xFF, 0x00, 0xE0, 0x42][Int.random(in: 0..<5, using: &generator)] }
+        for start in [(1 << 20) - 2, (1 << 20) - 1, 2 << 20, (3 << 20) + 13] {
+            bytes.replaceSubrange(start..<start + 4, with: start % 2 == 0 ? [0xFE, 0xFF, 0x00, 0xE0] : [0xFF, 0xFE, 0xE0, 0x00])
+        }
+        var expected = 0
+        for index in 0..<(bytes.count - 3) {
+            let word = Array(bytes[index..<index + 4])
+            if word == [0xFE, 0xFF, 0x00, 0xE0] || word == [0xFF, 0xFE, 0xE0, 0x00] { expected += 1 }
+        }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("items-\(UUID().uuidString).bin")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(expected > 1_000)
+        #expect(try DCMTK.itemTagCount(path: url.path, stoppingAfter: .max) == expected)
+        #expect(try DCMTK.itemTagCount(path: url.path, stoppingAfter: 10) > 10)
     }
 }

@@ -333,6 +333,8 @@ struct InflatedTarSource: TarSource {
     private(set) var position = 0
     /// Bytes inflated ahead by `peek`.
     private var pending: [UInt8] = []
+    /// The one buffer every copy inflates through (a tar header read must not allocate 256 KiB).
+    private let piece = InflateBuffer(byteCount: 256 << 10)
 
     init(inflater: StreamInflater) {
         self.inflater = inflater
@@ -383,8 +385,7 @@ struct InflatedTarSource: TarSource {
             }.get()
             pending.removeFirst(done)
         }
-        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
-        defer { piece.deallocate() }
+        let piece = self.piece.bytes
         while done < count {
             let got = try inflater.read(into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<min(piece.count, count - done)]))
             if got == 0 { break }
@@ -400,6 +401,19 @@ struct InflatedTarSource: TarSource {
         _ = try copy(count) { (piece) throws(DICOMParseError) in bytes.append(contentsOf: piece) }
         position -= bytes.count
         return bytes
+    }
+}
+
+/// Memory owned for as long as the reader that inflates through it.
+final class InflateBuffer {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(byteCount: Int) {
+        bytes = .allocate(byteCount: byteCount, alignment: 16)
+    }
+
+    deinit {
+        bytes.deallocate()
     }
 }
 
