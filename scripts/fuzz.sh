@@ -15,16 +15,19 @@ cd "$(dirname "$0")/.."
 targets="p10 instance archive sigv4 s3xml request"
 # FUZZ_CONFIGURATION=release for long runs (several times the executions per second).
 configuration=${FUZZ_CONFIGURATION:-debug}
-binary=.build-fuzz/$configuration/fuzz-dicom-ingest
-DICOM_INGEST_FUZZ=1 swift build -c "$configuration" --scratch-path .build-fuzz --product fuzz-dicom-ingest \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >&2
+# FUZZ_BINARY=path runs a copy built earlier (a long run then does not pick up, or wait for, later source edits).
+binary=${FUZZ_BINARY:-.build-fuzz/$configuration/fuzz-dicom-ingest}
+if [ -z "${FUZZ_BINARY:-}" ]; then
+  DICOM_INGEST_FUZZ=1 swift build -c "$configuration" --scratch-path .build-fuzz --product fuzz-dicom-ingest \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >&2
+fi
 # Leak detection is off: an assertion inside a codec library is caught by jumping out of it
 # (Sources/CCodecs/Assertions.cpp), which leaks what the library had allocated for that frame, by design.
 options=(-rss_limit_mb=1536 -timeout=20 -max_len=1048576 -detect_leaks=0)
 export ASAN_OPTIONS=detect_leaks=0
 
 seeds() {
-  local target=$1 folder=.build-fuzz/seeds/$1
+  local target=$1 folder=.build-fuzz/seeds-$2/$1
   rm -rf "$folder" && mkdir -p "$folder"
   case $target in
     p10|instance)
@@ -73,23 +76,26 @@ fuzz() {
 
 fuzz_for() {
   local target=$1; shift
-  local corpus=.build-fuzz/corpus/$target
+  local corpus=.build-fuzz/${FUZZ_CORPUS:-corpus}/$target
   mkdir -p "$corpus" Fuzz/crashes
-  local seed_folder; seed_folder=$(seeds "$target")
+  local seed_folder; seed_folder=$(seeds "$target" "${FUZZ_CORPUS:-corpus}")
   local regressions=Fuzz/regressions/$target
   mkdir -p "$regressions"
+  local log=/tmp/fuzz-${FUZZ_CORPUS:-corpus}-$target.log
   echo "fuzzing $target ($*)" >&2
   DICOM_INGEST_FUZZ_TARGET=$target "$binary" "$corpus" "$seed_folder" "$regressions" "${options[@]}" \
-    -artifact_prefix="Fuzz/crashes/$target-" -print_final_stats=1 "$@" 2>"/tmp/fuzz-$target.log" || {
-      echo "FAILED: $target (see /tmp/fuzz-$target.log; inputs in Fuzz/crashes/)" >&2; tail -40 "/tmp/fuzz-$target.log" >&2; return 1; }
-  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "/tmp/fuzz-$target.log" | tail -1 >&2
+    -artifact_prefix="Fuzz/crashes/$target-" -print_final_stats=1 "$@" 2>"$log" || {
+      echo "FAILED: $target (see $log; inputs in Fuzz/crashes/)" >&2; tail -40 "$log" >&2; return 1; }
+  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log" | tail -1 >&2
 }
 
 case ${1:-} in
   replay) replay ;;
   ci)
     replay
-    for target in $targets; do rm -rf ".build-fuzz/corpus/$target"; fuzz_for "$target" -runs="${2:-5000}" -seed=1; done ;;
+    # A corpus of its own, so a long run's corpus is neither used nor wiped.
+    export FUZZ_CORPUS=ci-corpus
+    for target in $targets; do rm -rf ".build-fuzz/ci-corpus/$target"; fuzz_for "$target" -runs="${2:-5000}" -seed=1; done ;;
   p10|instance|archive|sigv4|s3xml|request) fuzz "$@" ;;
   *) echo "usage: scripts/fuzz.sh TARGET SECONDS | replay | ci RUNS   (targets: $targets)" >&2; exit 2 ;;
 esac
