@@ -5,6 +5,7 @@ import DICOMIngestS3
 import DICOMIngestSQLite
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 
 extension DICOMIngestCommand {
@@ -102,9 +103,11 @@ extension DICOMIngestCommand {
                     return line
                 }
                 defer { progress?.stop() }
-                return engine.run(job, source: source) { job in
+                let outcome = engine.run(job, source: source) { job in
                     try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
                 }
+                reclaimFramePacks(store, logger: Logger(label: "dicom-ingest"))
+                return outcome
             }
             report(outcome)
             if outcome.job.jobStatus != .completed { throw ExitCode(1) }

@@ -43,10 +43,13 @@ extension DICOMIngestCommand {
             let engine = ImportEngine(
                 store: store, frameStorage: store.frameStorage,
                 configuration: .init(threads: configuration.jobThreads, metrics: IngestService.metricsFactory(for: registry)))
-            let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL))
-            let resumed = try runner.resumeUnfinishedJobs()
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
+            let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in
+                reclaimFramePacks(store, logger: logger)
+            }
+            reclaimFramePacks(store, logger: logger)
+            let resumed = try runner.resumeUnfinishedJobs()
             if !resumed.isEmpty { logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))]) }
             try await runServer(
                 service: IngestService(configuration: configuration, engine: engine, runner: runner, registry: registry),

@@ -80,3 +80,18 @@ let loggingConfigured: Void = {
         return handler
     }
 }()
+
+/// Deletes the frame packs of the store that no committed or staged frame references (a failed or killed job's),
+/// logging what it freed; a failure is logged, not fatal: the packs wait for the next run.
+func reclaimFramePacks(_ store: SQLiteImageSetStore, logger: Logger) {
+    do {
+        let reclaimed = try store.reclaimUnreferencedFramePacks()
+        if reclaimed.packs > 0 {
+            logger.info(
+                "reclaimed unreferenced frame packs",
+                metadata: ["packs": .stringConvertible(reclaimed.packs), "bytes": .stringConvertible(reclaimed.bytes)])
+        }
+    } catch {
+        logger.warning("frame packs not reclaimed", metadata: ["error": .string("\(error)")])
+    }
+}

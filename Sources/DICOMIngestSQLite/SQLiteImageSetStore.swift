@@ -2,13 +2,16 @@ public import DICOMIngest
 public import DICOMIngestModel
 import Foundation
 import GRDB
+import Glibc
 
 /// The embedded data store: a folder with a SQLite catalog (`catalog.sqlite`, WAL mode, on GRDB) and the frame
 /// blobs (`frames/`).
 ///
-/// Writes go through GRDB's single writer; every image set version is one transaction that adds the version's
-/// gzip metadata document, replaces the instances and registers the frames, so a crash never leaves a
-/// half-written image set visible. A running job's instances wait in `staged_instances` until then.
+/// Writes go through GRDB's single writer (`BEGIN IMMEDIATE`, so other processes on the same catalog wait too);
+/// a job's commit of one series is one transaction that decides primary or not, adds each version's gzip
+/// metadata document, its instances and its frames, so a crash never leaves a half-written image set visible
+/// and concurrent jobs cannot both create one series' primary image set. A running job's instances wait in
+/// `staged_instances` until then. `synchronous=FULL`: a committed transaction survives a power loss.
 public final class SQLiteImageSetStore: ImageSetStore {
     public let directory: String
     public let frameStorage: DirectoryFrameStorage
@@ -31,6 +34,9 @@ public final class SQLiteImageSetStore: ImageSetStore {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var configuration = Configuration()
             configuration.busyMode = .timeout(30)
+            // WAL with synchronous=NORMAL may lose the last transactions at a power loss; a SUCCESS line names a
+            // version only after its commit returns, so that commit must have reached the disk.
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             pool = try DatabasePool(path: directory + "/catalog.sqlite", configuration: configuration)
             try Self.migrator.migrate(pool)
         } catch {
@@ -89,6 +95,18 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
         migrator.registerMigration("v4-lossless-storage-format") { db in
             try db.execute(sql: "ALTER TABLE datastores ADD COLUMN lossless_storage_format TEXT NOT NULL DEFAULT 'HTJ2K'")
+        }
+        migrator.registerMigration("v5-one-job-per-client-token") { db in
+            // Catalogs written before the index may hold repeats of a token (the check was not atomic): each
+            // repeat keeps its row under a token of its own.
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET client_token = client_token || '#' || id
+                    WHERE rowid NOT IN (SELECT MIN(rowid) FROM jobs GROUP BY datastore_id, client_token);
+                    CREATE UNIQUE INDEX jobs_by_client_token ON jobs (datastore_id, client_token);
+                    CREATE INDEX jobs_by_status ON jobs (status, datastore_id);
+                    CREATE INDEX frames_by_image_set ON frames (image_set_id);
+                    """)
         }
         return migrator
     }
@@ -156,6 +174,10 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 guard imageSets == 0 else {
                     throw ImageSetStoreError(.conflict, "Data store \(id) still holds \(imageSets) image sets; delete them first")
                 }
+                let activeJobs = try Self.activeJobCount(db, datastoreId: id)
+                guard activeJobs == 0 else {
+                    throw ImageSetStoreError(.conflict, "Data store \(id) has \(activeJobs) import job(s) SUBMITTED or IN_PROGRESS; wait for them to end")
+                }
                 try db.execute(
                     sql: "UPDATE datastores SET status = 'DELETED', updated_at = ? WHERE id = ?", arguments: [now, id])
                 var properties = Self.datastore(row)
@@ -175,9 +197,29 @@ public final class SQLiteImageSetStore: ImageSetStore {
 
     // MARK: - Jobs
 
-    public func insertJob(_ job: DICOMImportJobProperties) throws {
+    public func insertJob(
+        _ job: DICOMImportJobProperties, maxActiveJobs: Int
+    ) throws -> (job: DICOMImportJobProperties, inserted: Bool) {
         try run {
             try pool.write { db in
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM jobs WHERE datastore_id = ? AND client_token = ?",
+                    arguments: [job.datastoreId, job.clientToken])
+                {
+                    return (Self.job(row), false)
+                }
+                let status = try String.fetchOne(
+                    db, sql: "SELECT status FROM datastores WHERE id = ?", arguments: [job.datastoreId])
+                guard let status, status != DatastoreStatus.deleted.rawValue else {
+                    throw ImageSetStoreError(.notFound, "Data store \(job.datastoreId) does not exist")
+                }
+                guard status == DatastoreStatus.active.rawValue else {
+                    throw ImageSetStoreError(.conflict, "Data store \(job.datastoreId) is not ACTIVE")
+                }
+                guard try Self.activeJobCount(db, datastoreId: job.datastoreId) < maxActiveJobs else {
+                    throw ImageSetStoreError(
+                        .quotaExceeded, "Maximum concurrent import jobs per data store (\(maxActiveJobs)) reached")
+                }
                 try db.execute(
                     sql: """
                         INSERT INTO jobs (id, datastore_id, name, status, role_arn, client_token, submitted_at, ended_at,
@@ -188,8 +230,16 @@ public final class SQLiteImageSetStore: ImageSetStore {
                         job.jobId, job.datastoreId, job.jobName, job.jobStatus.rawValue, job.dataAccessRoleArn,
                         job.clientToken, job.submittedAt, job.endedAt, job.inputS3Uri, job.outputS3Uri, job.message,
                     ])
+                return (job, true)
             }
         }
+    }
+
+    /// Jobs of a data store that are SUBMITTED or IN_PROGRESS (a stopped process's too: they resume).
+    private static func activeJobCount(_ db: Database, datastoreId: String) throws -> Int {
+        try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM jobs WHERE datastore_id = ? AND status IN ('SUBMITTED', 'IN_PROGRESS')",
+            arguments: [datastoreId]) ?? 0
     }
 
     public func updateJob(_ job: DICOMImportJobProperties) throws {
@@ -320,70 +370,97 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
-    public func commit(_ commit: ImageSetCommit) throws -> ImageSetRecord {
+    public func commitSeries(
+        datastoreId: String, jobId: String, seriesInstanceUID: String,
+        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit]
+    ) throws -> [ImageSetRecord] {
+        try run {
+            try pool.write { db in
+                let primary = try Row.fetchOne(
+                    db,
+                    sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND series_uid = ? AND is_primary = 1 AND state != 'DELETED'",
+                    arguments: [datastoreId, seriesInstanceUID]
+                ).map(Self.imageSet)
+                let records = try plan(primary).map { try Self.write($0, db) }
+                try db.execute(
+                    sql: "DELETE FROM staged_instances WHERE job_id = ? AND series_uid = ?", arguments: [jobId, seriesInstanceUID])
+                return records
+            }
+        }
+    }
+
+    /// One version, inside the caller's transaction.
+    private static func write(_ commit: ImageSetCommit, _ db: Database) throws -> ImageSetRecord {
         guard let last = commit.instances.last else {
             throw ImageSetStoreError(.conflict, "an image set version needs at least one instance")
         }
-        return try run {
-            try pool.write { db in
-                let imageSetId = commit.imageSetId ?? ResourceID.make()
-                var record: ImageSetRecord
-                if commit.imageSetId != nil,
-                    let row = try Row.fetchOne(db, sql: "SELECT * FROM image_sets WHERE id = ?", arguments: [imageSetId])
-                {
-                    record = Self.imageSet(row)
-                    record.latestVersion += 1
-                    record.updatedAt = commit.committedAt
-                } else {
-                    record = ImageSetRecord(
-                        imageSetId: imageSetId, datastoreId: commit.datastoreId, key: commit.key,
-                        isPrimary: commit.isPrimary, latestVersion: 1, createdAt: commit.committedAt,
-                        updatedAt: commit.committedAt, instanceCount: 0)
-                }
-                let insertInstance = try db.makeStatement(
-                    sql: "INSERT OR REPLACE INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, ?, ?, ?, ?)")
-                let insertFrame = try db.makeStatement(
-                    sql: "INSERT OR REPLACE INTO frames (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                for instance in commit.instances {
-                    try insertInstance.execute(arguments: [
-                        imageSetId, instance.sopInstanceUID, instance.inputKey, commit.jobId, Data(instance.instanceJSON),
-                    ])
-                    for frame in instance.frames {
-                        try insertFrame.execute(arguments: [
-                            frame.id, commit.datastoreId, imageSetId, frame.blob, frame.offset, frame.length,
-                            frame.transferSyntaxUID,
-                        ])
-                    }
-                }
-                let rows = try Row.fetchAll(
-                    db, sql: "SELECT sop_uid, instance FROM instances WHERE image_set_id = ? ORDER BY sop_uid",
-                    arguments: [imageSetId])
-                record.instanceCount = rows.count
-                let document = MetadataDocument.compose(
-                    datastoreId: commit.datastoreId, imageSetId: imageSetId,
-                    seriesInstanceUID: commit.key.seriesInstanceUID, patient: last.patientJSON, study: last.studyJSON,
-                    series: last.seriesJSON,
-                    instances: rows.map { row in
-                        let bytes: Data = row["instance"]
-                        return (row["sop_uid"], [UInt8](bytes))
-                    })
-                try db.execute(
-                    sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [imageSetId, record.latestVersion, commit.jobId, commit.committedAt, Data(Compression.gzip(document))])
-                try db.execute(
-                    sql: """
-                        INSERT OR REPLACE INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary,
-                            latest_version, state, workflow_status, created_at, updated_at, instance_count)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        imageSetId, commit.datastoreId, commit.key.seriesInstanceUID, record.key.encoded,
-                        record.isPrimary, record.latestVersion, record.state, record.workflowStatus, record.createdAt,
-                        record.updatedAt, record.instanceCount,
-                    ])
-                return record
+        var record: ImageSetRecord
+        if let imageSetId = commit.imageSetId {
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM image_sets WHERE id = ? AND datastore_id = ? AND state != 'DELETED'",
+                    arguments: [imageSetId, commit.datastoreId])
+            else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) does not exist") }
+            record = Self.imageSet(row)
+            record.latestVersion += 1
+            record.updatedAt = commit.committedAt
+        } else {
+            record = ImageSetRecord(
+                imageSetId: ResourceID.make(), datastoreId: commit.datastoreId, key: commit.key,
+                isPrimary: commit.isPrimary, latestVersion: 1, createdAt: commit.committedAt,
+                updatedAt: commit.committedAt, instanceCount: 0)
+        }
+        let imageSetId = record.imageSetId
+        // A SOP instance already in the image set is replaced by this version's copy (spec §4.3).
+        let upsertInstance = try db.makeStatement(
+            sql: """
+                INSERT INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (image_set_id, sop_uid) DO UPDATE
+                    SET input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
+                """)
+        let insertFrame = try db.makeStatement(
+            sql: "INSERT INTO frames (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        for instance in commit.instances {
+            try upsertInstance.execute(arguments: [
+                imageSetId, instance.sopInstanceUID, instance.inputKey, commit.jobId, Data(instance.instanceJSON),
+            ])
+            for frame in instance.frames {
+                try insertFrame.execute(arguments: [
+                    frame.id, commit.datastoreId, imageSetId, frame.blob, frame.offset, frame.length, frame.transferSyntaxUID,
+                ])
             }
         }
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT sop_uid, instance FROM instances WHERE image_set_id = ? ORDER BY sop_uid", arguments: [imageSetId])
+        record.instanceCount = rows.count
+        let document = MetadataDocument.compose(
+            datastoreId: commit.datastoreId, imageSetId: imageSetId, seriesInstanceUID: commit.key.seriesInstanceUID,
+            patient: last.patientJSON, study: last.studyJSON, series: last.seriesJSON,
+            instances: rows.map { row in
+                let bytes: Data = row["instance"]
+                return (row["sop_uid"], [UInt8](bytes))
+            })
+        try db.execute(
+            sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, ?, ?, ?, ?)",
+            arguments: [imageSetId, record.latestVersion, commit.jobId, commit.committedAt, Data(Compression.gzip(document))])
+        if commit.imageSetId == nil {
+            try db.execute(
+                sql: """
+                    INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
+                        workflow_status, created_at, updated_at, instance_count)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    imageSetId, commit.datastoreId, commit.key.seriesInstanceUID, record.key.encoded, record.isPrimary,
+                    record.latestVersion, record.state, record.workflowStatus, record.createdAt, record.updatedAt,
+                    record.instanceCount,
+                ])
+        } else {
+            try db.execute(
+                sql: "UPDATE image_sets SET latest_version = ?, updated_at = ?, instance_count = ? WHERE id = ?",
+                arguments: [record.latestVersion, record.updatedAt, record.instanceCount, imageSetId])
+        }
+        return record
     }
 
     public func imageSets(datastoreId: String) throws -> [ImageSetRecord] {
@@ -515,6 +592,59 @@ public final class SQLiteImageSetStore: ImageSetStore {
             isPrimary: row["is_primary"], latestVersion: row["latest_version"], state: row["state"],
             workflowStatus: row["workflow_status"], createdAt: row["created_at"], updatedAt: row["updated_at"],
             instanceCount: row["instance_count"])
+    }
+
+    // MARK: - Frame packs
+
+    /// What `reclaimUnreferencedFramePacks` removed.
+    public struct Reclaimed: Hashable, Sendable {
+        public var packs: Int
+        public var bytes: Int
+
+        public init(packs: Int = 0, bytes: Int = 0) {
+            self.packs = packs
+            self.bytes = bytes
+        }
+    }
+
+    /// Deletes frame packs that nothing in the catalog references: packs of jobs that failed or were killed
+    /// before their commit, and of instances that failed after their frames were written.
+    ///
+    /// A pack is kept when a committed frame or a staged instance (a job to resume) names it, or when it was
+    /// modified after the oldest SUBMITTED or IN_PROGRESS job was submitted (a running job, in this process or
+    /// another, may be writing it and not have staged it yet). Safe to run at any time.
+    public func reclaimUnreferencedFramePacks(now: Double? = nil) throws -> Reclaimed {
+        let now = now ?? Date().timeIntervalSince1970
+        let (referenced, cutoff) = try run {
+            try pool.read { db in
+                var names = Set(try String.fetchAll(db, sql: "SELECT DISTINCT blob FROM frames"))
+                names.formUnion(try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT DISTINCT json_extract(frame.value, '$[1]') FROM staged_instances, json_each(staged_instances.frames) AS frame
+                        """))
+                let oldestActive = try Double.fetchOne(
+                    db, sql: "SELECT MIN(submitted_at) FROM jobs WHERE status IN ('SUBMITTED', 'IN_PROGRESS')")
+                return (names, min(now, oldestActive ?? now))
+            }
+        }
+        var reclaimed = Reclaimed()
+        let root = frameStorage.root
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return reclaimed }
+        while let relative = walker.nextObject() as? String {
+            guard relative.hasSuffix(".frames"), !referenced.contains(relative) else { continue }
+            var status = stat()
+            // A second of slack for file systems with coarse timestamps.
+            guard stat(root + "/" + relative, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG,
+                Double(status.st_mtim.tv_sec) < cutoff - 1
+            else { continue }
+            guard unlink(root + "/" + relative) == 0 else {
+                throw ImageSetStoreError(.io, "cannot remove frame pack \(relative): \(String(cString: strerror(errno)))")
+            }
+            reclaimed.packs += 1
+            reclaimed.bytes += Int(status.st_size)
+        }
+        return reclaimed
     }
 
     // MARK: - Staged frame and warning lists

@@ -10,18 +10,15 @@ import Synchronization
 public final class JobRunner: Sendable {
     private let engine: ImportEngine
     private let io: any ObjectIOFactory
-    private let running = Mutex<[String: Int]>([:])
     private let tracked = Mutex<Set<String>>([])
     private let idle = DispatchGroup()
+    private let afterJob: @Sendable () -> Void
 
-    public init(engine: ImportEngine, io: any ObjectIOFactory) {
+    /// - Parameter afterJob: runs when a job has ended (the CLI reclaims unreferenced frame packs there).
+    public init(engine: ImportEngine, io: any ObjectIOFactory, afterJob: @escaping @Sendable () -> Void = {}) {
         self.engine = engine
         self.io = io
-    }
-
-    /// Jobs running now in a data store.
-    public func runningJobs(datastoreId: String) -> Int {
-        running.withLock { $0[datastoreId] ?? 0 }
+        self.afterJob = afterJob
     }
 
     /// Whether this runner has started the job (so a repeated clientToken does not start it twice).
@@ -32,15 +29,11 @@ public final class JobRunner: Sendable {
     /// Starts a SUBMITTED job in the background.
     public func start(_ job: DICOMImportJobProperties) {
         guard tracked.withLock({ $0.insert(job.jobId).inserted }) else { return }
-        running.withLock { $0[job.datastoreId, default: 0] += 1 }
         idle.enter()
         let engine = self.engine
         let io = self.io
         DispatchQueue(label: "dicom-ingest.job.\(job.jobId)").async {
-            defer {
-                self.running.withLock { $0[job.datastoreId, default: 1] -= 1 }
-                self.idle.leave()
-            }
+            defer { self.idle.leave() }
             let source: any ObjectSource
             do {
                 source = try io.source(for: job.inputS3Uri)
@@ -50,6 +43,7 @@ public final class JobRunner: Sendable {
             _ = engine.run(job, source: source) { job in
                 try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
             }
+            self.afterJob()
         }
     }
 

@@ -102,13 +102,9 @@ struct ImportJobRoutes {
         guard service.startJobBucket.take() else {
             throw IngestServiceError(.throttlingException, "Rate exceeded for StartDICOMImportJob")
         }
-        guard service.runner.runningJobs(datastoreId: datastoreId) < service.configuration.maxConcurrentJobsPerDatastore else {
-            throw IngestServiceError(
-                .serviceQuotaExceededException,
-                "Maximum concurrent import jobs per data store (\(service.configuration.maxConcurrentJobsPerDatastore)) reached")
-        }
         let engine = service.engine
-        let job = try await blocking { try engine.submit(startRequest) }
+        let quota = service.configuration.maxConcurrentJobsPerDatastore
+        let job = try await blocking { try engine.submit(startRequest, maxActiveJobs: quota) }
         if job.jobStatus == .submitted, job.endedAt == nil {
             let store = service.store
             let current = try await blocking { try store.job(datastoreId: datastoreId, jobId: job.jobId) }

@@ -102,10 +102,17 @@ public protocol ImageSetStore: Sendable {
     func createDatastore(name: String, losslessStorageFormat: LosslessStorageFormat, now: Double) throws -> DatastoreProperties
     func datastore(id: String) throws -> DatastoreProperties?
     func datastores() throws -> [DatastoreProperties]
-    /// - Throws: `ImageSetStoreError.conflict` when image sets remain (spec §1.5).
+    /// - Throws: `ImageSetStoreError.conflict` when image sets remain (spec §1.5) or a job is SUBMITTED or
+    ///   IN_PROGRESS in it (it would import into a deleted data store).
     func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties
 
-    func insertJob(_ job: DICOMImportJobProperties) throws
+    /// Records a SUBMITTED job, in one transaction with the checks that make it safe under concurrent calls:
+    /// a job of the data store with the same `clientToken` is returned instead (a unique index stands behind
+    /// this), the data store must be ACTIVE, and fewer than `maxActiveJobs` of its jobs may be SUBMITTED or
+    /// IN_PROGRESS.
+    /// - Returns: the job now recorded under the token, and whether it is the one given.
+    /// - Throws: `notFound` (no such data store), `conflict` (not ACTIVE), `quotaExceeded`.
+    func insertJob(_ job: DICOMImportJobProperties, maxActiveJobs: Int) throws -> (job: DICOMImportJobProperties, inserted: Bool)
     func updateJob(_ job: DICOMImportJobProperties) throws
     func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties?
     func jobs(datastoreId: String) throws -> [DICOMImportJobProperties]
@@ -117,8 +124,16 @@ public protocol ImageSetStore: Sendable {
     func clearStaging(jobId: String) throws
 
     func primaryImageSet(datastoreId: String, seriesInstanceUID: String) throws -> ImageSetRecord?
-    /// Adds a version (creating the image set when `commit.imageSetId` is nil) in one transaction.
-    func commit(_ commit: ImageSetCommit) throws -> ImageSetRecord
+    /// Commits a job's staged instances of one series in one write transaction: reads the series' primary image
+    /// set, lets `plan` choose the versions to write from it, writes each (creating an image set when
+    /// `imageSetId` is nil, adding a version otherwise) and drops the series' staged rows. No other commit can
+    /// come between the read and the writes, so two jobs on one new series cannot both create its primary image
+    /// set, and a version number is taken once.
+    /// - Returns: the image sets as written, in the order of the commits `plan` returned.
+    func commitSeries(
+        datastoreId: String, jobId: String, seriesInstanceUID: String,
+        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit]
+    ) throws -> [ImageSetRecord]
 
     /// Jobs left SUBMITTED or IN_PROGRESS (by a stop or a crash), oldest first, to resume.
     func unfinishedJobs() throws -> [DICOMImportJobProperties]

@@ -93,35 +93,32 @@ public final class ImportEngine: Sendable {
 
     /// Validates a StartDICOMImportJob request and records the job as SUBMITTED.
     ///
-    /// - Returns: the new job, or the existing one when the same `clientToken` arrives with the same parameters.
+    /// - Parameter maxActiveJobs: the data store's quota of jobs SUBMITTED or IN_PROGRESS (spec §5.1).
+    /// - Returns: the new job, or the existing one when the same `clientToken` arrives with the same parameters
+    ///   (concurrent calls with one token record one job: the store checks and inserts in one transaction).
     /// - Throws: `ValidationException`, `ResourceNotFoundException` (unknown data store), `ConflictException`
-    ///   (data store not ACTIVE, or the token reused with other parameters).
-    public func submit(_ request: StartDICOMImportJobRequest) throws(IngestServiceError) -> DICOMImportJobProperties {
+    ///   (data store not ACTIVE, or the token reused with other parameters), `ServiceQuotaExceededException`.
+    public func submit(
+        _ request: StartDICOMImportJobRequest, maxActiveJobs: Int = .max
+    ) throws(IngestServiceError) -> DICOMImportJobProperties {
         try request.validate()
         do {
-            guard let datastore = try store.datastore(id: request.datastoreId) else {
-                throw IngestServiceError.notFound("Data store \(request.datastoreId) does not exist")
-            }
-            guard datastore.datastoreStatus == .active else {
-                throw IngestServiceError.conflict("Data store \(request.datastoreId) is not ACTIVE")
-            }
-            if let existing = try store.jobs(datastoreId: request.datastoreId).first(where: { $0.clientToken == request.clientToken }) {
-                let same = existing.inputS3Uri == request.inputS3Uri && existing.outputS3Uri == request.outputS3Uri
-                    && existing.dataAccessRoleArn == request.dataAccessRoleArn
-                    && (request.jobName == nil || existing.jobName == request.jobName)
-                guard same else {
-                    throw IngestServiceError.conflict("clientToken \(request.clientToken) was used with different parameters")
-                }
-                return existing
-            }
             let jobId = ResourceID.make()
             let job = DICOMImportJobProperties(
                 jobId: jobId, jobName: request.jobName ?? "DicomImport-\(jobId.prefix(8))", jobStatus: .submitted,
                 datastoreId: request.datastoreId, dataAccessRoleArn: request.dataAccessRoleArn,
                 clientToken: request.clientToken, submittedAt: Self.now(), inputS3Uri: request.inputS3Uri,
                 outputS3Uri: request.outputS3Uri)
-            try store.insertJob(job)
-            return job
+            let (recorded, inserted) = try store.insertJob(job, maxActiveJobs: maxActiveJobs)
+            if !inserted {
+                let same = recorded.inputS3Uri == request.inputS3Uri && recorded.outputS3Uri == request.outputS3Uri
+                    && recorded.dataAccessRoleArn == request.dataAccessRoleArn
+                    && (request.jobName == nil || recorded.jobName == request.jobName)
+                guard same else {
+                    throw IngestServiceError.conflict("clientToken \(request.clientToken) was used with different parameters")
+                }
+            }
+            return recorded
         } catch {
             throw IngestServiceError(error)
         }
@@ -329,19 +326,24 @@ public final class ImportEngine: Sendable {
     private func commit(job: DICOMImportJobProperties, sink: any ResultSink, report: inout JobReport) throws {
         for series in try store.stagedSeries(jobId: job.jobId) {
             let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
-            let existing = try store.primaryImageSet(datastoreId: job.datastoreId, seriesInstanceUID: series)
-            let groups = ImageSetGrouping.decide(
-                instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
-                existingPrimaryKey: existing?.key)
-            let primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
-            for group in groups {
-                let members = group.members.map { instances[$0] }
-                let record = try store.commit(
+            // Decided inside the store's write transaction, against the primary image set as it is then.
+            var groups: [ImageSetGrouping.Group] = []
+            var primaryKey: ImageSetKey?
+            let records = try store.commitSeries(datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series) { existing in
+                groups = ImageSetGrouping.decide(
+                    instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
+                    existingPrimaryKey: existing?.key)
+                primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
+                let committedAt = Self.now()
+                return groups.map { group in
                     ImageSetCommit(
                         datastoreId: job.datastoreId, jobId: job.jobId,
                         imageSetId: group.isPrimary ? existing?.imageSetId : nil, key: group.key,
-                        isPrimary: group.isPrimary, instances: members, committedAt: Self.now()))
-                report.imageSets.append((record, members.count))
+                        isPrimary: group.isPrimary, instances: group.members.map { instances[$0] }, committedAt: committedAt)
+                }
+            }
+            for (group, record) in zip(groups, records) {
+                report.imageSets.append((record, group.members.count))
                 var overwrittenBy: [Int: [Int]] = [:]
                 for overwrite in group.overwritten { overwrittenBy[overwrite.by, default: []].append(overwrite.copy) }
                 var warningsByIndex: [Int: [ImportWarning]] = [:]

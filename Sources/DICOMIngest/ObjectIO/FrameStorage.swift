@@ -74,17 +74,10 @@ final class FileBlobWriter: FrameBlobWriter {
     /// pack per worker this is a handful of syncs per job, not one per instance.
     func finish() throws {
         guard descriptor >= 0 else { return }
-        let synced = fsync(descriptor)
-        let closed = Glibc.close(descriptor)
-        descriptor = -1
-        guard synced == 0, closed == 0 else {
-            throw ObjectIOError(.io, "frame blob \(blobName) could not be written: \(String(cString: strerror(errno)))")
-        }
-        let folder = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if folder >= 0 {
-            fsync(folder)
-            Glibc.close(folder)
-        }
+        let descriptor = self.descriptor
+        self.descriptor = -1
+        try DescriptorIO.syncAndClose(descriptor, what: "frame blob \(blobName)")
+        try DescriptorIO.syncFolder((path as NSString).deletingLastPathComponent)
     }
 }
 

@@ -63,28 +63,48 @@ public final class LocalDirectorySink: ResultSink {
         }
     }
 
+    /// Writes what is pending, makes every result file durable, then writes the manifest beside them and
+    /// renames it into place: a manifest that exists names result files that are complete on disk. Any failure
+    /// to write or sync is thrown (the job then fails with the reason).
     public func finish(manifest: [UInt8]) throws {
         try state.withLock { state in
             guard !state.finished else { return }
             state.finished = true
-            for (file, descriptor) in state.descriptors {
-                if let bytes = state.pending[file], !bytes.isEmpty { try Self.writeAll(descriptor, bytes) }
-                fsync(descriptor)
-                Glibc.close(descriptor)
-            }
+            let descriptors = state.descriptors
             state.descriptors = [:]
+            var failure: (any Error)?
+            for file in ResultFile.allCases {
+                guard let descriptor = descriptors[file] else { continue }
+                do {
+                    if let bytes = state.pending[file], !bytes.isEmpty { try Self.writeAll(descriptor, bytes) }
+                    try DescriptorIO.syncAndClose(descriptor, what: "result file \(file.rawValue)")
+                } catch {
+                    _ = Glibc.close(descriptor)
+                    failure = failure ?? error
+                }
+            }
+            if let failure { throw failure }
+            for file in ResultFile.allCases {
+                try DescriptorIO.syncFolder(jobFolder + "/" + (file.rawValue as NSString).deletingLastPathComponent)
+            }
             let path = jobFolder + "/job-output-manifest.json"
             let temporary = path + ".partial"
             let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else {
                 throw ObjectIOError(.accessDenied, "cannot write \(path): \(String(cString: strerror(errno)))")
             }
-            defer { Glibc.close(descriptor) }
-            try Self.writeAll(descriptor, manifest)
-            fsync(descriptor)
+            do {
+                try Self.writeAll(descriptor, manifest)
+            } catch {
+                _ = Glibc.close(descriptor)
+                throw error
+            }
+            try DescriptorIO.syncAndClose(descriptor, what: "job-output-manifest.json")
             guard rename(temporary, path) == 0 else {
                 throw ObjectIOError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
             }
+            try DescriptorIO.syncFolder(jobFolder)
+            try DescriptorIO.syncFolder((jobFolder as NSString).deletingLastPathComponent)
         }
     }
 

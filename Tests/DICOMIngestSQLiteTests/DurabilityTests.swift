@@ -1,0 +1,100 @@
+import DICOMIngest
+import DICOMIngestModel
+import DICOMIngestSQLite
+import DICOMIngestTestSupport
+import Foundation
+import Glibc
+import Testing
+
+/// What a job leaves on disk when things go wrong: unreferenced frame packs, result files that cannot be written.
+@Suite struct DurabilityTests {
+    typealias Environment = ImportJobTests.Environment
+
+    static func writeSeries(_ count: Int, in folder: String, study: String = "1.2.826.0.1.3680043.12.1") throws {
+        for index in 0..<count {
+            try SyntheticInstance(study: study, series: "\(study).1", sop: "\(study).1.\(index)")
+                .write(to: folder + "/i\(index).dcm")
+        }
+    }
+
+    /// Writes a pack the catalog does not know, last modified `age` seconds ago.
+    static func strayPack(in environment: Environment, age: Double) throws -> String {
+        let name = "\(environment.datastoreId)/zz/\(ResourceID.make()).frames"
+        let path = environment.store.frameStorage.root + "/" + name
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: path))
+        let then = Date().timeIntervalSince1970 - age
+        var times = [timespec(tv_sec: Int(then), tv_nsec: 0), timespec(tv_sec: Int(then), tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        return path
+    }
+
+    @Test func packsNoFrameOrStagedInstanceNamesAreReclaimed() throws {
+        let environment = try Environment()
+        try Self.writeSeries(5, in: environment.input)
+        let (outcome, _) = try environment.runJob()
+        #expect(outcome.job.jobStatus == .completed)
+        let old = try Self.strayPack(in: environment, age: 3_600)
+        // A killed job's staged instance names its pack: kept for the job's resume.
+        let staged = try Self.strayPack(in: environment, age: 3_600)
+        let stagedName = String(staged.dropFirst(environment.store.frameStorage.root.count + 1))
+        try environment.store.stage(
+            [PreparedInstance(
+                inputKey: "killed.dcm", sopInstanceUID: "1.2.3", key: ImageSetKey(studyInstanceUID: "1.2", seriesInstanceUID: "1.2.3"),
+                patientJSON: [], studyJSON: [], seriesJSON: [], instanceJSON: [],
+                frames: [StoredFrame(id: ResourceID.make(), blob: stagedName, offset: 0, length: 4096, transferSyntaxUID: "1.2.840.10008.1.2.4.202")],
+                warnings: [])],
+            jobId: "killed-job")
+        // A job submitted before the recent pack was written may be writing it: only the old one goes.
+        let waiting = try environment.engine.submit(environment.request())
+        let recent = try Self.strayPack(in: environment, age: 0)
+        var reclaimed = try environment.store.reclaimUnreferencedFramePacks()
+        #expect(reclaimed == .init(packs: 1, bytes: 4096))
+        #expect(!FileManager.default.fileExists(atPath: old))
+        #expect(FileManager.default.fileExists(atPath: recent))
+
+        var ended = waiting
+        ended.jobStatus = .failed
+        ended.endedAt = Date().timeIntervalSince1970
+        try environment.store.updateJob(ended)
+        reclaimed = try environment.store.reclaimUnreferencedFramePacks(now: Date().timeIntervalSince1970 + 5)
+        #expect(reclaimed.packs == 1)
+        #expect(!FileManager.default.fileExists(atPath: recent))
+        #expect(FileManager.default.fileExists(atPath: staged))
+
+        // Every committed frame is still there and readable.
+        let imageSet = try #require(try environment.store.imageSets(datastoreId: environment.datastoreId).first)
+        #expect(imageSet.instanceCount == 5)
+        let document = try #require(
+            try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: imageSet.imageSetId, version: nil))
+        let text = String(decoding: try #require(Compression.gunzip(document)), as: UTF8.self)
+        let frameIds = text.matches(of: /"ID":"([0-9a-f]{32})"/).map { String($0.output.1) }
+        #expect(frameIds.count == 5)
+        for id in frameIds {
+            let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
+            let bytes = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+            #expect(bytes.count == frame.length)
+        }
+        #expect(try environment.store.reclaimUnreferencedFramePacks().packs == 0)
+    }
+
+    /// Result lines that do not fit on the output's file system fail the job, with the system's reason; the
+    /// manifest is not written beside incomplete result files.
+    @Test func resultFilesThatCannotBeWrittenFailTheJob() throws {
+        let environment = try Environment()
+        try Self.writeSeries(200, in: environment.input)
+        let output = environment.folder.sub("small-output")
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        // A 64 KiB file system, nearly full before the job starts (root can mount here, as in CI).
+        #expect(mount("tmpfs", output, "tmpfs", 0, "size=64k") == 0, "mount: \(String(cString: strerror(errno)))")
+        defer { umount(output) }
+        try Data(repeating: 0, count: 52 << 10).write(to: URL(fileURLWithPath: output + "/filler"))
+
+        let (outcome, folder) = try environment.runJob(output: output)
+        #expect(outcome.job.jobStatus == .failed)
+        #expect(outcome.job.message?.contains("No space left on device") == true, "\(outcome.job.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/job-output-manifest.json"))
+        let job = try #require(try environment.store.job(datastoreId: environment.datastoreId, jobId: outcome.job.jobId))
+        #expect(job.jobStatus == .failed)
+    }
+}
