@@ -5,6 +5,7 @@ public struct SigV4Verifier: Sendable {
     public enum Failure: Error, Hashable, Sendable, CustomStringConvertible {
         case missingAuthorization
         case malformedAuthorization
+        case hostNotSigned
         case unknownAccessKey(String)
         case wrongService(String)
         case requestTimeTooSkewed
@@ -15,6 +16,7 @@ public struct SigV4Verifier: Sendable {
             switch self {
             case .missingAuthorization: return "Missing Authentication Token"
             case .malformedAuthorization: return "Authorization header requires Credential, SignedHeaders and Signature"
+            case .hostNotSigned: return "'Host' must be a 'SignedHeader' in the AWS Authorization."
             case .unknownAccessKey: return "The security token included in the request is invalid"
             case .wrongService(let service): return "Credential should be scoped to correct service: \(service)"
             case .requestTimeTooSkewed: return "Signature expired: the request time is too far from the server time"
@@ -36,20 +38,20 @@ public struct SigV4Verifier: Sendable {
         self.credentials = credentials
     }
 
-    /// Verifies a request.
-    /// - Parameters:
-    ///   - rawPath: the path as received, still percent-encoded.
-    ///   - rawQuery: the query string as received (without `?`), or nil.
-    ///   - payloadHash: hex SHA-256 of the body.
-    /// - Returns: the access key id that signed the request.
-    public func verify(
-        method: String,
-        rawPath: String,
-        rawQuery: String?,
-        headers: [(String, String)],
-        payloadHash: String,
-        now: Date
-    ) throws(Failure) -> String {
+    /// What the `Authorization` and `X-Amz-Date` headers say, once checked.
+    public struct Authorization: Sendable {
+        public var accessKeyId: String
+        var secret: String
+        var day: String
+        var region: String
+        var amzDate: String
+        var signedNames: [String]
+        var signature: String
+    }
+
+    /// Checks everything but the signature: the header's form, the scope, the access key, the time, and that
+    /// `host` is signed. Cheap and needs no body, so a server can refuse a request before reading its body.
+    public func authorize(headers: [(String, String)], now: Date) throws(Failure) -> Authorization {
         func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name }?.1
         }
@@ -68,25 +70,60 @@ public struct SigV4Verifier: Sendable {
         guard scope.count == 5, scope[4] == "aws4_request" else { throw .malformedAuthorization }
         let (accessKeyId, day, region, scopeService) = (scope[0], scope[1], scope[2], scope[3])
         guard scopeService == service else { throw .wrongService(service) }
+        let signedNames = signedHeaderList.split(separator: ";").map { $0.lowercased() }
+        // Without `host` in the signature, a signed request could be replayed against another endpoint.
+        guard signedNames.contains("host") else { throw .hostNotSigned }
         guard let known = credentials(accessKeyId) else { throw .unknownAccessKey(accessKeyId) }
         guard let amzDate = header("x-amz-date"), let requestTime = Self.parse(amzDate), amzDate.hasPrefix(day) else {
             throw .malformedAuthorization
         }
         guard abs(requestTime.timeIntervalSince(now)) <= maxClockSkew else { throw .requestTimeTooSkewed }
+        return Authorization(
+            accessKeyId: accessKeyId, secret: known.secretAccessKey, day: day, region: region, amzDate: amzDate,
+            signedNames: signedNames, signature: signature)
+    }
 
-        let signedNames = signedHeaderList.split(separator: ";").map(String.init)
-        let signedHeaders = headers.filter { signedNames.contains($0.0.lowercased()) }
+    /// Verifies a request.
+    /// - Parameters:
+    ///   - rawPath: the path as received, still percent-encoded.
+    ///   - rawQuery: the query string as received (without `?`), or nil.
+    ///   - payloadHash: hex SHA-256 of the body.
+    /// - Returns: the access key id that signed the request.
+    public func verify(
+        method: String,
+        rawPath: String,
+        rawQuery: String?,
+        headers: [(String, String)],
+        payloadHash: String,
+        now: Date
+    ) throws(Failure) -> String {
+        try verify(
+            authorize(headers: headers, now: now), method: method, rawPath: rawPath, rawQuery: rawQuery,
+            headers: headers, payloadHash: payloadHash)
+    }
+
+    /// Checks the signature of a request whose headers `authorize` accepted.
+    public func verify(
+        _ authorization: Authorization,
+        method: String,
+        rawPath: String,
+        rawQuery: String?,
+        headers: [(String, String)],
+        payloadHash: String
+    ) throws(Failure) -> String {
+        let signedHeaders = headers.filter { authorization.signedNames.contains($0.0.lowercased()) }
         let query = Self.decodeQuery(rawQuery)
         // Services other than S3 encode the (already encoded) path once more for the canonical request.
         let canonicalPath = SigV4Signer.uriEncode(rawPath.isEmpty ? "/" : rawPath, keepSlash: true)
         let request = SigV4Signer.Request(
             method: method, encodedPath: canonicalPath, query: query, headers: signedHeaders, payloadHash: payloadHash)
         let (canonical, _) = SigV4Signer.canonicalRequest(request, headers: signedHeaders)
-        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(day)/\(region)/\(service)/aws4_request\n\(SigV4Signer.hexSHA256(Array(canonical.utf8)))"
+        let stringToSign = "AWS4-HMAC-SHA256\n\(authorization.amzDate)\n\(authorization.day)/\(authorization.region)/\(service)/aws4_request\n\(SigV4Signer.hexSHA256(Array(canonical.utf8)))"
         let expected = SigV4Signer.signature(
-            secret: known.secretAccessKey, day: day, region: region, service: service, stringToSign: stringToSign)
-        guard Self.constantTimeEquals(expected, signature) else { throw .signatureMismatch }
-        return accessKeyId
+            secret: authorization.secret, day: authorization.day, region: authorization.region, service: service,
+            stringToSign: stringToSign)
+        guard Self.constantTimeEquals(expected, authorization.signature) else { throw .signatureMismatch }
+        return authorization.accessKeyId
     }
 
     static func decodeQuery(_ raw: String?) -> [(String, String)] {

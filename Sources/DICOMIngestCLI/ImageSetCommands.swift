@@ -86,7 +86,7 @@ extension DICOMIngestCommand {
                     guard let gzip = try store.metadataDocument(datastoreId: datastore, imageSetId: imageSetId, version: nil),
                         let document = Compression.gunzip(gzip),
                         let instance = StoredFrameInstance(document: document, frameId: frameId),
-                        let frame = try store.frame(datastoreId: datastore, frameId: frameId)
+                        let frame = try store.frame(datastoreId: datastore, imageSetId: imageSetId, frameId: frameId)
                     else {
                         throw CLIError(.notFound("Image frame \(frameId) does not exist in image set \(imageSetId)"))
                     }

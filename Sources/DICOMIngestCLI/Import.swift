@@ -23,10 +23,13 @@ extension DICOMIngestCommand {
         @OptionGroup var options: StoreOptions
 
         @Argument(help: "Input prefix: s3://bucket/prefix/, or a local folder (or file) as a path or file:// URI.")
-        var input: String
+        var input: String?
 
         @Option(help: "Output prefix: s3://bucket/prefix/, or a local folder as a path or file:// URI.")
-        var output: String
+        var output: String?
+
+        @Option(help: "Resume a job a stopped process left unfinished (its input and output are the job's).")
+        var resume: String?
 
         @Option(help: "S3 endpoint (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url, AWS).")
         var endpointURL: String?
@@ -37,7 +40,7 @@ extension DICOMIngestCommand {
         @Option(help: "Job name ([A-Za-z0-9._/#-], 1-64).")
         var jobName: String?
 
-        @Option(help: "Client token: repeating a token with the same parameters returns the same job.")
+        @Option(help: "Client token: repeating a token with the same parameters returns the same job, and resumes it when a stopped process left it unfinished.")
         var clientToken: String?
 
         @Option(help: "Data access role ARN recorded with the job.")
@@ -62,6 +65,13 @@ extension DICOMIngestCommand {
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
             if memoryBudget < 16 { throw ValidationError("--memory-budget must be at least 16 (MiB)") }
             if !(objectTimeLimit > 0) { throw ValidationError("--object-time-limit must be a positive number of seconds") }
+            if resume != nil {
+                guard input == nil, output == nil, clientToken == nil else {
+                    throw ValidationError("--resume takes the job's own input and output: leave out <input>, --output and --client-token")
+                }
+                return
+            }
+            guard let input, let output else { throw ValidationError("give <input> and --output (or --resume <jobId>)") }
             for prefix in [input, output] where S3Location(uri: prefix) == nil && (try? LocalPrefix.uri(from: prefix)) == nil {
                 throw ValidationError("unsupported prefix \(prefix): use s3://bucket/prefix, a local path or a file:// URI")
             }
@@ -69,19 +79,37 @@ extension DICOMIngestCommand {
 
         func run() throws {
             _ = loggingConfigured
-            let outcome = try reportingErrors { () throws -> ImportOutcome in
+            let ran = try reportingErrors { () throws -> Ran in
                 let store = try options.open()
                 let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
                 let engine = ImportEngine(
                     store: store, frameStorage: store.frameStorage,
-                    configuration: .init(threads: threads, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit))
-                let inputURI = S3Location(uri: input) != nil ? input : try LocalPrefix.uri(from: input)
-                let outputURI = S3Location(uri: output) != nil ? output : try LocalPrefix.uri(from: output)
+                    configuration: .init(
+                        threads: threads, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit,
+                        journalFolder: store.journalFolder))
                 let io = CommandLineObjectIO(endpointURL: endpointURL)
-                let request = StartDICOMImportJobRequest(
-                    datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
-                    clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
-                let job = try engine.submit(request)
+                let job: DICOMImportJobProperties
+                if let resume {
+                    guard let found = try store.job(datastoreId: datastore, jobId: resume) else {
+                        throw IngestServiceError.notFound("Job \(resume) does not exist in data store \(datastore)")
+                    }
+                    job = found
+                } else {
+                    let inputURI = S3Location(uri: input!) != nil ? input! : try LocalPrefix.uri(from: input!)
+                    let outputURI = S3Location(uri: output!) != nil ? output! : try LocalPrefix.uri(from: output!, folder: true)
+                    let request = StartDICOMImportJobRequest(
+                        datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
+                        clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
+                    job = try engine.submit(request)
+                }
+                guard job.jobStatus == .submitted || job.jobStatus == .inProgress else {
+                    if resume != nil {
+                        throw IngestServiceError.conflict("Job \(job.jobId) has already ended \(job.jobStatus.rawValue); there is nothing to resume")
+                    }
+                    // The token names a job that has ended: as StartDICOMImportJob, answer with that job.
+                    return .endedBefore(job)
+                }
+                let inputURI = job.inputS3Uri
                 let source = try io.source(for: inputURI)
                 let total = Mutex<Int?>(nil)
                 if source is LocalDirectorySource {
@@ -107,10 +135,22 @@ extension DICOMIngestCommand {
                     try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
                 }
                 reclaimFramePacks(store, logger: Logger(label: "dicom-ingest"))
-                return outcome
+                return .ran(outcome)
             }
-            report(outcome)
-            if outcome.job.jobStatus != .completed { throw ExitCode(1) }
+            switch ran {
+            case .ran(let outcome):
+                report(outcome)
+                if outcome.job.jobStatus != .completed { throw ExitCode(1) }
+            case .endedBefore(let job):
+                FileHandle.standardOutput.write(Data(
+                    "job \(job.jobId) \(job.jobStatus.rawValue) in data store \(job.datastoreId) (ended before: the client token was used already)\n".utf8))
+                if job.jobStatus != .completed { throw ExitCode(1) }
+            }
+        }
+
+        enum Ran {
+            case ran(ImportOutcome)
+            case endedBefore(DICOMImportJobProperties)
         }
 
         func report(_ outcome: ImportOutcome) {

@@ -97,10 +97,14 @@ enum LocalPrefix {
     }
 
     /// An absolute `file://` URI for the prefix, as import jobs record `inputS3Uri`/`outputS3Uri`.
-    static func uri(from prefix: String) throws -> String {
+    /// - Parameter folder: whether the prefix names a folder (its URI ends in `/`); nil asks the file system.
+    ///   An output prefix is a folder whether or not it exists yet, so that a repeated request (the same client
+    ///   token) names it the same way before and after the first run created it.
+    static func uri(from prefix: String, folder: Bool? = nil) throws -> String {
         let path = try self.path(from: prefix)
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        return URL(fileURLWithPath: absolute).standardizedFileURL.absoluteString
+        let url = folder.map { URL(fileURLWithPath: absolute, isDirectory: $0) } ?? URL(fileURLWithPath: absolute)
+        return url.standardizedFileURL.absoluteString
     }
 }
 

@@ -42,7 +42,9 @@ extension DICOMIngestCommand {
             let registry = PrometheusCollectorRegistry()
             let engine = ImportEngine(
                 store: store, frameStorage: store.frameStorage,
-                configuration: .init(threads: configuration.jobThreads, metrics: IngestService.metricsFactory(for: registry)))
+                configuration: .init(
+                    threads: configuration.jobThreads, metrics: IngestService.metricsFactory(for: registry),
+                    journalFolder: store.journalFolder))
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
             let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in

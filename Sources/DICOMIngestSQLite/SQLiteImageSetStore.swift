@@ -15,6 +15,8 @@ import Glibc
 public final class SQLiteImageSetStore: ImageSetStore {
     public let directory: String
     public let frameStorage: DirectoryFrameStorage
+    /// Where the jobs of this store keep their `JobJournal`s.
+    public var journalFolder: String { directory + "/jobs" }
     private let pool: DatabasePool
 
     /// The store folder used when neither `--store` nor `DICOM_INGEST_STORE` names one:
@@ -106,6 +108,18 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     CREATE UNIQUE INDEX jobs_by_client_token ON jobs (datastore_id, client_token);
                     CREATE INDEX jobs_by_status ON jobs (status, datastore_id);
                     CREATE INDEX frames_by_image_set ON frames (image_set_id);
+                    """)
+        }
+        migrator.registerMigration("v6-resumable-jobs") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE job_lines (
+                        seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, kind TEXT NOT NULL, input_key TEXT NOT NULL,
+                        line BLOB NOT NULL);
+                    CREATE INDEX job_lines_by_job ON job_lines (job_id, seq);
+                    CREATE INDEX job_lines_by_key ON job_lines (job_id, input_key);
+                    CREATE INDEX staged_by_key ON staged_instances (job_id, input_key);
                     """)
         }
         return migrator
@@ -293,7 +307,19 @@ public final class SQLiteImageSetStore: ImageSetStore {
 
     // MARK: - Staging
 
-    public func stage(_ instances: [PreparedInstance], jobId: String) throws {
+    public func beginAttempt(jobId: String) throws -> Int {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?", arguments: [jobId])
+                guard let attempts = try Int.fetchOne(db, sql: "SELECT attempts FROM jobs WHERE id = ?", arguments: [jobId]) else {
+                    throw ImageSetStoreError(.notFound, "Job \(jobId) does not exist")
+                }
+                return attempts
+            }
+        }
+    }
+
+    public func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String) throws {
         try run {
             try pool.write { db in
                 let statement = try db.makeStatement(
@@ -309,6 +335,51 @@ public final class SQLiteImageSetStore: ImageSetStore {
                         Data(instance.seriesJSON), Data(instance.instanceJSON), Self.encode(instance.frames),
                         Self.encode(instance.warnings),
                     ])
+                }
+                try Self.record(lines, jobId: jobId, db)
+            }
+        }
+    }
+
+    private static func record(_ lines: [JobLine], jobId: String, _ db: Database) throws {
+        guard !lines.isEmpty else { return }
+        let statement = try db.makeStatement(sql: "INSERT INTO job_lines (job_id, kind, input_key, line) VALUES (?, ?, ?, ?)")
+        for line in lines {
+            try statement.execute(arguments: [jobId, line.kind.rawValue, line.inputKey, Data(line.json)])
+        }
+    }
+
+    public func stagedInstanceCount(jobId: String) throws -> Int {
+        try run {
+            try pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM staged_instances WHERE job_id = ?", arguments: [jobId]) ?? 0
+            }
+        }
+    }
+
+    public func isDone(jobId: String, inputKey: String) throws -> Bool {
+        try run {
+            try pool.read { db in
+                try Bool.fetchOne(
+                    db,
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM staged_instances WHERE job_id = ?1 AND input_key = ?2)
+                            OR EXISTS (SELECT 1 FROM job_lines WHERE job_id = ?1 AND input_key = ?2 AND kind != 'image-set')
+                        """,
+                    arguments: [jobId, inputKey]) ?? false
+            }
+        }
+    }
+
+    public func forEachLine(jobId: String, _ body: (JobLine) throws -> Void) throws {
+        try run {
+            try pool.read { db in
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT kind, input_key, line FROM job_lines WHERE job_id = ? ORDER BY seq", arguments: [jobId])
+                while let row = try rows.next() {
+                    let bytes: Data = row["line"]
+                    guard let kind = JobLine.Kind(rawValue: row["kind"]) else { continue }
+                    try body(JobLine(kind: kind, inputKey: row["input_key"], json: [UInt8](bytes)))
                 }
             }
         }
@@ -352,6 +423,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
         try run {
             try pool.write { db in
                 try db.execute(sql: "DELETE FROM staged_instances WHERE job_id = ?", arguments: [jobId])
+                try db.execute(sql: "DELETE FROM job_lines WHERE job_id = ?", arguments: [jobId])
             }
         }
     }
@@ -372,7 +444,8 @@ public final class SQLiteImageSetStore: ImageSetStore {
 
     public func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,
-        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit]
+        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],
+        lines: (_ written: [ImageSetRecord]) throws -> [JobLine]
     ) throws -> [ImageSetRecord] {
         try run {
             try pool.write { db in
@@ -382,6 +455,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     arguments: [datastoreId, seriesInstanceUID]
                 ).map(Self.imageSet)
                 let records = try plan(primary).map { try Self.write($0, db) }
+                try Self.record(try lines(records), jobId: jobId, db)
                 try db.execute(
                     sql: "DELETE FROM staged_instances WHERE job_id = ? AND series_uid = ?", arguments: [jobId, seriesInstanceUID])
                 return records
@@ -571,11 +645,17 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
-    public func frame(datastoreId: String, frameId: String) throws -> StoredFrame? {
+    public func frame(datastoreId: String, imageSetId: String, frameId: String) throws -> StoredFrame? {
         try run {
             try pool.read { db in
                 try Row.fetchOne(
-                    db, sql: "SELECT * FROM frames WHERE datastore_id = ? AND id = ?", arguments: [datastoreId, frameId]
+                    db,
+                    sql: """
+                        SELECT f.* FROM frames f JOIN image_sets s ON s.id = f.image_set_id
+                        WHERE f.id = ? AND f.image_set_id = ? AND f.datastore_id = ? AND s.datastore_id = ?
+                            AND s.state != 'DELETED'
+                        """,
+                    arguments: [frameId, imageSetId, datastoreId, datastoreId]
                 ).map {
                     StoredFrame(
                         id: $0["id"], blob: $0["blob"], offset: $0["offset"], length: $0["length"],

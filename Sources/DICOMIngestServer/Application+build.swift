@@ -49,14 +49,15 @@ public struct IngestRequestContext: RequestContext {
 /// `runtime-` host prefixes do not matter), behind SigV4 authentication and the AWS error shape.
 public func buildApplication(service: IngestService, logger: Logger) -> some ApplicationProtocol {
     let router = Router(context: IngestRequestContext.self)
+    router.add(middleware: RequestMetricsMiddleware(factory: IngestService.metricsFactory(for: service.registry)))
+    router.add(middleware: ErrorShapeMiddleware())
+    router.add(middleware: SigV4Middleware(configuration: service.configuration))
+    // Behind the same authentication as the API: what the metrics tell (jobs, failure reasons) is the tenants'.
     router.get("/metrics") { _, _ in
         Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
             body: .init(byteBuffer: ByteBuffer(bytes: service.registry.emitToBuffer())))
     }
-    router.add(middleware: RequestMetricsMiddleware(factory: IngestService.metricsFactory(for: service.registry)))
-    router.add(middleware: ErrorShapeMiddleware())
-    router.add(middleware: SigV4Middleware(configuration: service.configuration))
     DatastoreRoutes(service: service).register(on: router)
     ImportJobRoutes(service: service).register(on: router)
     ImageSetRoutes(service: service).register(on: router)
@@ -103,39 +104,47 @@ struct ErrorShapeMiddleware: RouterMiddleware {
     }
 }
 
-/// Verifies each request's SigV4 signature against the configured identities (service name `medical-imaging`),
-/// after collecting the body (bounded by `maxBodySize`) for its payload hash.
+/// Verifies each request's SigV4 signature against the configured identities (service name `medical-imaging`).
+/// The headers are checked first (form, scope, access key, time, `host` signed): a request that fails them is
+/// refused before its body is read. Only then is the body collected (bounded by `maxBodySize`) for the payload
+/// hash and the signature.
 struct SigV4Middleware: RouterMiddleware {
     typealias Context = IngestRequestContext
     let configuration: ServerConfiguration
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: configuration.maxBodySize)
-        } catch {
-            throw IngestServiceError.validation("Request body larger than \(configuration.maxBodySize) bytes")
+        guard !configuration.identities.isEmpty else {
+            _ = try await collect(&request)
+            return try await next(request, context)
         }
-        guard !configuration.identities.isEmpty else { return try await next(request, context) }
         var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
         if let authority = request.head.authority, !headers.contains(where: { $0.0 == "host" }) {
             headers.append(("host", authority))
         }
-        let payloadHash = SigV4Signer.hexSHA256(Array(buffer: body))
         let identities = configuration.identities
         let verifier = SigV4Verifier(service: "medical-imaging") { key in
             identities[key].map { AWSCredentials(accessKeyId: key, secretAccessKey: $0.secretAccessKey) }
         }
         do {
+            let authorization = try verifier.authorize(headers: headers, now: Date())
+            let body = try await collect(&request)
             let key = try verifier.verify(
-                method: request.method.rawValue, rawPath: request.uri.path, rawQuery: request.uri.query, headers: headers,
-                payloadHash: payloadHash, now: Date())
+                authorization, method: request.method.rawValue, rawPath: request.uri.path, rawQuery: request.uri.query,
+                headers: headers, payloadHash: SigV4Signer.hexSHA256(Array(buffer: body)))
             var context = context
             context.accessKeyId = key
             return try await next(request, context)
         } catch let failure as SigV4Verifier.Failure {
             throw IngestServiceError(.accessDeniedException, failure.description)
+        }
+    }
+
+    private func collect(_ request: inout Request) async throws -> ByteBuffer {
+        do {
+            return try await request.collectBody(upTo: configuration.maxBodySize)
+        } catch {
+            throw IngestServiceError.validation("Request body larger than \(configuration.maxBodySize) bytes")
         }
     }
 }

@@ -64,16 +64,16 @@ struct ImageSetRoutes {
     }
 
     func frame(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
-        let (datastoreId, _) = try await imageSet(context)
+        let (datastoreId, record) = try await imageSet(context)
+        let imageSetId = record.imageSetId
         let body = try await request.jsonObject(context: context)
         guard let frameId = body["imageFrameId"] as? String, Validation.isResourceId(frameId) else {
             throw IngestServiceError.validation("1 validation error detected: Value at 'imageFrameId' failed to satisfy constraint")
         }
         let store = service.store
         let storage = service.engine.frameStorage
-        guard let frame = try await blocking({ try store.frame(datastoreId: datastoreId, frameId: frameId) }) else {
-            throw IngestServiceError.notFound("Image frame \(frameId) does not exist")
-        }
+        guard let frame = try await blocking({ try store.frame(datastoreId: datastoreId, imageSetId: imageSetId, frameId: frameId) })
+        else { throw IngestServiceError.notFound("Image frame \(frameId) does not exist in image set \(imageSetId)") }
         var bytes = try await blocking { try storage.read(blob: frame.blob, offset: frame.offset, length: frame.length) }
         // Beyond HealthImaging: `?resolution=L` returns the frame L halvings down, cut at its TLM breakpoints.
         if let level = request.uri.queryParameters.get("resolution") {

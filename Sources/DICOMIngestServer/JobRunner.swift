@@ -26,7 +26,7 @@ public final class JobRunner: Sendable {
         tracked.withLock { $0.contains(jobId) }
     }
 
-    /// Starts a SUBMITTED job in the background.
+    /// Starts a SUBMITTED job (or resumes one left IN_PROGRESS) in the background.
     public func start(_ job: DICOMImportJobProperties) {
         guard tracked.withLock({ $0.insert(job.jobId).inserted }) else { return }
         idle.enter()
@@ -47,15 +47,12 @@ public final class JobRunner: Sendable {
         }
     }
 
-    /// Restarts every job left SUBMITTED or IN_PROGRESS: its staged work is dropped and it runs again from the
-    /// start (result files are rewritten, image set versions are committed only at the end, and instances are
-    /// replaced by SOP Instance UID, so nothing is lost or doubled).
+    /// Restarts every job left SUBMITTED or IN_PROGRESS by a stop or a crash. Each resumes where it was (see
+    /// `ImportEngine.run`): nothing staged or reported is read again, no series is committed twice, and an object
+    /// that was being read at two stops is reported instead of crashing the server a third time.
     public func resumeUnfinishedJobs() throws -> [String] {
         var resumed: [String] = []
-        for var job in try engine.store.unfinishedJobs() {
-            try engine.store.clearStaging(jobId: job.jobId)
-            job.jobStatus = .submitted
-            try engine.store.updateJob(job)
+        for job in try engine.store.unfinishedJobs() {
             start(job)
             resumed.append(job.jobId)
         }

@@ -119,20 +119,28 @@ struct ImportJobRoutes {
         ]))
     }
 
-    /// The caller may pass the role, and the role may read the input and write the output (spec §6).
+    /// The caller may pass the role, the role is one the configuration knows, and it may read the input and
+    /// write the output (spec §6). Prefixes are compared as `NormalizedPrefix`es (decoded, `..` and links
+    /// resolved), never as the strings the caller sent; local ones only under the configured `localRoots`.
     func authorize(_ request: StartDICOMImportJobRequest, accessKeyId: String?) throws {
         let configuration = service.configuration
-        if let key = accessKeyId, let allowed = configuration.identities[key]?.allowedRoles,
-            !allowed.contains(request.dataAccessRoleArn)
-        {
-            throw IngestServiceError(.accessDeniedException, "Caller \(key) may not pass role \(request.dataAccessRoleArn)")
+        let roleArn = request.dataAccessRoleArn
+        if let key = accessKeyId, let allowed = configuration.identities[key]?.allowedRoles, !allowed.contains(roleArn) {
+            throw IngestServiceError(.accessDeniedException, "Caller \(key) may not pass role \(roleArn)")
         }
-        guard let role = configuration.roles[request.dataAccessRoleArn] else { return }
-        if let read = role.readPrefixes, !read.contains(where: { request.inputS3Uri.hasPrefix($0) }) {
-            throw IngestServiceError(.accessDeniedException, "Role \(request.dataAccessRoleArn) may not read \(request.inputS3Uri)")
+        guard let role = configuration.roles[roleArn] ?? configuration.roles["*"] else {
+            throw IngestServiceError(.accessDeniedException, "Role \(roleArn) is not one this server's configuration allows")
         }
-        if let write = role.writePrefixes, !write.contains(where: { request.outputS3Uri.hasPrefix($0) }) {
-            throw IngestServiceError(.accessDeniedException, "Role \(request.dataAccessRoleArn) may not write \(request.outputS3Uri)")
+        func allowedPrefixes(_ uris: [String]) -> [NormalizedPrefix] { uris.compactMap { try? NormalizedPrefix(uri: $0) } }
+        let localRoots = configuration.localRoots.map { NormalizedPrefix.local(path: NormalizedPrefix.resolve($0)) }
+        for (uri, allowed, action) in [(request.inputS3Uri, role.readPrefixes, "read"), (request.outputS3Uri, role.writePrefixes, "write")] {
+            let prefix = try NormalizedPrefix(uri: uri)
+            if case .local = prefix, !localRoots.contains(where: prefix.isWithin) {
+                throw IngestServiceError(.accessDeniedException, "This server does not \(action) local prefixes outside its configured roots: \(uri)")
+            }
+            if let allowed, !allowedPrefixes(allowed).contains(where: prefix.isWithin) {
+                throw IngestServiceError(.accessDeniedException, "Role \(roleArn) may not \(action) \(uri)")
+            }
         }
     }
 

@@ -31,8 +31,12 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// Callers by access key id; empty disables authentication (only for tests and local experiments).
     public var identities: [String: Identity]
-    /// Role policies by ARN; a role not listed may read and write anything.
+    /// Role policies by ARN; `*` stands for any role not listed. A role that is neither listed nor covered by `*`
+    /// is refused (AccessDeniedException), as IAM refuses a role it does not know.
     public var roles: [String: Role]
+    /// The only folders under which `file://` prefixes may be read or written (resolved as `NormalizedPrefix`
+    /// does); empty refuses every local prefix, so that callers of a server cannot reach its files.
+    public var localRoots: [String]
     /// The region in ARNs and accepted in signatures.
     public var region: String
     /// The account in ARNs.
@@ -48,13 +52,14 @@ public struct ServerConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
-        region: String = "us-east-1", accountId: String = "000000000000", maxBodySize: Int = 1 << 20,
+        localRoots: [String] = [], region: String = "us-east-1", accountId: String = "000000000000", maxBodySize: Int = 1 << 20,
         maxConcurrentJobsPerDatastore: Int = 100, startJobRate: Double = 10, jobThreads: Int? = nil
     ) {
         self.host = host
         self.port = port
         self.identities = identities
         self.roles = roles
+        self.localRoots = localRoots
         self.region = region
         self.accountId = accountId
         self.maxBodySize = maxBodySize
@@ -73,7 +78,8 @@ public struct ServerConfiguration: Sendable {
     /// Reads a JSON configuration file:
     /// `{"host","port","region","accountId","maxBodySize","maxConcurrentJobsPerDatastore","startJobRate",
     ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
-    ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}}}`.
+    ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}, "*":{…}},
+    ///   "localRoots":["/data/"]}`.
     public static func load(path: String, base: ServerConfiguration) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -87,6 +93,7 @@ public struct ServerConfiguration: Sendable {
         if let size = object["maxBodySize"] as? Int { configuration.maxBodySize = size }
         if let jobs = object["maxConcurrentJobsPerDatastore"] as? Int { configuration.maxConcurrentJobsPerDatastore = jobs }
         if let rate = object["startJobRate"] as? Double { configuration.startJobRate = rate }
+        if let roots = object["localRoots"] as? [String] { configuration.localRoots = roots }
         if let identities = object["identities"] as? [String: [String: Any]] {
             for (key, value) in identities {
                 guard let secret = value["secretAccessKey"] as? String else { continue }

@@ -16,6 +16,8 @@ public struct SyntheticInstance: Sendable {
     /// InstanceNumber (0020,0013), written when set: tells copies of one SOP instance apart.
     public var instanceNumber: String?
     public var frames = 1
+    /// Rows and Columns (default `rows` × `columns`); larger matrices make objects that take a while to import.
+    public var matrix = SyntheticInstance.rows
 
     public init(study: String, series: String, sop: String) {
         studyInstanceUID = study
@@ -29,11 +31,16 @@ public struct SyntheticInstance: Sendable {
     /// The native pixel bytes of all frames, little endian.
     public var pixelBytes: [UInt8] {
         let seed = sopInstanceUID.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF }
-        let samples = Int(Self.rows) * Int(Self.columns) * frames
-        return (0..<samples).flatMap { index -> [UInt8] in
-            let value = UInt16((seed + index * 7) & 0x0FFF)
-            return [UInt8(value & 0xFF), UInt8(value >> 8)]
+        let samples = Int(matrix) * Int(matrix) * frames
+        var bytes = [UInt8](repeating: 0, count: samples * 2)
+        bytes.withUnsafeMutableBufferPointer { out in
+            for index in 0..<samples {
+                let value = (seed + index * 7) & 0x0FFF
+                out[2 * index] = UInt8(value & 0xFF)
+                out[2 * index + 1] = UInt8(value >> 8)
+            }
         }
+        return bytes
     }
 
     public var bytes: [UInt8] {
@@ -54,8 +61,8 @@ public struct SyntheticInstance: Sendable {
         builder.uint16(.samplesPerPixel, 1)
         builder.string(.photometricInterpretation, .CS, "MONOCHROME2")
         if frames > 1 { builder.string(.numberOfFrames, .IS, String(frames)) }
-        builder.uint16(.rows, Self.rows)
-        builder.uint16(.columns, Self.columns)
+        builder.uint16(.rows, matrix)
+        builder.uint16(.columns, matrix)
         builder.uint16(.bitsAllocated, 16)
         builder.uint16(.bitsStored, 12)
         builder.uint16(.pixelRepresentation, 0)

@@ -75,7 +75,10 @@ final class RunningServer {
 
     init(store: String, environment: [String: String]) throws {
         process.executableURL = ScanCommandTests.binary
-        process.arguments = ["serve", "--port", "0", "--store", store]
+        // Roles must be configured to be accepted; the tests pass any role, on S3 prefixes only.
+        let configuration = store + ".config.json"
+        try Data(#"{"roles": {"*": {}}}"#.utf8).write(to: URL(fileURLWithPath: configuration))
+        process.arguments = ["serve", "--port", "0", "--store", store, "--config", configuration]
         var merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         merged["AWS_ENDPOINT_URL_S3"] = merged["S3_TEST_ENDPOINT"]
         merged["DICOM_INGEST_LOG_LEVEL"] = "info"

@@ -130,7 +130,7 @@ struct S3ImportTests {
             rows: Int(SyntheticInstance.rows), columns: Int(SyntheticInstance.columns), bitsAllocated: 16, bitsStored: 12)
         let scratch = PixelScratch()
         for id in frameIds {
-            let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
+            let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, frameId: id))
             let codestream = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
             decoded += try codestream.withUnsafeBytes {
                 Array(try FrameProcessor.decodeStored($0, transferSyntaxUID: frame.transferSyntaxUID, description: description, scratch: scratch))

@@ -151,21 +151,25 @@ import Testing
         }
         let seenBySecond = Mutex<ImageSetRecord??>(nil)
         let second = DispatchGroup()
-        let first = try stores[0].commitSeries(datastoreId: datastoreId, jobId: "a", seriesInstanceUID: key.seriesInstanceUID) { primary in
-            #expect(primary == nil)
-            second.enter()
-            Thread {
-                let records = try? stores[1].commitSeries(datastoreId: datastoreId, jobId: "b", seriesInstanceUID: key.seriesInstanceUID) { primary in
-                    seenBySecond.withLock { $0 = .some(primary) }
-                    return [commit("1.2.3.4.2", into: primary)]
-                }
-                #expect(records?.count == 1)
-                second.leave()
-            }.start()
-            Thread.sleep(forTimeInterval: 0.3)
-            #expect(seenBySecond.withLock { $0 } == nil)
-            return [commit("1.2.3.4.1", into: primary)]
-        }
+        let first = try stores[0].commitSeries(
+            datastoreId: datastoreId, jobId: "a", seriesInstanceUID: key.seriesInstanceUID,
+            plan: { primary in
+                #expect(primary == nil)
+                second.enter()
+                Thread {
+                    let records = try? stores[1].commitSeries(
+                        datastoreId: datastoreId, jobId: "b", seriesInstanceUID: key.seriesInstanceUID,
+                        plan: { primary in
+                            seenBySecond.withLock { $0 = .some(primary) }
+                            return [commit("1.2.3.4.2", into: primary)]
+                        }, lines: { _ in [] })
+                    #expect(records?.count == 1)
+                    second.leave()
+                }.start()
+                Thread.sleep(forTimeInterval: 0.3)
+                #expect(seenBySecond.withLock { $0 } == nil)
+                return [commit("1.2.3.4.1", into: primary)]
+            }, lines: { _ in [] })
         second.wait()
         let seen = try #require(seenBySecond.withLock { $0 })
         #expect(seen?.imageSetId == first.first?.imageSetId)

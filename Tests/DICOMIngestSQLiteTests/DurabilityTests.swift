@@ -44,7 +44,7 @@ import Testing
                 patientJSON: [], studyJSON: [], seriesJSON: [], instanceJSON: [],
                 frames: [StoredFrame(id: ResourceID.make(), blob: stagedName, offset: 0, length: 4096, transferSyntaxUID: "1.2.840.10008.1.2.4.202")],
                 warnings: [])],
-            jobId: "killed-job")
+            lines: [], jobId: "killed-job")
         // A job submitted before the recent pack was written may be writing it: only the old one goes.
         let waiting = try environment.engine.submit(environment.request())
         let recent = try Self.strayPack(in: environment, age: 0)
@@ -71,7 +71,7 @@ import Testing
         let frameIds = text.matches(of: /"ID":"([0-9a-f]{32})"/).map { String($0.output.1) }
         #expect(frameIds.count == 5)
         for id in frameIds {
-            let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
+            let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: imageSet.imageSetId, frameId: id))
             let bytes = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
             #expect(bytes.count == frame.length)
         }
@@ -96,5 +96,28 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.path + "/job-output-manifest.json"))
         let job = try #require(try environment.store.job(datastoreId: environment.datastoreId, jobId: outcome.job.jobId))
         #expect(job.jobStatus == .failed)
+    }
+
+    /// A frame is reached only through its own image set and data store, and not once the image set is deleted.
+    @Test func framesAreReachedOnlyThroughTheirImageSet() throws {
+        let environment = try Environment()
+        try Self.writeSeries(2, in: environment.input + "/a", study: "1.2.826.0.1.3680043.12.2")
+        try Self.writeSeries(2, in: environment.input + "/b", study: "1.2.826.0.1.3680043.12.3")
+        let (outcome, _) = try environment.runJob()
+        #expect(outcome.importedFiles == 4)
+        let imageSets = try environment.store.imageSets(datastoreId: environment.datastoreId)
+        #expect(imageSets.count == 2)
+        let (first, second) = (imageSets[0].imageSetId, imageSets[1].imageSetId)
+        let document = try #require(
+            try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: first, version: nil))
+        let text = String(decoding: try #require(Compression.gunzip(document)), as: UTF8.self)
+        let frameId = try #require(text.matches(of: /"ID":"([0-9a-f]{32})"/).first.map { String($0.output.1) })
+        let other = try environment.store.createDatastore(name: "other", now: 1).datastoreId
+
+        #expect(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: first, frameId: frameId) != nil)
+        #expect(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: second, frameId: frameId) == nil)
+        #expect(try environment.store.frame(datastoreId: other, imageSetId: first, frameId: frameId) == nil)
+        _ = try environment.store.deleteImageSet(datastoreId: environment.datastoreId, imageSetId: first, now: 2)
+        #expect(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: first, frameId: frameId) == nil)
     }
 }

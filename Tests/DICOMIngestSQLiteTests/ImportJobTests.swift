@@ -261,7 +261,7 @@ import Testing
         let frameSize = Int(SyntheticInstance.rows) * Int(SyntheticInstance.columns) * 2
         for (index, frame) in frames.enumerated() {
             let id = try #require(frame["ID"] as? String)
-            let stored = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: id))
+            let stored = try #require(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, frameId: id))
             #expect(stored.transferSyntaxUID == "1.2.840.10008.1.2.4.202")
             let codestream = try environment.store.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
             #expect(try codestream.withUnsafeBytes { try HTJ2KCodestream(parsing: $0).conformanceProblem() } == nil)
@@ -298,7 +298,7 @@ import Testing
         let text = String(decoding: try #require(Compression.gunzip(gzip)), as: UTF8.self)
         #expect(text.contains("\"StoredTransferSyntaxUID\":\"1.2.840.10008.1.2.4.90\""))
         let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
-        let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: frameId))
+        let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, frameId: frameId))
         #expect(frame.transferSyntaxUID == "1.2.840.10008.1.2.4.90")
         let codestream = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
         // The fixture's pixels, from its uncompressed Pixel Data: 64×64 signed, 12 bits stored.
@@ -367,7 +367,7 @@ import Testing
         let text = String(decoding: try #require(Compression.gunzip(gzip)), as: UTF8.self)
         #expect(text.contains("\"StoredTransferSyntaxUID\":\"1.2.840.10008.1.2.4.202\""))
         let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
-        let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, frameId: frameId))
+        let frame = try #require(try environment.store.frame(datastoreId: environment.datastoreId, imageSetId: record.imageSetId, frameId: frameId))
         let codestream = try environment.store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
         let description = PixelDescription(
             rows: 100, columns: 100, samplesPerPixel: 3, bitsAllocated: 8, photometricInterpretation: "YBR_FULL_422")

@@ -23,8 +23,13 @@ import Testing
         let runner: JobRunner
         let service: IngestService
 
-        init(configuration: ServerConfiguration = ServerConfiguration()) throws {
+        /// Jobs may use local prefixes under the test's folder; any role is accepted unless the configuration
+        /// lists roles of its own.
+        init(configuration base: ServerConfiguration = ServerConfiguration()) throws {
             folder = try TemporaryFolder("server")
+            var configuration = base
+            if configuration.localRoots.isEmpty { configuration.localRoots = [folder.path] }
+            if configuration.roles.isEmpty { configuration.roles = ["*": .init()] }
             store = try SQLiteImageSetStore(directory: folder.sub("store"))
             let registry = PrometheusCollectorRegistry()
             engine = ImportEngine(
@@ -113,7 +118,7 @@ import Testing
         let token = UUID().uuidString
         let body = try Self.body(startBody(harness, token: token))
         var changedObject = startBody(harness, token: token)
-        changedObject["outputS3Uri"] = "file:///elsewhere/"
+        changedObject["outputS3Uri"] = URL(fileURLWithPath: harness.folder.sub("elsewhere")).absoluteString
         let changed = try Self.body(changedObject)
         try await harness.test { client in
             let id = try await Self.createDatastore(client)
@@ -201,12 +206,19 @@ import Testing
             let deleted = try Self.json(try await client.execute(uri: "\(base)/deleteImageSet", method: .post))
             #expect(deleted["imageSetState"] as? String == "DELETED")
             try Self.expectError(try await client.execute(uri: "\(base)/getImageSet", method: .post), 404, "ResourceNotFoundException")
+            // The frames of a deleted image set are gone with it.
+            try Self.expectError(
+                try await client.execute(uri: "\(base)/getImageFrame", method: .post, body: try Self.body(["imageFrameId": frameId])),
+                404, "ResourceNotFoundException")
         }
     }
 
     @Test func startJobErrors() async throws {
         let configuration = ServerConfiguration(
-            roles: ["arn:aws:iam::123456789012:role/Narrow": .init(readPrefixes: ["file:///allowed/"], writePrefixes: nil)],
+            roles: [
+                "arn:aws:iam::123456789012:role/Narrow": .init(readPrefixes: ["file:///allowed/"], writePrefixes: nil),
+                "*": .init(),
+            ],
             maxConcurrentJobsPerDatastore: 100, startJobRate: 0.001)
         let harness = try Harness(configuration: configuration)
         defer { harness.folder.remove() }
@@ -250,10 +262,10 @@ import Testing
         defer { harness.folder.remove() }
         @Sendable func signed(
             _ path: String, method: String, body: [UInt8], secret: String, service: String = "medical-imaging",
-            date: Date = Date()
+            date: Date = Date(), signHost: Bool = true
         ) -> HTTPFields {
             let signer = SigV4Signer(credentials: AWSCredentials(accessKeyId: "AKIDTEST", secretAccessKey: secret), region: "us-east-1", service: service)
-            var headers = [("host", "localhost")]
+            var headers = signHost ? [("host", "localhost")] : []
             if !body.isEmpty { headers.append(("content-type", "application/json")) }
             let added = signer.sign(
                 .init(method: method, encodedPath: SigV4Signer.uriEncode(path, keepSlash: true), query: [], headers: headers, payloadHash: SigV4Signer.hexSHA256(body)),
@@ -275,6 +287,72 @@ import Testing
             #expect((try Self.json(stale)["message"] as? String)?.contains("expired") == true)
             let big = [UInt8](repeating: 0x20, count: 2 << 20)
             try Self.expectError(try await client.execute(uri: "/datastore", method: .post, headers: signed("/datastore", method: "POST", body: big, secret: "secret"), body: ByteBuffer(bytes: big)), 400, "ValidationException")
+            // Unauthenticated: refused on its headers, before its (too large) body is read.
+            try Self.expectError(try await client.execute(uri: "/datastore", method: .post, body: ByteBuffer(bytes: big)), 403, "AccessDeniedException")
+            // A signature that does not cover `host` could be replayed elsewhere.
+            let hostless = try await client.execute(
+                uri: "/datastore", method: .get, headers: signed("/datastore", method: "GET", body: [], secret: "secret", signHost: false))
+            try Self.expectError(hostless, 403, "AccessDeniedException")
+            #expect((try Self.json(hostless)["message"] as? String)?.contains("'Host' must be a 'SignedHeader'") == true)
+            // The metrics are behind the same authentication.
+            try Self.expectError(try await client.execute(uri: "/metrics", method: .get), 403, "AccessDeniedException")
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: signed("/metrics", method: "GET", body: [], secret: "secret"))
+            #expect(metrics.status == .ok)
+            #expect(String(buffer: metrics.body).contains("dicom_ingest_http_request_duration_seconds"))
         }
+    }
+
+    /// Role checks see prefixes as they resolve, not as they are spelled: `..`, percent-encoded dots, symbolic
+    /// links and look-alike buckets do not get a caller past them; roles the configuration does not list are
+    /// refused; local prefixes are served only under the configured roots.
+    @Test func refusesPrefixesOutsideWhatTheRoleAllows() async throws {
+        let folder = try TemporaryFolder("roles")
+        defer { folder.remove() }
+        for sub in ["allowed/sub", "secret", "out", "allowed2"] {
+            try FileManager.default.createDirectory(atPath: folder.sub(sub), withIntermediateDirectories: true)
+        }
+        try FileManager.default.createSymbolicLink(atPath: folder.sub("allowed/link"), withDestinationPath: folder.sub("secret"))
+        let base = URL(fileURLWithPath: folder.path).absoluteString
+        let configuration = ServerConfiguration(
+            roles: [
+                "arn:aws:iam::123456789012:role/Narrow": .init(readPrefixes: [base + "allowed/"], writePrefixes: [base + "out/"]),
+                "arn:aws:iam::123456789012:role/Buckets": .init(readPrefixes: ["s3://inbox/"], writePrefixes: ["s3://outbox/"]),
+                "arn:aws:iam::123456789012:role/Wide": .init(),
+            ],
+            localRoots: [folder.path])
+        let harness = try Harness(configuration: configuration)
+        defer { harness.folder.remove() }
+        try await harness.test { client in
+            let id = try await Self.createDatastore(client)
+            func start(_ role: String, _ input: String, _ output: String) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/startDICOMImportJob/datastore/\(id)", method: .post,
+                    body: try Self.body([
+                        "dataAccessRoleArn": "arn:aws:iam::123456789012:role/\(role)", "clientToken": UUID().uuidString,
+                        "inputS3Uri": input, "outputS3Uri": output,
+                    ]))
+            }
+            let refused: [(String, String, String)] = [
+                ("Unknown", base + "allowed/", base + "out/"),
+                ("Narrow", base + "allowed/../secret/", base + "out/"),
+                ("Narrow", base + "allowed/%2E%2E/secret/", base + "out/"),
+                ("Narrow", base + "allowed/link/", base + "out/"),
+                ("Narrow", base + "allowed2/", base + "out/"),
+                ("Narrow", base + "allowed/", base + "out/../secret/"),
+                ("Buckets", "s3://inbox-evil/x/", "s3://outbox/"),
+                ("Buckets", "s3://inbox/x/", "s3://outbox-evil/"),
+                ("Wide", "file:///etc/", base + "out/"),
+                ("Wide", base + "allowed/", "file:///tmp/"),
+                ("Wide", base + "../", base + "out/"),
+            ]
+            for (role, input, output) in refused {
+                let response = try await start(role, input, output)
+                #expect(response.status.code == 403, "\(role) \(input) -> \(output): \(String(buffer: response.body))")
+                #expect(response.headers[HTTPField.Name("x-amzn-ErrorType")!] == "AccessDeniedException")
+            }
+            #expect(try await start("Narrow", base + "allowed/sub/", base + "out/new-folder/").status == .ok)
+            #expect(try await start("Wide", base + "secret/", base + "out/").status == .ok)
+        }
+        harness.runner.waitUntilIdle()
     }
 }

@@ -30,10 +30,19 @@ import Testing
         var machine = ImportJob.StateMachine()
         #expect(machine.pipelineFinished() == .none)
         _ = machine.start()
-        #expect(machine.start() == .none)
         _ = machine.pipelineFinished()
+        #expect(machine.start() == .none)
         #expect(machine.jobFailed("late") == .none)
         #expect(machine.status == .completed)
+    }
+
+    /// A job a stopped process left IN_PROGRESS starts again (it resumes); an ended one does not.
+    @Test func resumesAJobLeftInProgress() {
+        var machine = ImportJob.StateMachine(status: .inProgress)
+        #expect(machine.start() == .startPipeline)
+        #expect(machine.status == .inProgress)
+        var failed = ImportJob.StateMachine(status: .failed)
+        #expect(failed.start() == .none)
     }
 }
 

@@ -28,8 +28,13 @@ def check(condition, message):
         sys.exit(1)
 
 
+configuration = store + ".config.json"
+with open(configuration, "w") as file:
+    json.dump({"roles": {"*": {}}}, file)  # any role, on S3 prefixes
+
+
 def start_server():
-    process = subprocess.Popen([binary, "serve", "--port", "0", "--store", store], env=environment,
+    process = subprocess.Popen([binary, "serve", "--port", "0", "--store", store, "--config", configuration], env=environment,
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 30
     while time.time() < deadline:

@@ -73,6 +73,29 @@ public struct ImageSetCommit: Sendable {
     }
 }
 
+/// One result of a job as the catalog records it, so that a resumed job writes its result files again exactly.
+public struct JobLine: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable {
+        case success
+        case warning
+        case customerError = "customer-error"
+        case serverError = "server-error"
+        /// An `imageSetsSummary` entry of the manifest; `inputKey` is the image set ID.
+        case imageSet = "image-set"
+    }
+
+    public var kind: Kind
+    public var inputKey: String
+    /// The compact JSON of the line (for `imageSet`, of the summary entry).
+    public var json: [UInt8]
+
+    public init(kind: Kind, inputKey: String, json: [UInt8]) {
+        self.kind = kind
+        self.inputKey = inputKey
+        self.json = json
+    }
+}
+
 /// Failures of a store, mapped to service errors by `IngestServiceError.init(_:)`.
 public struct ImageSetStoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
@@ -117,10 +140,22 @@ public protocol ImageSetStore: Sendable {
     func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties?
     func jobs(datastoreId: String) throws -> [DICOMImportJobProperties]
 
-    func stage(_ instances: [PreparedInstance], jobId: String) throws
+    /// Marks the start of one more run of a job (the first, or a resume) and returns its number, from 1.
+    func beginAttempt(jobId: String) throws -> Int
+
+    /// Stages prepared instances and records result lines (failures) of a job, in one transaction: after it,
+    /// the objects they come from are done for a resumed run.
+    func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String) throws
     /// Series Instance UIDs with staged instances, sorted.
     func stagedSeries(jobId: String) throws -> [String]
     func stagedInstances(jobId: String, seriesInstanceUID: String) throws -> [PreparedInstance]
+    /// How many instances of the job are staged (prepared, not yet committed).
+    func stagedInstanceCount(jobId: String) throws -> Int
+    /// Whether the job has staged the object with this input key, or recorded a result line for it.
+    func isDone(jobId: String, inputKey: String) throws -> Bool
+    /// The job's recorded result lines, in the order they were recorded.
+    func forEachLine(jobId: String, _ body: (JobLine) throws -> Void) throws
+    /// Drops what a job kept to resume: staged instances and recorded lines (when it has ended).
     func clearStaging(jobId: String) throws
 
     func primaryImageSet(datastoreId: String, seriesInstanceUID: String) throws -> ImageSetRecord?
@@ -130,9 +165,12 @@ public protocol ImageSetStore: Sendable {
     /// come between the read and the writes, so two jobs on one new series cannot both create its primary image
     /// set, and a version number is taken once.
     /// - Returns: the image sets as written, in the order of the commits `plan` returned.
+    /// `lines` makes the job's result lines for the image sets as written; they are recorded in the same
+    /// transaction, so a resumed job neither commits the series again nor loses its lines.
     func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,
-        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit]
+        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],
+        lines: (_ written: [ImageSetRecord]) throws -> [JobLine]
     ) throws -> [ImageSetRecord]
 
     /// Jobs left SUBMITTED or IN_PROGRESS (by a stop or a crash), oldest first, to resume.
@@ -151,7 +189,8 @@ public protocol ImageSetStore: Sendable {
     func imageSet(datastoreId: String, imageSetId: String) throws -> ImageSetRecord?
     /// The gzip-compressed metadata document of a version (the latest when `version` is nil).
     func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]?
-    func frame(datastoreId: String, frameId: String) throws -> StoredFrame?
+    /// A frame of an image set that is not DELETED, in the data store named: a frame ID alone reaches nothing.
+    func frame(datastoreId: String, imageSetId: String, frameId: String) throws -> StoredFrame?
 }
 
 /// Assembles the image set metadata document (spec §3.1) from stored JSON pieces, without re-parsing them.

@@ -52,6 +52,9 @@ public final class ImportEngine: Sendable {
         public var memoryBudget: Int
         /// Seconds one object may take before it fails (checked between frames).
         public var objectTimeLimit: Double
+        /// Where jobs keep their `JobJournal`s (the store's folder, say); nil runs without one, so an object
+        /// that kills the process would be read again at every resume.
+        public var journalFolder: String?
 
         /// Leaves room, within a 300 MB resident target, for the process itself, the queues and the catalog.
         public static let defaultMemoryBudget = 160 << 20
@@ -60,7 +63,7 @@ public final class ImportEngine: Sendable {
         public init(
             threads: Int? = nil, stagingBatchSize: Int = 64, logger: Logger = Logger(label: "dicom-ingest"),
             metrics: (any MetricsFactory)? = nil, memoryBudget: Int = Configuration.defaultMemoryBudget,
-            objectTimeLimit: Double = Configuration.defaultObjectTimeLimit
+            objectTimeLimit: Double = Configuration.defaultObjectTimeLimit, journalFolder: String? = nil
         ) {
             self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
             self.stagingBatchSize = max(1, stagingBatchSize)
@@ -68,6 +71,7 @@ public final class ImportEngine: Sendable {
             self.metrics = metrics
             self.memoryBudget = memoryBudget
             self.objectTimeLimit = objectTimeLimit
+            self.journalFolder = journalFolder
         }
     }
 
@@ -129,6 +133,11 @@ public final class ImportEngine: Sendable {
     /// Runs a submitted job to COMPLETED or FAILED and returns its outcome. Blocking: call it from a thread of
     /// your own (the CLI's main thread, a server's job runner), not from the cooperative pool.
     ///
+    /// A job left IN_PROGRESS by a process that stopped resumes where it was: its result files are written again
+    /// from the lines the catalog recorded, objects already staged or reported are not read again, series
+    /// already committed are not committed again, and objects that were in a worker's hands at two stops are
+    /// reported as failures instead of being read a third time (`JobJournal`).
+    ///
     /// - Parameters:
     ///   - source: the objects under `job.inputS3Uri`.
     ///   - makeSink: opens the result folder for the job; a failure to do so fails the job.
@@ -147,6 +156,7 @@ public final class ImportEngine: Sendable {
         var outcome = ImportOutcome(
             job: job, jobFolderURI: nil, scannedFiles: 0, importedFiles: 0, customerErrors: 0, serverErrors: 0,
             generatedImageSets: 0, bytes: 0, seconds: 0)
+        var journal: JobJournal?
 
         func finish(_ action: ImportJob.StateMachine.Action) {
             guard case .finish(let status, let message) = action else { return }
@@ -155,6 +165,7 @@ public final class ImportEngine: Sendable {
             job.endedAt = Self.now()
             try? store.updateJob(job)
             try? store.clearStaging(jobId: job.jobId)
+            journal?.remove()
             outcome.job = job
             outcome.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             metrics.jobFinished(status: status.rawValue, seconds: outcome.seconds)
@@ -166,9 +177,19 @@ public final class ImportEngine: Sendable {
             return outcome
         }
         job.jobStatus = machine.status
-        try? store.updateJob(job)
+        let attempt: Int
+        do {
+            try store.updateJob(job)
+            attempt = try store.beginAttempt(jobId: job.jobId)
+            if let folder = configuration.journalFolder {
+                journal = try JobJournal(folder: folder, jobId: job.jobId, attempt: attempt)
+            }
+        } catch {
+            finish(machine.jobFailed("The job could not be started: \(IngestServiceError(error).message)"))
+            return outcome
+        }
         metrics.jobStarted()
-        logger.info("import job started", metadata: metadata)
+        logger.info("import job started", metadata: metadata.merging(["attempt": .stringConvertible(attempt)]) { $1 })
 
         let sink: any ResultSink
         do {
@@ -181,7 +202,21 @@ public final class ImportEngine: Sendable {
 
         var report = JobReport(metrics: metrics)
         do {
-            try prepare(job: job, source: source, sink: sink, report: &report)
+            var resumption: Resumption?
+            if attempt > 1 {
+                try store.forEachLine(jobId: job.jobId) { try report.replay($0, sink: sink) }
+                report.scannedFiles += try store.stagedInstanceCount(jobId: job.jobId)
+                let stops = configuration.journalFolder.map {
+                    JobJournal.stopsInFlight(folder: $0, jobId: job.jobId, before: attempt)
+                } ?? [:]
+                resumption = Resumption(store: store, jobId: job.jobId, stopsInFlight: stops)
+                logger.info(
+                    "import job resumed",
+                    metadata: metadata.merging([
+                        "files.done": .stringConvertible(report.scannedFiles), "objects.in_flight_at_stops": .stringConvertible(stops.count),
+                    ]) { $1 })
+            }
+            try prepare(job: job, source: source, sink: sink, resumption: resumption, journal: journal, report: &report)
             try commit(job: job, sink: sink, report: &report)
             try sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
         } catch {
@@ -208,6 +243,8 @@ public final class ImportEngine: Sendable {
         job: DICOMImportJobProperties,
         source: any ObjectSource,
         sink: any ResultSink,
+        resumption: Resumption?,
+        journal: JobJournal?,
         report: inout JobReport
     ) throws {
         let threads = configuration.threads
@@ -225,7 +262,9 @@ public final class ImportEngine: Sendable {
                     in: source, threads: threads, makeWorker: { WorkerScratch() },
                     finishWorker: { try $0.finish() }
                 ) { scratch, object in
-                    Self.process(object, source: source, preparer: preparer, scratch: scratch) { result in
+                    Self.process(
+                        object, source: source, preparer: preparer, scratch: scratch, resumption: resumption, journal: journal
+                    ) { result in
                         // A prepared instance holds its metadata until it is staged: it waits in the budget.
                         if case .prepared(let instance, _) = result { budget.reserve(instance.heldBytes) }
                         results.push(result)
@@ -238,8 +277,15 @@ public final class ImportEngine: Sendable {
         }
 
         var batch: [PreparedInstance] = []
+        var batchLines: [JobLine] = []
         var failure: (any Error)?
         var batchBytes = 0
+        func stageBatch() throws {
+            try store.stage(batch, lines: batchLines, jobId: job.jobId)
+            batch.removeAll(keepingCapacity: true)
+            batchLines.removeAll(keepingCapacity: true)
+            batchBytes = 0
+        }
         while let result = results.pop() {
             // Out of the queue, out of the budget: the consumer never waits for the budget, so workers waiting for
             // it always get it back. The batch is bounded on its own (count, and a quarter of the budget).
@@ -253,11 +299,6 @@ public final class ImportEngine: Sendable {
                     metrics.bytesRead(bytes)
                     batch.append(instance)
                     batchBytes += instance.heldBytes
-                    if batch.count >= configuration.stagingBatchSize || batchBytes >= configuration.memoryBudget / 4 {
-                        try store.stage(batch, jobId: job.jobId)
-                        batch.removeAll(keepingCapacity: true)
-                        batchBytes = 0
-                    }
                 case .failed(let failed, let bytes):
                     report.scannedFiles += 1
                     report.bytes += bytes
@@ -268,7 +309,10 @@ public final class ImportEngine: Sendable {
                             "job.id": .string(job.jobId), "object.key": .string(failed.inputKey), "stage": "prepare",
                             "reason": .string(failed.message),
                         ])
-                    try report.recordFailure(failed, sink: sink)
+                    batchLines.append(try report.recordFailure(failed, sink: sink))
+                }
+                if batch.count + batchLines.count >= configuration.stagingBatchSize || batchBytes >= configuration.memoryBudget / 4 {
+                    try stageBatch()
                 }
                 counters.withLock {
                     $0.filesDone = report.scannedFiles
@@ -283,33 +327,49 @@ public final class ImportEngine: Sendable {
         pipeline.wait()
         if let failure { throw failure }
         if let error = pipelineError.withLock({ $0 }) { throw error }
-        if !batch.isEmpty { try store.stage(batch, jobId: job.jobId) }
+        if !batch.isEmpty || !batchLines.isEmpty { try stageBatch() }
     }
 
-    /// One object: an instance, or each member of an archive.
+    /// One object: an instance, or each member of an archive. Each is journaled while a worker holds it; on a
+    /// resumed run, what is done is skipped and what was in flight at too many stops is reported, not read.
     private static func process(
         _ object: SourceObject,
         source: any ObjectSource,
         preparer: InstancePreparer,
         scratch: WorkerScratch,
+        resumption: Resumption?,
+        journal: JobJournal?,
         emit: (WorkResult) -> Void
     ) {
-        let input: any P10ByteInput
-        do {
-            input = try source.open(object)
-        } catch {
-            let failure = ImportFailure.validation(object.key, "The object cannot be read: \(IngestServiceError(error).message)")
-            return emit(.failed(failure, bytes: 0))
+        func unit(_ key: String, _ body: () -> Void) {
+            if let resumption {
+                if resumption.isDone(key) { return }
+                if let failure = resumption.givenUp(key) { return emit(.failed(failure, bytes: 0)) }
+            }
+            journal?.started(key)
+            body()
+            journal?.finished(key)
         }
-        guard let format = ArchiveFormat(key: object.key) else {
-            return emit(outcome(preparer.prepare(key: object.key, input: input, scratch: scratch), bytes: input.length))
-        }
-        ArchiveReader.forEachMember(of: input, format: format, key: object.key) { member in
-            switch member {
-            case .success(let member):
-                emit(outcome(preparer.prepare(key: member.key, input: member.input, scratch: scratch), bytes: member.input.length))
-            case .failure(let failure):
-                emit(.failed(failure, bytes: 0))
+        unit(object.key) {
+            let input: any P10ByteInput
+            do {
+                input = try source.open(object)
+            } catch {
+                let failure = ImportFailure.validation(object.key, "The object cannot be read: \(IngestServiceError(error).message)")
+                return emit(.failed(failure, bytes: 0))
+            }
+            guard let format = ArchiveFormat(key: object.key) else {
+                return emit(outcome(preparer.prepare(key: object.key, input: input, scratch: scratch), bytes: input.length))
+            }
+            ArchiveReader.forEachMember(of: input, format: format, key: object.key) { member in
+                switch member {
+                case .success(let member):
+                    unit(member.key) {
+                        emit(outcome(preparer.prepare(key: member.key, input: member.input, scratch: scratch), bytes: member.input.length))
+                    }
+                case .failure(let failure):
+                    unit(failure.inputKey) { emit(.failed(failure, bytes: 0)) }
+                }
             }
         }
     }
@@ -326,55 +386,73 @@ public final class ImportEngine: Sendable {
     private func commit(job: DICOMImportJobProperties, sink: any ResultSink, report: inout JobReport) throws {
         for series in try store.stagedSeries(jobId: job.jobId) {
             let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
-            // Decided inside the store's write transaction, against the primary image set as it is then.
+            // Decided inside the store's write transaction, against the primary image set as it is then; the result
+            // lines are recorded in it too, so a resumed job finds the series committed and its lines kept.
             var groups: [ImageSetGrouping.Group] = []
             var primaryKey: ImageSetKey?
-            let records = try store.commitSeries(datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series) { existing in
-                groups = ImageSetGrouping.decide(
-                    instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
-                    existingPrimaryKey: existing?.key)
-                primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
-                let committedAt = Self.now()
-                return groups.map { group in
-                    ImageSetCommit(
-                        datastoreId: job.datastoreId, jobId: job.jobId,
-                        imageSetId: group.isPrimary ? existing?.imageSetId : nil, key: group.key,
-                        isPrimary: group.isPrimary, instances: group.members.map { instances[$0] }, committedAt: committedAt)
-                }
-            }
-            for (group, record) in zip(groups, records) {
-                report.imageSets.append((record, group.members.count))
-                var overwrittenBy: [Int: [Int]] = [:]
-                for overwrite in group.overwritten { overwrittenBy[overwrite.by, default: []].append(overwrite.copy) }
-                var warningsByIndex: [Int: [ImportWarning]] = [:]
-                for overwrite in group.overwritten {
-                    warningsByIndex[overwrite.copy] = [
-                        DuplicateWarning.overwritten(
-                            sopInstanceUID: instances[overwrite.copy].sopInstanceUID,
-                            by: instances[overwrite.by].inputKey, imageSetId: record.imageSetId)
-                    ]
-                }
-                for (winner, copies) in overwrittenBy {
-                    warningsByIndex[winner] = [
-                        DuplicateWarning.overwrote(
-                            sopInstanceUID: instances[winner].sopInstanceUID, copies: copies.map { instances[$0].inputKey },
-                            imageSetId: record.imageSetId)
-                    ]
-                }
-                let reported = (group.members + group.overwritten.map(\.copy)).sorted { instances[$0].inputKey < instances[$1].inputKey }
-                for index in reported {
-                    let instance = instances[index]
-                    var warnings = instance.warnings + (warningsByIndex[index] ?? [])
-                    if !group.isPrimary, let primaryKey {
-                        let differing = instance.key.differences(from: primaryKey).joined(separator: ", ")
-                        warnings.append(ImportWarning(
-                            reasonCode: 90100, type: "NonPrimaryImageSet",
-                            message: "Key attributes \(differing) conflict with the primary image set of series \(series); imported into non-primary image set \(record.imageSetId)"))
+            var lines: [JobLine] = []
+            _ = try store.commitSeries(
+                datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series,
+                plan: { existing in
+                    groups = ImageSetGrouping.decide(
+                        instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
+                        existingPrimaryKey: existing?.key)
+                    primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
+                    let committedAt = Self.now()
+                    return groups.map { group in
+                        ImageSetCommit(
+                            datastoreId: job.datastoreId, jobId: job.jobId,
+                            imageSetId: group.isPrimary ? existing?.imageSetId : nil, key: group.key,
+                            isPrimary: group.isPrimary, instances: group.members.map { instances[$0] }, committedAt: committedAt)
                     }
-                    try report.recordSuccess(instance, record: record, warnings: warnings, sink: sink)
-                }
-            }
+                },
+                lines: { records in
+                    lines = zip(groups, records).flatMap { group, record in
+                        Self.resultLines(of: group, record: record, instances: instances, primaryKey: primaryKey, series: series)
+                    }
+                    return lines
+                })
+            for line in lines { try report.write(line, sink: sink) }
         }
+    }
+
+    /// The lines a committed image set version gives its files: SUCCESS for each, WARNING for those with
+    /// warnings, and the manifest's summary entry.
+    private static func resultLines(
+        of group: ImageSetGrouping.Group, record: ImageSetRecord, instances: [PreparedInstance], primaryKey: ImageSetKey?,
+        series: String
+    ) -> [JobLine] {
+        var lines = [JobReport.imageSetLine(record, matchedInstances: group.members.count)]
+        var overwrittenBy: [Int: [Int]] = [:]
+        for overwrite in group.overwritten { overwrittenBy[overwrite.by, default: []].append(overwrite.copy) }
+        var warningsByIndex: [Int: [ImportWarning]] = [:]
+        for overwrite in group.overwritten {
+            warningsByIndex[overwrite.copy] = [
+                DuplicateWarning.overwritten(
+                    sopInstanceUID: instances[overwrite.copy].sopInstanceUID,
+                    by: instances[overwrite.by].inputKey, imageSetId: record.imageSetId)
+            ]
+        }
+        for (winner, copies) in overwrittenBy {
+            warningsByIndex[winner] = [
+                DuplicateWarning.overwrote(
+                    sopInstanceUID: instances[winner].sopInstanceUID, copies: copies.map { instances[$0].inputKey },
+                    imageSetId: record.imageSetId)
+            ]
+        }
+        let reported = (group.members + group.overwritten.map(\.copy)).sorted { instances[$0].inputKey < instances[$1].inputKey }
+        for index in reported {
+            let instance = instances[index]
+            var warnings = instance.warnings + (warningsByIndex[index] ?? [])
+            if !group.isPrimary, let primaryKey {
+                let differing = instance.key.differences(from: primaryKey).joined(separator: ", ")
+                warnings.append(ImportWarning(
+                    reasonCode: 90100, type: "NonPrimaryImageSet",
+                    message: "Key attributes \(differing) conflict with the primary image set of series \(series); imported into non-primary image set \(record.imageSetId)"))
+            }
+            lines += JobReport.successLines(instance.inputKey, record: record, warnings: warnings)
+        }
+        return lines
     }
 }
 
@@ -409,40 +487,89 @@ struct JobReport {
     var customerErrors = 0
     var serverErrors = 0
     var bytes = 0
-    var imageSets: [(ImageSetRecord, Int)] = []
+    /// The manifest's `imageSetsSummary` entries, as compact JSON.
+    var imageSets: [[UInt8]] = []
 
-    mutating func recordFailure(_ failure: ImportFailure, sink: any ResultSink) throws {
+    /// Writes a failure line and returns it, for the catalog.
+    mutating func recordFailure(_ failure: ImportFailure, sink: any ResultSink) throws -> JobLine {
         let isServerError = failure.exceptionType == "InternalServerException"
-        if isServerError { serverErrors += 1 } else { customerErrors += 1 }
         metrics.file(outcome: isServerError ? "server_error" : "customer_error", reason: ImportMetrics.reason(of: failure))
-        let line = JSONValue.object([
+        let json = JSONValue.object([
             ("inputFile", .string(failure.inputKey)),
             ("exception", .object([("exceptionType", .string(failure.exceptionType)), ("message", .string(failure.message))])),
         ])
-        try sink.append(InstancePreparer.bytes(line), to: .failure)
+        let line = JobLine(kind: isServerError ? .serverError : .customerError, inputKey: failure.inputKey, json: InstancePreparer.bytes(json))
+        try write(line, sink: sink)
+        return line
     }
 
-    mutating func recordSuccess(
-        _ instance: PreparedInstance,
-        record: ImageSetRecord,
-        warnings: [ImportWarning],
-        sink: any ResultSink
-    ) throws {
-        importedFiles += 1
-        metrics.file(outcome: "imported")
+    /// The SUCCESS line of a file, and its WARNING line when it has warnings.
+    static func successLines(_ inputKey: String, record: ImageSetRecord, warnings: [ImportWarning]) -> [JobLine] {
         let response: [(String, JSONValue)] = [
             ("imageSetId", .string(record.imageSetId)), ("imageSetVersion", .int(Int64(record.latestVersion))),
             ("isPrimary", .bool(record.isPrimary)),
         ]
-        try sink.append(
-            InstancePreparer.bytes(.object([("inputFile", .string(instance.inputKey)), ("importResponse", .object(response))])),
-            to: .success)
+        var lines = [
+            JobLine(
+                kind: .success, inputKey: inputKey,
+                json: InstancePreparer.bytes(.object([("inputFile", .string(inputKey)), ("importResponse", .object(response))])))
+        ]
         if !warnings.isEmpty {
             let line = JSONValue.object([
-                ("inputFile", .string(instance.inputKey)),
+                ("inputFile", .string(inputKey)),
                 ("importResponse", .object(response + [("warnings", .array(warnings.map(\.json)))])),
             ])
-            try sink.append(InstancePreparer.bytes(line), to: .warning)
+            lines.append(JobLine(kind: .warning, inputKey: inputKey, json: InstancePreparer.bytes(line)))
+        }
+        return lines
+    }
+
+    static func imageSetLine(_ record: ImageSetRecord, matchedInstances: Int) -> JobLine {
+        let entry = JSONValue.object([
+            ("imageSetId", .string(record.imageSetId)), ("imageSetVersion", .int(Int64(record.latestVersion))),
+            ("isPrimary", .bool(record.isPrimary)), ("numberOfMatchedSOPInstances", .int(Int64(matchedInstances))),
+        ])
+        return JobLine(kind: .imageSet, inputKey: record.imageSetId, json: InstancePreparer.bytes(entry))
+    }
+
+    /// Writes a line of this run to its file and counts it.
+    mutating func write(_ line: JobLine, sink: any ResultSink) throws {
+        switch line.kind {
+        case .success:
+            importedFiles += 1
+            metrics.file(outcome: "imported")
+            try sink.append(line.json, to: .success)
+        case .warning:
+            try sink.append(line.json, to: .warning)
+        case .customerError:
+            customerErrors += 1
+            try sink.append(line.json, to: .failure)
+        case .serverError:
+            serverErrors += 1
+            try sink.append(line.json, to: .failure)
+        case .imageSet:
+            imageSets.append(line.json)
+        }
+    }
+
+    /// Writes a line an earlier run of the job recorded, and counts it as this run's lines are counted (the
+    /// file it stands for was scanned then).
+    mutating func replay(_ line: JobLine, sink: any ResultSink) throws {
+        switch line.kind {
+        case .success, .customerError, .serverError: scannedFiles += 1
+        case .warning, .imageSet: break
+        }
+        switch line.kind {
+        case .success: importedFiles += 1
+        case .customerError: customerErrors += 1
+        case .serverError: serverErrors += 1
+        case .warning, .imageSet: break
+        }
+        switch line.kind {
+        case .success: try sink.append(line.json, to: .success)
+        case .warning: try sink.append(line.json, to: .warning)
+        case .customerError, .serverError: try sink.append(line.json, to: .failure)
+        case .imageSet: imageSets.append(line.json)
         }
     }
 
@@ -458,14 +585,39 @@ struct JobReport {
             ("numberOfFilesWithCustomerError", .int(Int64(customerErrors))),
             ("numberOfFilesWithServerError", .int(Int64(serverErrors))),
             ("numberOfGeneratedImageSets", .int(Int64(imageSets.count))),
-            ("imageSetsSummary", .array(imageSets.map { record, count in
-                .object([
-                    ("imageSetId", .string(record.imageSetId)), ("imageSetVersion", .int(Int64(record.latestVersion))),
-                    ("isPrimary", .bool(record.isPrimary)), ("numberOfMatchedSOPInstances", .int(Int64(count))),
-                ])
-            })),
         ]
-        return InstancePreparer.bytes(.object([("jobSummary", .object(summary))]))
+        // The summary entries are spliced in as recorded.
+        var out = InstancePreparer.bytes(.object([("jobSummary", .object(summary))]))
+        out.removeLast(2)
+        out += Array(",\"imageSetsSummary\":[".utf8)
+        for (index, entry) in imageSets.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out += entry
+        }
+        out += Array("]}}".utf8)
+        return out
+    }
+}
+
+/// What a resumed run knows of the runs before it.
+struct Resumption: Sendable {
+    let store: any ImageSetStore
+    let jobId: String
+    /// Keys in a worker's hands when earlier runs stopped, with how many times (`JobJournal`).
+    let stopsInFlight: [String: Int]
+
+    /// Staged or reported by an earlier run. A catalog that cannot say is taken as "not done": the object is read
+    /// again, and a commit keeps one copy of an instance.
+    func isDone(_ key: String) -> Bool {
+        (try? store.isDone(jobId: jobId, inputKey: key)) ?? false
+    }
+
+    /// The failure to report instead of reading an object that was in flight at too many stops.
+    func givenUp(_ key: String) -> ImportFailure? {
+        guard let stops = stopsInFlight[key], stops >= JobJournal.maxStopsInFlight else { return nil }
+        return ImportFailure(
+            inputKey: key, exceptionType: "InternalServerException",
+            message: "The import stopped \(stops) times while this object was being read (the process ended); it is not read again")
     }
 }
 

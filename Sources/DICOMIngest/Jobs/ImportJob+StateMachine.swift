@@ -29,8 +29,9 @@ extension ImportJob {
             self.message = message
         }
 
+        /// Starts a SUBMITTED job, or resumes one a stopped process left IN_PROGRESS.
         public mutating func start() -> Action {
-            guard status == .submitted else { return .none }
+            guard status == .submitted || status == .inProgress else { return .none }
             status = .inProgress
             return .startPipeline
         }
