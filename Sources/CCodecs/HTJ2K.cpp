@@ -306,17 +306,17 @@ static int htj2kDecodeUnguarded(
 extern "C" int CCodecs_htj2kEncode(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, [&] { return htj2kEncodeUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
+    return ccodecs::guarded(error, errorCapacity, length, [&] { return htj2kEncodeUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
 }
 
 extern "C" int CCodecs_htj2kResolutionEnds(
     const uint8_t *codestream, size_t length, uint64_t *ends, size_t capacity, size_t *count, char *error,
     size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, [&] { return htj2kResolutionEndsUnguarded(codestream, length, ends, capacity, count, error, errorCapacity); });
+    return ccodecs::guarded(error, errorCapacity, length, [&] { return htj2kResolutionEndsUnguarded(codestream, length, ends, capacity, count, error, errorCapacity); });
 }
 
 extern "C" int CCodecs_htj2kDecode(
     const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
     size_t capacity, size_t *written, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, [&] { return htj2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
+    return ccodecs::guarded(error, errorCapacity, capacity, [&] { return htj2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
 }

@@ -226,11 +226,11 @@ static int j2kEncodeLosslessUnguarded(
 extern "C" int CCodecs_j2kDecode(
     const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
     size_t capacity, size_t *written, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, [&] { return j2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
+    return ccodecs::guarded(error, errorCapacity, capacity, [&] { return j2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
 }
 
 extern "C" int CCodecs_j2kEncodeLossless(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, [&] { return j2kEncodeLosslessUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
+    return ccodecs::guarded(error, errorCapacity, length, [&] { return j2kEncodeLosslessUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
 }

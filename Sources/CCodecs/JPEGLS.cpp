@@ -109,5 +109,5 @@ static int jpeglsDecodeUnguarded(
 extern "C" int CCodecs_jpeglsDecode(
     const uint8_t *stream, size_t length, CCodecs_Image *image, void *samples, size_t capacity, size_t *written,
     char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, [&] { return jpeglsDecodeUnguarded(stream, length, image, samples, capacity, written, error, errorCapacity); });
+    return ccodecs::guarded(error, errorCapacity, capacity, [&] { return jpeglsDecodeUnguarded(stream, length, image, samples, capacity, written, error, errorCapacity); });
 }

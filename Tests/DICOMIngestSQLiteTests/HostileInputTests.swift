@@ -378,4 +378,21 @@ import Testing
         let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
         #expect(failures.isEmpty)
     }
+
+    /// Found by the `instance` fuzz target: CharLS 2.4.1 spins for about 13 s of CPU on this file's first crafted
+    /// JPEG-LS frame (1 KB of samples) before it reports the stream invalid. The codec call's CPU watchdog stops it
+    /// after 2 s plus a second per 4 MiB of samples, and the file fails with that reason.
+    @Test func aCodecCallThatSpinsIsStoppedByItsCPUWatchdog() throws {
+        let crafted = try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/jpegls-charls-slow-loop.dcm"))
+        let folder = try TemporaryFolder("watchdog")
+        defer { folder.remove() }
+        let store = try SQLiteImageSetStore(directory: folder.sub("store"))
+        let preparer = InstancePreparer(frameStorage: store.frameStorage, datastoreId: "watchdog")
+        let result = preparer.prepare(key: "crafted.dcm", input: MemoryByteInput(Array(crafted)), scratch: WorkerScratch())
+        guard case .failure(let failure) = result else {
+            Issue.record("the crafted file was imported")
+            return
+        }
+        #expect(failure.message.contains("the codec library used more than 2 s of CPU on this frame"), "\(failure.message)")
+    }
 }

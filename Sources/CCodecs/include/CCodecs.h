@@ -37,6 +37,11 @@ void CCodecs_free(CCodecs_Output *output);
 /// print to stderr and are process-wide globals).
 void CCodecs_bootstrap(void);
 
+/// Seconds of CPU one codec call may use before it is stopped and fails, plus one per 4 MiB of the frame's samples
+/// (default 2: a frame at the 256 MiB decode limit may take 66 s, far more than any library needs). Process-wide.
+void CCodecs_setCallCPULimit(double seconds);
+double CCodecs_callCPULimit(void);
+
 /// Bytes one frame takes in the shared layout, or 0 when the product does not fit in 62 bits.
 uint64_t CCodecs_frameBytes(const CCodecs_Image *image);
 
