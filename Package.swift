@@ -15,6 +15,7 @@ let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto"
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", package: "hummingbird")
 let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
@@ -103,7 +104,8 @@ let package = Package(
         .target(
             name: "DICOMIngestServer",
             dependencies: [
-                "DICOMIngest", "DICOMIngestModel", "DICOMParser", "DICOMPixels", "AWSSigV4", hummingbird, httpTypes, nioCore,
+                "DICOMIngest", "DICOMIngestModel", "DICOMParser", "DICOMPixels", "AWSSigV4", hummingbird, hummingbirdCore,
+                httpTypes, nioCore,
                 logging, coreMetrics, prometheus,
             ],
             swiftSettings: swiftSettings
@@ -174,7 +176,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DICOMIngestCLITests",
-            dependencies: ["DICOMIngestTestSupport"],
+            dependencies: ["DICOMIngestTestSupport", "AWSSigV4"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -5,6 +5,7 @@ public import DICOMIngestModel
 import Dispatch
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import Prometheus
@@ -62,9 +63,15 @@ public func buildApplication(service: IngestService, logger: Logger) -> some App
     ImportJobRoutes(service: service).register(on: router)
     ImageSetRoutes(service: service).register(on: router)
     TagRoutes(service: service).register(on: router)
+    // What an unauthenticated client can hold is bounded: connections at once, time without a request, time to
+    // send a body.
+    let configuration = service.configuration
     return Application(
         router: router,
-        configuration: .init(address: .hostname(service.configuration.host, port: service.configuration.port), serverName: "dicom-ingest"),
+        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "dicom-ingest",
+            availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
         logger: logger)
 }
 
@@ -140,12 +147,31 @@ struct SigV4Middleware: RouterMiddleware {
         }
     }
 
+    /// The body, at most `maxBodySize` bytes, within `bodyReadTimeout` seconds.
     private func collect(_ request: inout Request) async throws -> ByteBuffer {
-        do {
-            return try await request.collectBody(upTo: configuration.maxBodySize)
-        } catch {
-            throw IngestServiceError.validation("Request body larger than \(configuration.maxBodySize) bytes")
+        let (limit, timeout) = (configuration.maxBodySize, configuration.bodyReadTimeout)
+        let reading = request
+        let collected = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                var request = reading
+                do {
+                    return try await request.collectBody(upTo: limit)
+                } catch {
+                    throw IngestServiceError.validation("Request body larger than \(limit) bytes")
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
+        guard let collected else {
+            throw IngestServiceError.validation("Request body not received within \(timeout) s")
+        }
+        request.body = .init(buffer: collected)
+        return collected
     }
 }
 

@@ -43,6 +43,12 @@ public struct ServerConfiguration: Sendable {
     public var accountId: String
     /// Largest request body accepted.
     public var maxBodySize: Int
+    /// Connections open at once; past it the server stops accepting until one closes.
+    public var maxConnections: Int
+    /// Seconds a connection may stay without a request before it is closed.
+    public var idleTimeout: Double
+    /// Seconds a request's body may take to arrive once its headers are accepted.
+    public var bodyReadTimeout: Double
     /// Import jobs running at once per data store (HealthImaging's quota is 100); more is ServiceQuotaExceeded.
     public var maxConcurrentJobsPerDatastore: Int
     /// StartDICOMImportJob calls per second (token bucket with a burst of twice that); more is Throttling.
@@ -53,7 +59,8 @@ public struct ServerConfiguration: Sendable {
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
         localRoots: [String] = [], region: String = "us-east-1", accountId: String = "000000000000", maxBodySize: Int = 1 << 20,
-        maxConcurrentJobsPerDatastore: Int = 100, startJobRate: Double = 10, jobThreads: Int? = nil
+        maxConcurrentJobsPerDatastore: Int = 100, startJobRate: Double = 10, jobThreads: Int? = nil,
+        maxConnections: Int = 256, idleTimeout: Double = 60, bodyReadTimeout: Double = 30
     ) {
         self.host = host
         self.port = port
@@ -63,6 +70,9 @@ public struct ServerConfiguration: Sendable {
         self.region = region
         self.accountId = accountId
         self.maxBodySize = maxBodySize
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
+        self.bodyReadTimeout = bodyReadTimeout
         self.maxConcurrentJobsPerDatastore = maxConcurrentJobsPerDatastore
         self.startJobRate = startJobRate
         self.jobThreads = jobThreads
@@ -77,6 +87,7 @@ public struct ServerConfiguration: Sendable {
 
     /// Reads a JSON configuration file:
     /// `{"host","port","region","accountId","maxBodySize","maxConcurrentJobsPerDatastore","startJobRate",
+    ///   "maxConnections","idleTimeout","bodyReadTimeout",
     ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
     ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}, "*":{…}},
     ///   "localRoots":["/data/"]}`.
@@ -91,6 +102,9 @@ public struct ServerConfiguration: Sendable {
         if let region = object["region"] as? String { configuration.region = region }
         if let account = object["accountId"] as? String { configuration.accountId = account }
         if let size = object["maxBodySize"] as? Int { configuration.maxBodySize = size }
+        if let connections = object["maxConnections"] as? Int { configuration.maxConnections = max(1, connections) }
+        if let seconds = (object["idleTimeout"] as? NSNumber)?.doubleValue { configuration.idleTimeout = seconds }
+        if let seconds = (object["bodyReadTimeout"] as? NSNumber)?.doubleValue { configuration.bodyReadTimeout = seconds }
         if let jobs = object["maxConcurrentJobsPerDatastore"] as? Int { configuration.maxConcurrentJobsPerDatastore = jobs }
         if let rate = object["startJobRate"] as? Double { configuration.startJobRate = rate }
         if let roots = object["localRoots"] as? [String] { configuration.localRoots = roots }

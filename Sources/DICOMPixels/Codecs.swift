@@ -99,6 +99,14 @@ enum Codecs {
         try decode(CCodecs_htj2kDecode, "HTJ2K", codestream: codestream, skipResolutions: skipResolutions, into: output)
     }
 
+    /// An HTJ2K codestream from outside, through OpenJPEG: the check before OpenJPH decodes it (see
+    /// `FrameProcessor.decodeCodestream`).
+    static func decodeIncomingHTJ2K(
+        _ codestream: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(PixelError) -> (Image, Int) {
+        try decode(CCodecs_j2kDecode, "HTJ2K", codestream: codestream, skipResolutions: 0, into: output)
+    }
+
     static func decodeJPEG2000(
         _ codestream: UnsafeRawBufferPointer, skipResolutions: Int = 0, into output: UnsafeMutableRawBufferPointer
     ) throws(PixelError) -> (Image, Int) {

@@ -111,7 +111,10 @@ public struct FrameProcessor: Sendable {
         let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
         let (image, written): (Codecs.Image, Int)
         switch encoding {
-        case .htj2k: (image, written) = try Codecs.decodeHTJ2K(codestream, skipResolutions: skipResolutions, into: output)
+        case .htj2k:
+            // A frame kept as it arrived (lossy HTJ2K) is outside input: through OpenJPEG's gate first, as at import.
+            _ = try Codecs.decodeIncomingHTJ2K(codestream, into: output)
+            (image, written) = try Codecs.decodeHTJ2K(codestream, skipResolutions: skipResolutions, into: output)
         case .jpeg2000: (image, written) = try Codecs.decodeJPEG2000(codestream, skipResolutions: skipResolutions, into: output)
         default: throw PixelError(.unsupported, "stored frames of \(transferSyntaxUID) are not decoded here")
         }
@@ -133,7 +136,14 @@ public struct FrameProcessor: Sendable {
                 encoded, convertYBR: description.photometricInterpretation.hasPrefix("YBR"), into: output)
         case .jpegLS: return try Codecs.decodeJPEGLS(encoded, into: output)
         case .jpeg2000: return try Codecs.decodeJPEG2000(encoded, into: output)
-        default: return try Codecs.decodeHTJ2K(encoded, into: output)
+        case .htj2k:
+            // OpenJPH 0.9 trusts packet headers and writes past its buffers on crafted ones
+            // (Fuzz/regressions/instance/htj2k-openjph-precinct-overflow.dcm); OpenJPEG 2.5 checks them but
+            // mis-decodes signed 16-bit HTJ2K. So incoming HTJ2K is decoded by OpenJPEG first, as a gate, then
+            // by OpenJPH for its samples: twice the decode time for a syntax archives rarely hold.
+            _ = try Codecs.decodeIncomingHTJ2K(encoded, into: output)
+            return try Codecs.decodeHTJ2K(encoded, into: output)
+        default: throw PixelError(.unsupported, "frames of this transfer syntax are not decoded as codestreams")
         }
     }
 }

@@ -73,12 +73,15 @@ final class RunningServer {
     let process = Process()
     let url: String
 
-    init(store: String, environment: [String: String]) throws {
+    /// - Parameter configuration: the `--config` JSON; roles must be configured to be accepted, and the tests
+    ///   pass any role (on S3 prefixes only).
+    init(store: String, environment: [String: String], configuration: String = #"{"roles": {"*": {}}}"#) throws {
         process.executableURL = ScanCommandTests.binary
-        // Roles must be configured to be accepted; the tests pass any role, on S3 prefixes only.
-        let configuration = store + ".config.json"
-        try Data(#"{"roles": {"*": {}}}"#.utf8).write(to: URL(fileURLWithPath: configuration))
-        process.arguments = ["serve", "--port", "0", "--store", store, "--config", configuration]
+        let configurationFile = store + ".config.json"
+        try FileManager.default.createDirectory(
+            atPath: (store as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(configuration.utf8).write(to: URL(fileURLWithPath: configurationFile))
+        process.arguments = ["serve", "--port", "0", "--store", store, "--config", configurationFile]
         var merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         merged["AWS_ENDPOINT_URL_S3"] = merged["S3_TEST_ENDPOINT"]
         merged["DICOM_INGEST_LOG_LEVEL"] = "info"

@@ -364,11 +364,21 @@ import Testing
     }
 
     /// Found by the `instance` fuzz target: a tile origin below the image origin (YTOsiz 4, YOsiz 0) made OpenJPH
-    /// loop for ever in `codestream::pull`; such SIZ values are refused before OpenJPH decodes.
+    /// loop for ever in `codestream::pull`. Incoming HTJ2K is decoded by OpenJPEG now, which refuses the SIZ marker.
     @Test func anInvalidTileOriginFailsItsFileInsteadOfHanging() throws {
         let crafted = Array(try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/htj2k-tile-origin-openjph-hang.dcm")))
         let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
-        #expect(failures["crafted.dcm"]?.contains("the SIZ marker's image and tile origins are not valid") == true)
+        #expect(failures["crafted.dcm"]?.contains("Frame 1 cannot be decoded: HTJ2K: ") == true, "\(failures)")
+        #expect(failures["crafted.dcm"]?.contains("illegal tile offset") == true, "\(failures)")
+    }
+
+    /// Found by the `instance` fuzz target (address sanitizer): a crafted packet header made OpenJPH 0.9 write 2 GB
+    /// past a 1 MiB buffer in `precinct::parse`, which would have corrupted the process. Incoming HTJ2K is decoded
+    /// by OpenJPEG, which checks packet headers; the file fails with its reason.
+    @Test func aCraftedHTJ2KPacketHeaderFailsItsFile() throws {
+        let crafted = Array(try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/htj2k-openjph-precinct-overflow.dcm")))
+        let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
+        #expect(failures["crafted.dcm"]?.contains("Frame 1 cannot be decoded: HTJ2K: ") == true, "\(failures)")
     }
 
     /// Found by the `instance` fuzz target: a sampling factor of 0 made OpenJPH divide by zero (SIGFPE, the
