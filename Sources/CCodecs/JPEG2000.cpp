@@ -126,6 +126,25 @@ static int j2kDecodeUnguarded(
     opj_stream_set_seek_function(owned.stream, seekMemory);
     if (!opj_read_header(owned.stream, owned.codec, &owned.image))
         return ccodecs::fail(error, errorCapacity, "JPEG 2000 header unreadable: " + message);
+    // OpenJPEG allocates the whole image as 32-bit samples when it decodes: a SIZ marker that declares more than the
+    // frame the caller can take (the fuzzer found 251,674,656 × 32 in a 32 × 32 frame: a 32 GB allocation) is
+    // refused before it does.
+    {
+        const opj_image_t *header = owned.image;
+        if (header->numcomps == 0 || header->numcomps > 4 || header->x1 <= header->x0 || header->y1 <= header->y0)
+            return ccodecs::fail(error, errorCapacity, "unsupported JPEG 2000 image geometry");
+        CCodecs_Image declared;
+        declared.width = header->x1 - header->x0;
+        declared.height = header->y1 - header->y0;
+        declared.components = header->numcomps;
+        declared.bitsStored = header->comps[0].prec;
+        declared.isSigned = header->comps[0].sgnd ? 1 : 0;
+        const uint64_t declaredBytes = ccodecs::validImage(declared) ? ccodecs::frameBytes(declared) : 0;
+        if (declaredBytes == 0 || declaredBytes > capacity)
+            return ccodecs::fail(error, errorCapacity,
+                "the codestream declares a " + std::to_string(declared.width) + "×" + std::to_string(declared.height) + "×"
+                    + std::to_string(declared.components) + " image, more than the frame holds");
+    }
     if (!opj_decode(owned.codec, owned.stream, owned.image) || !opj_end_decompress(owned.codec, owned.stream))
         return ccodecs::fail(error, errorCapacity, "JPEG 2000 decoding failed: " + message);
     opj_image_t *decodedImage = owned.image;

@@ -74,22 +74,37 @@ struct ImageSetRoutes {
         let storage = service.engine.frameStorage
         guard let frame = try await blocking({ try store.frame(datastoreId: datastoreId, imageSetId: imageSetId, frameId: frameId) })
         else { throw IngestServiceError.notFound("Image frame \(frameId) does not exist in image set \(imageSetId)") }
-        var bytes = try await blocking { try storage.read(blob: frame.blob, offset: frame.offset, length: frame.length) }
+        let headers: HTTPFields = [.contentType: Self.contentType(for: frame.transferSyntaxUID)]
         // Beyond HealthImaging: `?resolution=L` returns the frame L halvings down, cut at its TLM breakpoints.
         if let level = request.uri.queryParameters.get("resolution") {
             guard let skip = Int(level), skip >= 0 else {
                 throw IngestServiceError.validation("resolution must be a whole number from 0")
             }
+            let bytes = try await blocking { try storage.read(blob: frame.blob, offset: frame.offset, length: frame.length) }
             do {
-                bytes = try HTJ2KCodestream.lowerResolution(bytes, transferSyntaxUID: frame.transferSyntaxUID, skipResolutions: skip)
+                let lower = try HTJ2KCodestream.lowerResolution(bytes, transferSyntaxUID: frame.transferSyntaxUID, skipResolutions: skip)
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: lower)))
             } catch {
                 throw IngestServiceError.validation(error.message)
             }
         }
-        return Response(
-            status: .ok, headers: [.contentType: Self.contentType(for: frame.transferSyntaxUID)],
-            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        // Streamed a piece at a time: a frame of hundreds of megabytes is never held whole, per request.
+        let (blob, offset, length) = (frame.blob, frame.offset, frame.length)
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in
+            var sent = 0
+            while sent < length {
+                let count = min(Self.framePieceBytes, length - sent)
+                let start = offset + sent
+                let piece = try await blocking { try storage.read(blob: blob, offset: start, length: count) }
+                try await writer.write(ByteBuffer(bytes: piece))
+                sent += count
+            }
+            try await writer.finish(nil)
+        })
     }
+
+    /// The most of a frame one response holds in memory at once.
+    static let framePieceBytes = 1 << 20
 
     /// GetImageFrame's content type per stored transfer syntax (spec §1.5; JPEG-LS, JPEG lossless and JPEG 2000
     /// lossless, which HealthImaging transcodes, get their DICOMweb media types).

@@ -106,15 +106,19 @@ import Testing
         return (result.status, result.stdout, result.stderr, kilobytes)
     }
 
+    /// One native multi-frame instance of about `megabytes` MB in `folder` (Benchmarks/generate_archive.py).
+    func generateMultiFrame(megabytes: Int, into folder: String) throws {
+        let generated = try runner.run(
+            ["python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder,
+             "--studies", "0", "--big-multiframe-mb", String(megabytes)], executable: URL(fileURLWithPath: "/usr/bin/env"))
+        try #require(generated.status == 0, "\(generated.stderr)")
+    }
+
     @Test func importsA2GiBMultiFrameFileWithinTheMemoryBound() throws {
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-big")
         defer { folder.remove() }
-        let env = URL(fileURLWithPath: "/usr/bin/env")
-        let generated = try runner.run(
-            ["python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder.sub("in"),
-             "--studies", "0", "--big-multiframe-mb", "2048"], executable: env)
-        try #require(generated.status == 0, "\(generated.stderr)")
+        try generateMultiFrame(megabytes: 2048, into: folder.sub("in"))
         let imported = try runMeasured(
             ["import", folder.sub("in"), "--output", folder.sub("out"), "--store", folder.sub("store"), "--json", "--no-progress"])
         #expect(imported.status == 0, "\(imported.stderr)")
@@ -134,11 +138,8 @@ import Testing
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-inflate")
         defer { folder.remove() }
+        try generateMultiFrame(megabytes: 192, into: folder.sub("big"))
         let env = URL(fileURLWithPath: "/usr/bin/env")
-        let generated = try runner.run(
-            ["python3", Fixtures.packageRoot.appendingPathComponent("Benchmarks/generate_archive.py").path, folder.sub("big"),
-             "--studies", "0", "--big-multiframe-mb", "192"], executable: env)
-        try #require(generated.status == 0, "\(generated.stderr)")
         let packed = try runner.run(["python3", "-c", """
             import os, sys, tarfile
             os.makedirs(sys.argv[2])

@@ -372,6 +372,15 @@ import Testing
         #expect(failures["crafted.dcm"]?.contains("illegal tile offset") == true, "\(failures)")
     }
 
+    /// Found by the `instance` fuzz target (address sanitizer): a 32 × 32 HTJ2K frame whose SIZ marker declares
+    /// 251,674,656 × 32 samples made OpenJPEG allocate 32 GB. A codestream that declares more than its frame holds
+    /// is refused before it is decoded.
+    @Test func aCodestreamLargerThanItsFrameIsRefusedBeforeDecoding() throws {
+        let crafted = Array(try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("Fuzz/regressions/instance/j2k-siz-larger-than-frame-openjpeg-32gb.dcm")))
+        let failures = try HostileInputTests.importFailures(["crafted.dcm": crafted])
+        #expect(failures["crafted.dcm"]?.contains("the codestream declares a 251674656×32×1 image, more than the frame holds") == true, "\(failures)")
+    }
+
     /// Found by the `instance` fuzz target (address sanitizer): a crafted packet header made OpenJPH 0.9 write 2 GB
     /// past a 1 MiB buffer in `precinct::parse`, which would have corrupted the process. Incoming HTJ2K is decoded
     /// by OpenJPEG, which checks packet headers; the file fails with its reason.

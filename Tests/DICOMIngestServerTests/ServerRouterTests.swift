@@ -355,4 +355,33 @@ import Testing
         }
         harness.runner.waitUntilIdle()
     }
+
+    /// A frame larger than the piece a response holds at once comes back whole and exact.
+    @Test func largeFramesAreStreamedExactly() async throws {
+        let harness = try Harness()
+        defer { harness.folder.remove() }
+        let study = "1.2.826.0.1.3680043.10.89"
+        var instance = SyntheticInstance(study: study, series: study + ".1", sop: study + ".1.1")
+        instance.matrix = 2048
+        try instance.write(to: harness.folder.sub("input/large.dcm"))
+        try await harness.test { client in
+            let id = try await Self.createDatastore(client)
+            let started = try await client.execute(
+                uri: "/startDICOMImportJob/datastore/\(id)", method: .post, body: try Self.body(startBody(harness)))
+            #expect(started.status == .ok)
+            harness.runner.waitUntilIdle()
+            let record = try #require(try harness.store.imageSets(datastoreId: id).first)
+            let gzip = try #require(try harness.store.metadataDocument(datastoreId: id, imageSetId: record.imageSetId, version: nil))
+            let text = String(decoding: try #require(Compression.gunzip(gzip)), as: UTF8.self)
+            let frameId = try #require(text.components(separatedBy: "\"ID\":\"").dropFirst().first.map { String($0.prefix(32)) })
+            let stored = try #require(try harness.store.frame(datastoreId: id, imageSetId: record.imageSetId, frameId: frameId))
+            try #require(stored.length > 1 << 20, "the frame must span several pieces: \(stored.length) bytes")
+            let expected = try harness.store.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
+            let response = try await client.execute(
+                uri: "/datastore/\(id)/imageSet/\(record.imageSetId)/getImageFrame", method: .post,
+                body: try Self.body(["imageFrameId": frameId]))
+            #expect(response.status == .ok)
+            #expect(Array(buffer: response.body) == expected)
+        }
+    }
 }
