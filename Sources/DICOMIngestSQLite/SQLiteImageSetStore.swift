@@ -419,28 +419,19 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
-    public func clearStaging(jobId: String) throws {
+    public func endJob(_ job: DICOMImportJobProperties) throws {
         try run {
             try pool.write { db in
-                try db.execute(sql: "DELETE FROM staged_instances WHERE job_id = ?", arguments: [jobId])
-                try db.execute(sql: "DELETE FROM job_lines WHERE job_id = ?", arguments: [jobId])
+                try db.execute(
+                    sql: "UPDATE jobs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
+                    arguments: [job.jobStatus.rawValue, job.endedAt, job.message, job.jobId])
+                try db.execute(sql: "DELETE FROM staged_instances WHERE job_id = ?", arguments: [job.jobId])
+                try db.execute(sql: "DELETE FROM job_lines WHERE job_id = ?", arguments: [job.jobId])
             }
         }
     }
 
     // MARK: - Image sets
-
-    public func primaryImageSet(datastoreId: String, seriesInstanceUID: String) throws -> ImageSetRecord? {
-        try run {
-            try pool.read { db in
-                try Row.fetchOne(
-                    db,
-                    sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND series_uid = ? AND is_primary = 1 AND state != 'DELETED'",
-                    arguments: [datastoreId, seriesInstanceUID]
-                ).map(Self.imageSet)
-            }
-        }
-    }
 
     public func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,

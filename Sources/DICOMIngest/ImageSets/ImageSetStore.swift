@@ -155,10 +155,11 @@ public protocol ImageSetStore: Sendable {
     func isDone(jobId: String, inputKey: String) throws -> Bool
     /// The job's recorded result lines, in the order they were recorded.
     func forEachLine(jobId: String, _ body: (JobLine) throws -> Void) throws
-    /// Drops what a job kept to resume: staged instances and recorded lines (when it has ended).
-    func clearStaging(jobId: String) throws
+    /// Records a job's end (status, end time, message) and drops what it kept to resume (staged instances, recorded
+    /// lines) in one transaction: a stop between the two would leave rows no run ever reads again, holding their
+    /// frame packs.
+    func endJob(_ job: DICOMImportJobProperties) throws
 
-    func primaryImageSet(datastoreId: String, seriesInstanceUID: String) throws -> ImageSetRecord?
     /// Commits a job's staged instances of one series in one write transaction: reads the series' primary image
     /// set, lets `plan` choose the versions to write from it, writes each (creating an image set when
     /// `imageSetId` is nil, adding a version otherwise) and drops the series' staged rows. No other commit can

@@ -163,8 +163,7 @@ public final class ImportEngine: Sendable {
             job.jobStatus = status
             job.message = message
             job.endedAt = Self.now()
-            try? store.updateJob(job)
-            try? store.clearStaging(jobId: job.jobId)
+            try? store.endJob(job)
             journal?.remove()
             outcome.job = job
             outcome.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
