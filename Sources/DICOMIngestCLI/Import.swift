@@ -121,11 +121,11 @@ extension DICOMIngestCommand {
                     }
                 }
                 let progress = noProgress ? nil : ProgressLine.startIfTerminal { seconds in
-                    let done = engine.progress
-                    var line = "\(done.filesDone) files  \(format(Double(done.filesDone) / seconds)) files/s  "
-                        + "\(format(Double(done.bytesDone) / 1e6 / seconds)) MB/s  errors \(done.failures)"
-                    if let total = total.withLock({ $0 }), done.filesDone > 0 {
-                        let remaining = Double(max(0, total - done.filesDone)) / (Double(done.filesDone) / seconds)
+                    let done = engine.progress(of: job.jobId) ?? ImportJobProgress()
+                    var line = "\(done.scannedFiles) files  \(format(Double(done.scannedFiles) / seconds)) files/s  "
+                        + "\(format(Double(done.bytesRead) / 1e6 / seconds)) MB/s  errors \(done.failures)"
+                    if let total = total.withLock({ $0 }), done.scannedFiles > 0 {
+                        let remaining = Double(max(0, total - done.scannedFiles)) / (Double(done.scannedFiles) / seconds)
                         line += "  of \(total)  ETA \(format(remaining)) s"
                     }
                     return line

@@ -146,11 +146,13 @@ public struct DICOMImportJobProperties: Hashable, Sendable {
     public var inputS3Uri: String
     public var outputS3Uri: String
     public var message: String?
+    /// How far the job has got (an extension of ours: HealthImaging has no progress on a job).
+    public var progress: ImportJobProgress
 
     public init(
         jobId: String, jobName: String, jobStatus: JobStatus, datastoreId: String, dataAccessRoleArn: String,
         clientToken: String, submittedAt: Double, endedAt: Double? = nil, inputS3Uri: String, outputS3Uri: String,
-        message: String? = nil
+        message: String? = nil, progress: ImportJobProgress = ImportJobProgress()
     ) {
         self.jobId = jobId
         self.jobName = jobName
@@ -163,6 +165,7 @@ public struct DICOMImportJobProperties: Hashable, Sendable {
         self.inputS3Uri = inputS3Uri
         self.outputS3Uri = outputS3Uri
         self.message = message
+        self.progress = progress
     }
 
     /// A `DICOMImportJobSummary`, as ListDICOMImportJobs returns it.
@@ -188,7 +191,44 @@ public struct DICOMImportJobProperties: Hashable, Sendable {
         members.append(("inputS3Uri", .string(inputS3Uri)))
         members.append(("outputS3Uri", .string(outputS3Uri)))
         if let message { members.append(("message", .string(message))) }
+        members.append(("jobSummary", progress.json))
         return .object(members)
+    }
+}
+
+/// The counts of a job so far, named as in its output manifest's `jobSummary` (spec §2.2), plus the bytes read.
+/// GetDICOMImportJob returns them as `jobProperties.jobSummary`, a member HealthImaging does not have: the AWS SDKs
+/// skip members they do not know, so their clients are unaffected, while a raw HTTP client or `job get` can follow a
+/// job. Kept on the job record, updated with each staged batch and each committed series.
+public struct ImportJobProgress: Hashable, Sendable {
+    public var scannedFiles = 0
+    public var importedFiles = 0
+    public var customerErrors = 0
+    public var serverErrors = 0
+    public var generatedImageSets = 0
+    public var bytesRead = 0
+
+    public init(
+        scannedFiles: Int = 0, importedFiles: Int = 0, customerErrors: Int = 0, serverErrors: Int = 0,
+        generatedImageSets: Int = 0, bytesRead: Int = 0
+    ) {
+        self.scannedFiles = scannedFiles
+        self.importedFiles = importedFiles
+        self.customerErrors = customerErrors
+        self.serverErrors = serverErrors
+        self.generatedImageSets = generatedImageSets
+        self.bytesRead = bytesRead
+    }
+
+    public var failures: Int { customerErrors + serverErrors }
+
+    public var json: JSONValue {
+        .object([
+            ("numberOfScannedFiles", .int(Int64(scannedFiles))), ("numberOfImportedFiles", .int(Int64(importedFiles))),
+            ("numberOfFilesWithCustomerError", .int(Int64(customerErrors))),
+            ("numberOfFilesWithServerError", .int(Int64(serverErrors))),
+            ("numberOfGeneratedImageSets", .int(Int64(generatedImageSets))), ("numberOfBytesRead", .int(Int64(bytesRead))),
+        ])
     }
 }
 

@@ -122,6 +122,17 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     CREATE INDEX staged_by_key ON staged_instances (job_id, input_key);
                     """)
         }
+        migrator.registerMigration("v7-job-progress") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN scanned_files INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN imported_files INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN customer_errors INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN server_errors INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN image_sets INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN bytes_read INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 
@@ -302,7 +313,24 @@ public final class SQLiteImageSetStore: ImageSetStore {
             jobId: row["id"], jobName: row["name"], jobStatus: JobStatus(rawValue: row["status"]) ?? .failed,
             datastoreId: row["datastore_id"], dataAccessRoleArn: row["role_arn"], clientToken: row["client_token"],
             submittedAt: row["submitted_at"], endedAt: row["ended_at"], inputS3Uri: row["input_uri"],
-            outputS3Uri: row["output_uri"], message: row["message"])
+            outputS3Uri: row["output_uri"], message: row["message"],
+            progress: ImportJobProgress(
+                scannedFiles: row["scanned_files"], importedFiles: row["imported_files"],
+                customerErrors: row["customer_errors"], serverErrors: row["server_errors"],
+                generatedImageSets: row["image_sets"], bytesRead: row["bytes_read"]))
+    }
+
+    private static func record(_ progress: ImportJobProgress, jobId: String, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE jobs SET scanned_files = ?, imported_files = ?, customer_errors = ?, server_errors = ?,
+                                image_sets = ?, bytes_read = ?
+                WHERE id = ?
+                """,
+            arguments: [
+                progress.scannedFiles, progress.importedFiles, progress.customerErrors, progress.serverErrors,
+                progress.generatedImageSets, progress.bytesRead, jobId,
+            ])
     }
 
     // MARK: - Staging
@@ -319,7 +347,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
-    public func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String) throws {
+    public func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String, progress: ImportJobProgress) throws {
         try run {
             try pool.write { db in
                 let statement = try db.makeStatement(
@@ -337,6 +365,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     ])
                 }
                 try Self.record(lines, jobId: jobId, db)
+                try Self.record(progress, jobId: jobId, db)
             }
         }
     }
@@ -425,6 +454,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 try db.execute(
                     sql: "UPDATE jobs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
                     arguments: [job.jobStatus.rawValue, job.endedAt, job.message, job.jobId])
+                try Self.record(job.progress, jobId: job.jobId, db)
                 try db.execute(sql: "DELETE FROM staged_instances WHERE job_id = ?", arguments: [job.jobId])
                 try db.execute(sql: "DELETE FROM job_lines WHERE job_id = ?", arguments: [job.jobId])
             }
@@ -436,7 +466,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
     public func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,
         plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],
-        lines: (_ written: [ImageSetRecord]) throws -> [JobLine]
+        lines: (_ written: [ImageSetRecord]) throws -> (lines: [JobLine], progress: ImportJobProgress)
     ) throws -> [ImageSetRecord] {
         try run {
             try pool.write { db in
@@ -446,7 +476,9 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     arguments: [datastoreId, seriesInstanceUID]
                 ).map(Self.imageSet)
                 let records = try plan(primary).map { try Self.write($0, db) }
-                try Self.record(try lines(records), jobId: jobId, db)
+                let (made, progress) = try lines(records)
+                try Self.record(made, jobId: jobId, db)
+                try Self.record(progress, jobId: jobId, db)
                 try db.execute(
                     sql: "DELETE FROM staged_instances WHERE job_id = ? AND series_uid = ?", arguments: [jobId, seriesInstanceUID])
                 return records

@@ -235,14 +235,64 @@ func paginate<T>(_ items: [T], limit: Int, offset: Int) -> ([T], String?) {
 
 func now() -> Double { Date().timeIntervalSince1970 }
 
-/// A private (overcommitting) concurrent queue for blocking store calls, off the cooperative pool.
-private let blockingQueue = DispatchQueue(label: "dicom-ingest.blocking", attributes: .concurrent)
-
-/// Runs a blocking store call off the cooperative pool.
+/// Runs a blocking store call off the cooperative pool, on `BlockingExecutor.shared`.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        blockingQueue.async {
+        BlockingExecutor.shared.submit {
             continuation.resume(with: Result { try body() })
+        }
+    }
+}
+
+/// A fixed number of threads for the server's blocking calls (catalog queries, frame reads), so that a burst of
+/// requests queues instead of starting a thread each: a concurrent Dispatch queue would start up to 512 that
+/// all contend for the catalog's few connections. Calls run in the order they arrive; the connection limit bounds
+/// how many can wait.
+final class BlockingExecutor: @unchecked Sendable {
+    /// The catalog serves five readers and one writer at once; a few more threads keep it busy while some read frames.
+    static let shared = BlockingExecutor(threads: 8)
+
+    let threads: Int
+    // @unchecked: `work`, `head` and `started` are only touched while holding `condition`.
+    private let condition = NSCondition()
+    private var work: [@Sendable () -> Void] = []
+    private var head = 0
+    private var started = 0
+    private var idle = 0
+
+    init(threads: Int) {
+        self.threads = max(1, threads)
+    }
+
+    func submit(_ body: @escaping @Sendable () -> Void) {
+        condition.lock()
+        work.append(body)
+        if idle > 0 {
+            condition.signal()
+        } else if started < threads {
+            started += 1
+            // Private queues overcommit: each of these is a thread of its own, kept for the life of the process.
+            DispatchQueue(label: "dicom-ingest.blocking.\(started)").async { self.serve() }
+        }
+        condition.unlock()
+    }
+
+    private func serve() {
+        while true {
+            condition.lock()
+            while head == work.count {
+                idle += 1
+                condition.wait()
+                idle -= 1
+            }
+            let body = work[head]
+            head += 1
+            if head == work.count {
+                work.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            condition.unlock()
+            body()
         }
     }
 }

@@ -5,8 +5,9 @@ import DICOMParser
 import Foundation
 import Synchronization
 
-/// Runs import jobs in the background on the engine, one Dispatch thread per job (the engine's own workers do
-/// the parallel work), and resumes the jobs a stop or a crash left unfinished.
+/// Runs import jobs in the background on the engine, one Dispatch thread per job that stages and commits what
+/// the engine's shared workers prepare (`WorkerPool`: a hundred jobs still read on the engine's few threads), and
+/// resumes the jobs a stop or a crash left unfinished.
 public final class JobRunner: Sendable {
     private let engine: ImportEngine
     private let io: any ObjectIOFactory

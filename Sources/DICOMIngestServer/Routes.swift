@@ -152,9 +152,11 @@ struct ImportJobRoutes {
         guard try await blocking({ try store.datastore(id: datastoreId) }) != nil else {
             throw IngestServiceError.notFound("Data store \(datastoreId) does not exist")
         }
-        guard let job = try await blocking({ try store.job(datastoreId: datastoreId, jobId: jobId) }) else {
+        guard var job = try await blocking({ try store.job(datastoreId: datastoreId, jobId: jobId) }) else {
             throw IngestServiceError.notFound("Job \(jobId) does not exist")
         }
+        // A job running here has counted more than its record holds (updated per staged batch and committed series).
+        if job.jobStatus == .inProgress, let live = service.engine.progress(of: jobId) { job.progress = live }
         return JSONResponse.ok(.object([("jobProperties", job.json)]))
     }
 

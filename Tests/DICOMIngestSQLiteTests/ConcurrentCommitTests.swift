@@ -162,14 +162,14 @@ import Testing
                         plan: { primary in
                             seenBySecond.withLock { $0 = .some(primary) }
                             return [commit("1.2.3.4.2", into: primary)]
-                        }, lines: { _ in [] })
+                        }, lines: { _ in ([], ImportJobProgress()) })
                     #expect(records?.count == 1)
                     second.leave()
                 }.start()
                 Thread.sleep(forTimeInterval: 0.3)
                 #expect(seenBySecond.withLock { $0 } == nil)
                 return [commit("1.2.3.4.1", into: primary)]
-            }, lines: { _ in [] })
+            }, lines: { _ in ([], ImportJobProgress()) })
         second.wait()
         let seen = try #require(seenBySecond.withLock { $0 })
         #expect(seen?.imageSetId == first.first?.imageSetId)

@@ -44,7 +44,7 @@ import Testing
                 patientJSON: [], studyJSON: [], seriesJSON: [], instanceJSON: [],
                 frames: [StoredFrame(id: ResourceID.make(), blob: stagedName, offset: 0, length: 4096, transferSyntaxUID: "1.2.840.10008.1.2.4.202")],
                 warnings: [])],
-            lines: [], jobId: "killed-job")
+            lines: [], jobId: "killed-job", progress: ImportJobProgress())
         // A job submitted before the recent pack was written may be writing it: only the old one goes.
         let waiting = try environment.engine.submit(environment.request())
         let recent = try Self.strayPack(in: environment, age: 0)

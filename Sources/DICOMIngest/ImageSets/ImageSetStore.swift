@@ -143,9 +143,9 @@ public protocol ImageSetStore: Sendable {
     /// Marks the start of one more run of a job (the first, or a resume) and returns its number, from 1.
     func beginAttempt(jobId: String) throws -> Int
 
-    /// Stages prepared instances and records result lines (failures) of a job, in one transaction: after it,
-    /// the objects they come from are done for a resumed run.
-    func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String) throws
+    /// Stages prepared instances, records result lines (failures) of a job and its progress with them, in one
+    /// transaction: after it, the objects they come from are done for a resumed run, and counted.
+    func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String, progress: ImportJobProgress) throws
     /// Series Instance UIDs with staged instances, sorted.
     func stagedSeries(jobId: String) throws -> [String]
     func stagedInstances(jobId: String, seriesInstanceUID: String) throws -> [PreparedInstance]
@@ -155,7 +155,7 @@ public protocol ImageSetStore: Sendable {
     func isDone(jobId: String, inputKey: String) throws -> Bool
     /// The job's recorded result lines, in the order they were recorded.
     func forEachLine(jobId: String, _ body: (JobLine) throws -> Void) throws
-    /// Records a job's end (status, end time, message) and drops what it kept to resume (staged instances, recorded
+    /// Records a job's end (status, end time, message, final progress) and drops what it kept to resume (staged instances, recorded
     /// lines) in one transaction: a stop between the two would leave rows no run ever reads again, holding their
     /// frame packs.
     func endJob(_ job: DICOMImportJobProperties) throws
@@ -166,12 +166,13 @@ public protocol ImageSetStore: Sendable {
     /// come between the read and the writes, so two jobs on one new series cannot both create its primary image
     /// set, and a version number is taken once.
     /// - Returns: the image sets as written, in the order of the commits `plan` returned.
-    /// `lines` makes the job's result lines for the image sets as written; they are recorded in the same
-    /// transaction, so a resumed job neither commits the series again nor loses its lines.
+    /// `lines` makes the job's result lines for the image sets as written, and its progress once they are counted;
+    /// both are recorded in the same transaction, so a resumed job neither commits the series again nor loses its
+    /// lines.
     func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,
         plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],
-        lines: (_ written: [ImageSetRecord]) throws -> [JobLine]
+        lines: (_ written: [ImageSetRecord]) throws -> (lines: [JobLine], progress: ImportJobProgress)
     ) throws -> [ImageSetRecord]
 
     /// Jobs left SUBMITTED or IN_PROGRESS (by a stop or a crash), oldest first, to resume.

@@ -74,6 +74,13 @@ final class BlockingQueue<Element>: @unchecked Sendable {
         if waitingPushers > 0 { condition.broadcast() }
     }
 
+    /// Items waiting to be popped.
+    var count: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return items.count - head
+    }
+
     /// No more pushes; poppers drain what is left, then get `nil`.
     func close() {
         condition.lock()

@@ -7,14 +7,6 @@ public import Logging
 import DICOMPixels
 import Synchronization
 
-/// Counters of a running job, for progress lines.
-public struct ImportProgress: Hashable, Sendable {
-    public var filesDone = 0
-    public var bytesDone = 0
-    public var failures = 0
-    public var seconds = 0.0
-}
-
 /// What a finished job produced: the HealthImaging job properties and the manifest's counts.
 public struct ImportOutcome: Sendable {
     public var job: DICOMImportJobProperties
@@ -31,15 +23,15 @@ public struct ImportOutcome: Sendable {
 /// Runs HealthImaging-style DICOM import jobs against an `ImageSetStore`, reading through `ObjectSource`s and
 /// writing through `ResultSink`s. It knows nothing of HTTP, S3 or SQLite.
 ///
-/// A job has two phases. Prepare: the source is listed (streamed) into a bounded queue; a fixed pool of Dispatch
-/// workers reads, validates and stores the frames of each object; one consumer (the job's thread) stages the
-/// prepared instances and writes failure lines as they happen. Commit: series by series, the grouping rules
+/// A job has two phases. Prepare: the source is listed (streamed) into the job's lane of the engine's `WorkerPool`,
+/// whose workers (shared, round robin, by every job the engine runs) read, validate and store the frames of each
+/// object; one consumer (the job's thread) stages the prepared instances and writes failure lines as they happen. Commit: series by series, the grouping rules
 /// (`ImageSetGrouping`) pick image sets, each image set gets one new version in one store transaction, and the
 /// success and warning lines are written. Memory is bounded by the queue sizes, one copy buffer per worker and
 /// the largest series.
 public final class ImportEngine: Sendable {
     public struct Configuration: Sendable {
-        /// Worker threads (default: active processor count).
+        /// Worker threads, shared by every job the engine runs at once (default: active processor count).
         public var threads: Int
         /// Prepared instances staged per store transaction.
         public var stagingBatchSize: Int
@@ -47,7 +39,7 @@ public final class ImportEngine: Sendable {
         /// Where metrics go (default: the process-wide `MetricsSystem`).
         public var metrics: (any MetricsFactory)?
 
-        /// Bytes the job's in-flight work may hold at once: frames being transcoded and prepared instances
+        /// Bytes the in-flight work of every job may hold at once: frames being transcoded and prepared instances
         /// waiting to be staged (`MemoryBudget`).
         public var memoryBudget: Int
         /// Seconds one object may take before it fails (checked between frames).
@@ -78,7 +70,12 @@ public final class ImportEngine: Sendable {
     public let store: any ImageSetStore
     public let frameStorage: any FrameStorage
     public let configuration: Configuration
-    private let counters = Mutex(ImportProgress())
+    /// The workers of every job this engine runs.
+    let pool: WorkerPool
+    /// The memory of every job this engine runs.
+    private let budget: MemoryBudget
+    /// Progress of each running job, by job ID.
+    private let running = Mutex<[String: ImportJobProgress]>([:])
     private let metrics: ImportMetrics
 
     public init(store: any ImageSetStore, frameStorage: any FrameStorage, configuration: Configuration = Configuration()) {
@@ -86,10 +83,15 @@ public final class ImportEngine: Sendable {
         self.frameStorage = frameStorage
         self.configuration = configuration
         self.metrics = ImportMetrics(factory: configuration.metrics)
+        self.pool = WorkerPool(threads: configuration.threads)
+        self.budget = MemoryBudget(limit: configuration.memoryBudget)
     }
 
-    /// Progress of the job currently running on this engine.
-    public var progress: ImportProgress { counters.withLock { $0 } }
+    /// Progress of a job running on this engine, as it is now (the job record has it as of the last staged batch or
+    /// committed series); nil when the job is not running here.
+    public func progress(of jobId: String) -> ImportJobProgress? {
+        running.withLock { $0[jobId] }
+    }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
@@ -151,12 +153,12 @@ public final class ImportEngine: Sendable {
         let logger = configuration.logger
         var metadata = Logger.Metadata()
         metadata["job.id"] = .string(job.jobId)
-        counters.withLock { $0 = ImportProgress() }
         let started = DispatchTime.now()
         var outcome = ImportOutcome(
             job: job, jobFolderURI: nil, scannedFiles: 0, importedFiles: 0, customerErrors: 0, serverErrors: 0,
             generatedImageSets: 0, bytes: 0, seconds: 0)
         var journal: JobJournal?
+        var report = JobReport(metrics: metrics)
 
         func finish(_ action: ImportJob.StateMachine.Action) {
             guard case .finish(let status, let message) = action else { return }
@@ -164,6 +166,7 @@ public final class ImportEngine: Sendable {
             job.message = message
             job.endedAt = Self.now()
             try? store.endJob(job)
+            running.withLock { $0[job.jobId] = nil }
             journal?.remove()
             outcome.job = job
             outcome.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
@@ -199,12 +202,15 @@ public final class ImportEngine: Sendable {
         }
         outcome.jobFolderURI = sink.jobFolderURI
 
-        var report = JobReport(metrics: metrics)
+        running.withLock { $0[job.jobId] = ImportJobProgress() }
         do {
             var resumption: Resumption?
             if attempt > 1 {
                 try store.forEachLine(jobId: job.jobId) { try report.replay($0, sink: sink) }
                 report.scannedFiles += try store.stagedInstanceCount(jobId: job.jobId)
+                // Bytes are not in the lines: the record has those of every object staged or reported so far.
+                report.bytes = try store.job(datastoreId: job.datastoreId, jobId: job.jobId)?.progress.bytesRead ?? 0
+                running.withLock { $0[job.jobId] = report.progress }
                 let stops = configuration.journalFolder.map {
                     JobJournal.stopsInFlight(folder: $0, jobId: job.jobId, before: attempt)
                 } ?? [:]
@@ -223,10 +229,12 @@ public final class ImportEngine: Sendable {
             logger.error("import job failed", metadata: metadata.merging(["error": .string(reason)]) { $1 })
             try? sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
             outcome.apply(report)
+            job.progress = report.progress
             finish(machine.jobFailed("DICOM import job has failed. \(reason)"))
             return outcome
         }
         outcome.apply(report)
+        job.progress = report.progress
         finish(machine.pipelineFinished())
         return outcome
     }
@@ -246,23 +254,27 @@ public final class ImportEngine: Sendable {
         journal: JobJournal?,
         report: inout JobReport
     ) throws {
-        let threads = configuration.threads
-        let results = BlockingQueue<WorkResult>(capacity: threads * 8)
+        let resultCapacity = configuration.threads * 8
+        let results = BlockingQueue<WorkResult>(capacity: resultCapacity)
         let format = try store.datastore(id: job.datastoreId)?.losslessStorageFormat ?? .htj2k
-        let budget = MemoryBudget(limit: configuration.memoryBudget)
+        let budget = self.budget
         let preparer = InstancePreparer(
             frameStorage: frameStorage, datastoreId: job.datastoreId, losslessCodec: format == .jpeg2000Lossless ? .jpeg2000 : .htj2k,
             memoryBudget: budget, timeLimit: configuration.objectTimeLimit)
+        let cancellation = WorkerPool.Cancellation()
         let pipelineError = Mutex<(any Error)?>(nil)
         let pipeline = DispatchGroup()
+        let pool = self.pool
         DispatchQueue(label: "dicom-ingest.job-pipeline").async(group: pipeline) {
             do {
-                try ParallelObjects.forEach(
-                    in: source, threads: threads, makeWorker: { WorkerScratch() },
-                    finishWorker: { try $0.finish() }
+                // A job whose results wait to be consumed takes no more objects while others have work.
+                try pool.forEach(
+                    in: source, cancellation: cancellation, isReady: { results.count < resultCapacity },
+                    makeWorker: { WorkerScratch() }, finishWorker: { try $0.finish() }
                 ) { scratch, object in
                     Self.process(
-                        object, source: source, preparer: preparer, scratch: scratch, resumption: resumption, journal: journal
+                        object, source: source, preparer: preparer, scratch: scratch, resumption: resumption, journal: journal,
+                        cancellation: cancellation
                     ) { result in
                         // A prepared instance holds its metadata until it is staged: it waits in the budget.
                         if case .prepared(let instance, _) = result { budget.reserve(instance.heldBytes) }
@@ -280,7 +292,7 @@ public final class ImportEngine: Sendable {
         var failure: (any Error)?
         var batchBytes = 0
         func stageBatch() throws {
-            try store.stage(batch, lines: batchLines, jobId: job.jobId)
+            try store.stage(batch, lines: batchLines, jobId: job.jobId, progress: report.progress)
             batch.removeAll(keepingCapacity: true)
             batchLines.removeAll(keepingCapacity: true)
             batchBytes = 0
@@ -313,14 +325,13 @@ public final class ImportEngine: Sendable {
                 if batch.count + batchLines.count >= configuration.stagingBatchSize || batchBytes >= configuration.memoryBudget / 4 {
                     try stageBatch()
                 }
-                counters.withLock {
-                    $0.filesDone = report.scannedFiles
-                    $0.bytesDone = report.bytes
-                    $0.failures = report.customerErrors + report.serverErrors
-                }
+                let progress = report.progress
+                running.withLock { $0[job.jobId] = progress }
             } catch {
-                // Keep draining so workers finish, then fail the job.
+                // The job fails: its lane stops at once (queued objects dropped, the listing ended, instances in a
+                // worker's hands stopped before their next frame); what is in flight is drained, then it fails.
                 failure = error
+                cancellation.cancel()
             }
         }
         pipeline.wait()
@@ -338,9 +349,11 @@ public final class ImportEngine: Sendable {
         scratch: WorkerScratch,
         resumption: Resumption?,
         journal: JobJournal?,
+        cancellation: WorkerPool.Cancellation,
         emit: (WorkResult) -> Void
     ) {
         func unit(_ key: String, _ body: () -> Void) {
+            if cancellation.isCancelled { return }
             if let resumption {
                 if resumption.isDone(key) { return }
                 if let failure = resumption.givenUp(key) { return emit(.failed(failure, bytes: 0)) }
@@ -358,13 +371,16 @@ public final class ImportEngine: Sendable {
                 return emit(.failed(failure, bytes: 0))
             }
             guard let format = ArchiveFormat(key: object.key) else {
-                return emit(outcome(preparer.prepare(key: object.key, input: input, scratch: scratch), bytes: input.length))
+                return emit(outcome(
+                    preparer.prepare(key: object.key, input: input, scratch: scratch, cancellation: cancellation), bytes: input.length))
             }
             ArchiveReader.forEachMember(of: input, format: format, key: object.key) { member in
                 switch member {
                 case .success(let member):
                     unit(member.key) {
-                        emit(outcome(preparer.prepare(key: member.key, input: member.input, scratch: scratch), bytes: member.input.length))
+                        emit(outcome(
+                            preparer.prepare(key: member.key, input: member.input, scratch: scratch, cancellation: cancellation),
+                            bytes: member.input.length))
                     }
                 case .failure(let failure):
                     unit(failure.inputKey) { emit(.failed(failure, bytes: 0)) }
@@ -409,9 +425,13 @@ public final class ImportEngine: Sendable {
                     lines = zip(groups, records).flatMap { group, record in
                         Self.resultLines(of: group, record: record, instances: instances, primaryKey: primaryKey, series: series)
                     }
-                    return lines
+                    var progress = report.progress
+                    for line in lines { progress.count(line) }
+                    return (lines, progress)
                 })
             for line in lines { try report.write(line, sink: sink) }
+            let progress = report.progress
+            running.withLock { $0[job.jobId] = progress }
         }
     }
 
@@ -531,6 +551,13 @@ struct JobReport {
         return JobLine(kind: .imageSet, inputKey: record.imageSetId, json: InstancePreparer.bytes(entry))
     }
 
+    /// The counts so far, for the job record.
+    var progress: ImportJobProgress {
+        ImportJobProgress(
+            scannedFiles: scannedFiles, importedFiles: importedFiles, customerErrors: customerErrors,
+            serverErrors: serverErrors, generatedImageSets: imageSets.count, bytesRead: bytes)
+    }
+
     /// Writes a line of this run to its file and counts it.
     mutating func write(_ line: JobLine, sink: any ResultSink) throws {
         switch line.kind {
@@ -617,6 +644,20 @@ struct Resumption: Sendable {
         return ImportFailure(
             inputKey: key, exceptionType: "InternalServerException",
             message: "The import stopped \(stops) times while this object was being read (the process ended); it is not read again")
+    }
+}
+
+extension ImportJobProgress {
+    /// Counts a line about to be written, as `JobReport.write` will (a commit records the progress its lines make
+    /// in its own transaction).
+    mutating func count(_ line: JobLine) {
+        switch line.kind {
+        case .success: importedFiles += 1
+        case .customerError: customerErrors += 1
+        case .serverError: serverErrors += 1
+        case .imageSet: generatedImageSets += 1
+        case .warning: break
+        }
     }
 }
 

@@ -208,7 +208,8 @@ public struct InstancePreparer: Sendable {
     public func prepare(
         key inputKey: String,
         input: any P10ByteInput,
-        scratch: WorkerScratch
+        scratch: WorkerScratch,
+        cancellation: WorkerPool.Cancellation? = nil
     ) -> Result<PreparedInstance, ImportFailure> {
         let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, timeLimit) * 1e9)
         let read: ReadInstance
@@ -246,7 +247,8 @@ public struct InstancePreparer: Sendable {
         if let pixel = read.pixelData {
             do {
                 let stored = try storeFrames(
-                    pixel: pixel, read: read, transferSyntaxUID: transferSyntaxUID, scratch: scratch, deadline: deadline)
+                    pixel: pixel, read: read, transferSyntaxUID: transferSyntaxUID, scratch: scratch, deadline: deadline,
+                    cancellation: cancellation)
                 frames = stored.frames
                 frameEntries = stored.entries
                 storedTransferSyntaxUID = stored.storedTransferSyntaxUID
@@ -316,7 +318,8 @@ public struct InstancePreparer: Sendable {
         read: ReadInstance,
         transferSyntaxUID: String,
         scratch: WorkerScratch,
-        deadline: UInt64
+        deadline: UInt64,
+        cancellation: WorkerPool.Cancellation?
     ) throws -> StoredFrames {
         defer { scratch.pixels.trim() }
         let description = try Self.pixelDescription(read: read, pixel: pixel)
@@ -371,6 +374,9 @@ public struct InstancePreparer: Sendable {
             guard DispatchTime.now().uptimeNanoseconds <= deadline else {
                 throw ImportFailure.validation(
                     "", "The object took longer than the \(Int(timeLimit)) s an object may take (stopped before frame \(index + 1) of \(sources.count))")
+            }
+            if cancellation?.isCancelled == true {
+                throw ImportFailure(inputKey: "", exceptionType: "InternalServerException", message: "The job was stopped before frame \(index + 1) of \(sources.count)")
             }
             let id = ResourceID.make()
             let offset = writer.size

@@ -80,8 +80,8 @@ public final class ArchiveScan: Sendable {
         let isLocal = source is LocalDirectorySource
         let scanner = configuration.scanner
         let chunk = scanner.parseOptions.readChunkSize
-        try ParallelObjects.forEach(
-            in: source, threads: configuration.threads, makeWorker: { P10ReadBuffer(capacity: chunk) }
+        try WorkerPool(threads: configuration.threads).forEach(
+            in: source, makeWorker: { P10ReadBuffer(capacity: chunk) }
         ) { buffer, object in
             let key = reportedKey(object)
             let result: FileScanResult
