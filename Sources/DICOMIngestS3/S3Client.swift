@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-public import DICOMIngest
+import DICOMIngest
 import AWSSigV4
 import Foundation
 import NIOCore

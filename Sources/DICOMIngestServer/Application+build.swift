@@ -1,7 +1,7 @@
 import AWSSigV4
 public import CoreMetrics
 public import DICOMIngest
-public import DICOMIngestModel
+import DICOMIngestModel
 import Dispatch
 import Foundation
 public import Hummingbird

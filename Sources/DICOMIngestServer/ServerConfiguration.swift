@@ -1,5 +1,5 @@
-public import AWSSigV4
-public import Foundation
+import AWSSigV4
+import Foundation
 import DICOMIngestModel
 
 /// Settings of `dicom-ingest serve`: who may call, which roles they may pass, what those roles may read and

@@ -35,6 +35,10 @@ import Testing
 
         let job = try json(try runner.run(["job", "get", jobId, "--store", store]).stdout)
         #expect((job["jobProperties"] as? [String: Any])?["jobStatus"] as? String == "COMPLETED")
+        let progress = try #require((job["jobProperties"] as? [String: Any])?["jobSummary"] as? [String: Any])
+        #expect(progress["numberOfScannedFiles"] as? Int == 4)
+        #expect(progress["numberOfImportedFiles"] as? Int == 3)
+        #expect(progress["numberOfFilesWithCustomerError"] as? Int == 1)
 
         let listed = try json(try runner.run(["image-set", "list", "--store", store]).stdout)
         let sets = try #require(listed["imageSetsMetadataSummaries"] as? [[String: Any]])

@@ -8,16 +8,18 @@ import Testing
     let runner = ScanCommandTests()
 
     /// What must not depend on where a run was stopped: result lines with image sets named by their series,
-    /// the manifest's counts and summaries, and the catalog's image sets and versions.
+    /// the manifest's counts and summaries, the catalog's image sets and versions, and the job record's counts
+    /// (bytes included: those of objects read again are counted once).
     struct Result: Equatable, CustomStringConvertible {
         var success: [String]
         var warning: [String]
         var failure: [String]
         var manifest: [String]
         var imageSets: [String]
+        var record: [String]
 
         var description: String {
-            "success \(success.count), warning \(warning.count), failure \(failure.count), manifest \(manifest), image sets \(imageSets.count)"
+            "success \(success.count), warning \(warning.count), failure \(failure.count), manifest \(manifest), image sets \(imageSets.count), record \(record)"
         }
     }
 
@@ -25,7 +27,7 @@ import Testing
     static func differences(_ got: Result, _ expected: Result) -> String {
         let pairs = [("success", got.success, expected.success), ("warning", got.warning, expected.warning),
             ("failure", got.failure, expected.failure), ("manifest", got.manifest, expected.manifest),
-            ("image sets", got.imageSets, expected.imageSets)]
+            ("image sets", got.imageSets, expected.imageSets), ("record", got.record, expected.record)]
         return pairs.compactMap { name, got, expected -> String? in
             guard got != expected else { return nil }
             let extra = Set(got).subtracting(expected).sorted().prefix(3).map { "+ \($0)" }
@@ -79,9 +81,13 @@ import Testing
             let id = entry["imageSetId"] as? String ?? ""
             manifest.append("\(seriesOf[id] ?? id) v\(entry["imageSetVersion"] ?? "?") primary \(entry["isPrimary"] ?? "?") matched \(entry["numberOfMatchedSOPInstances"] ?? "?")")
         }
+        let jobId = try #require(summary["jobId"] as? String)
+        let job = try json(try runner.run(["job", "get", jobId, "--store", store]).stdout)
+        let record = try #require((job["jobProperties"] as? [String: Any])?["jobSummary"] as? [String: Any])
         return Result(
             success: try lines("SUCCESS/success.ndjson"), warning: try lines("WARNING/warning.ndjson"),
-            failure: try lines("FAILURE/failure.ndjson"), manifest: manifest.sorted(), imageSets: imageSets.sorted())
+            failure: try lines("FAILURE/failure.ndjson"), manifest: manifest.sorted(), imageSets: imageSets.sorted(),
+            record: record.map { "\($0.key)=\($0.value)" }.sorted())
     }
 
     /// 2,000 instances in 20 series, a zip of 10 more and a junk member, 20 junk files and two copies of one

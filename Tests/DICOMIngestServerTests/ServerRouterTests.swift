@@ -137,6 +137,13 @@ import Testing
             let properties = try #require(job["jobProperties"] as? [String: Any])
             #expect(properties["jobStatus"] as? String == "COMPLETED")
             #expect(properties["endedAt"] != nil)
+            // Our extension: the job's counts, named as in its manifest.
+            let summary = try #require(properties["jobSummary"] as? [String: Any])
+            #expect(summary["numberOfScannedFiles"] as? Int == 2)
+            #expect(summary["numberOfImportedFiles"] as? Int == 2)
+            #expect(summary["numberOfFilesWithCustomerError"] as? Int == 0)
+            #expect(summary["numberOfGeneratedImageSets"] as? Int == 1)
+            #expect((summary["numberOfBytesRead"] as? Int ?? 0) > 0)
             let jobs = try Self.json(try await client.execute(uri: "/listDICOMImportJobs/datastore/\(id)?jobStatus=COMPLETED", method: .get))
             #expect((jobs["jobSummaries"] as? [Any])?.count == 1)
             try Self.expectError(try await client.execute(uri: "/getDICOMImportJob/datastore/\(id)/job/ffff", method: .get), 404, "ResourceNotFoundException")

@@ -1,4 +1,4 @@
-public import CoreMetrics
+import CoreMetrics
 
 /// The engine's metrics, reported through swift-metrics to whatever backend the composition root chose
 /// (the server exposes them in Prometheus format on `/metrics`).

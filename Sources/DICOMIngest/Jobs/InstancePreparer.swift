@@ -1,5 +1,5 @@
 import Dispatch
-public import DICOMCore
+import DICOMCore
 public import DICOMIngestModel
 public import DICOMParser
 public import DICOMPixels

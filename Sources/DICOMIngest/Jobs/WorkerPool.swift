@@ -32,6 +32,13 @@ public final class WorkerPool: @unchecked Sendable {
         self.threads = max(1, threads)
     }
 
+    /// Threads started and not yet ended.
+    var threadsRunning: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
+
     /// Why a lane stopped before its listing ended.
     public struct Cancelled: Error, Sendable {}
 
@@ -136,7 +143,7 @@ public final class WorkerPool: @unchecked Sendable {
         defer { condition.unlock() }
         while lane.queued >= lane.capacity && !lane.cancellation.isCancelled {
             waitingListers += 1
-            condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
             waitingListers -= 1
         }
         guard !lane.cancellation.isCancelled else { return false }
@@ -151,7 +158,7 @@ public final class WorkerPool: @unchecked Sendable {
         lane.closed = true
         condition.broadcast()
         // Timed: a cancellation is a flag, not a signal.
-        while !lane.isDone { condition.wait(until: Date(timeIntervalSinceNow: 0.05)) }
+        while !lane.isDone { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05)) }
         if let index = lanes.firstIndex(where: { $0 === lane }) {
             lanes.remove(at: index)
             if cursor > index { cursor -= 1 }
@@ -203,7 +210,7 @@ public final class WorkerPool: @unchecked Sendable {
             guard lanes.contains(where: { !$0.isDone }) else { break }
             idle += 1
             // Timed: a lane that was not ready (its results not yet consumed) becomes ready without a signal.
-            condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
             idle -= 1
         }
         running -= 1
