@@ -4,6 +4,7 @@ import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// What a job leaves on disk when things go wrong: unreferenced frame packs, result files that cannot be written.
@@ -80,6 +81,71 @@ import Testing
 
     /// Result lines that do not fit on the output's file system fail the job, with the system's reason; the
     /// manifest is not written beside incomplete result files.
+    /// Frame storage that checks, at each sync, that every frame staged so far lay within bytes synced before.
+    final class CheckedStorage: FrameStorage {
+        let storage: DirectoryFrameStorage
+        let store: SQLiteImageSetStore
+        let jobId = Mutex("")
+        /// Durable bytes per blob, and how many syncs found staged frames to check.
+        let state = Mutex<(durable: [String: Int], checks: Int, uncovered: [String])>(([:], 0, []))
+
+        init(store: SQLiteImageSetStore) {
+            self.store = store
+            storage = store.frameStorage
+        }
+
+        func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter {
+            try storage.makeBlobWriter(datastoreId: datastoreId)
+        }
+
+        func read(blob: String, offset: Int, length: Int) throws -> [UInt8] {
+            try storage.read(blob: blob, offset: offset, length: length)
+        }
+
+        func makeDurable(blob: String, withName: Bool) throws -> Int {
+            let job = jobId.withLock { $0 }
+            let staged = try store.stagedSeries(jobId: job).flatMap { try store.stagedInstances(jobId: job, seriesInstanceUID: $0) }
+            let size = try storage.makeDurable(blob: blob, withName: withName)
+            state.withLock { state in
+                if !staged.isEmpty { state.checks += 1 }
+                for frame in staged.flatMap(\.frames) where frame.offset + frame.length > state.durable[frame.blob, default: 0] {
+                    state.uncovered.append("\(frame.blob) @\(frame.offset)")
+                }
+                state.durable[blob] = size
+            }
+            return size
+        }
+    }
+
+    @Test func framesAreDurableBeforeTheInstancesNamingThemAreStaged() throws {
+        let environment = try Environment()
+        try Self.writeSeries(300, in: environment.input)
+        let storage = CheckedStorage(store: environment.store)
+        let engine = ImportEngine(
+            store: environment.store, frameStorage: storage, configuration: .init(threads: 2, stagingBatchSize: 16))
+        let job = try engine.submit(environment.request())
+        storage.jobId.withLock { $0 = job.jobId }
+        let output = environment.output
+        let outcome = engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
+            try LocalDirectorySink(outputRoot: output, datastoreId: job.datastoreId, jobId: job.jobId)
+        }
+        #expect(outcome.importedFiles == 300)
+        let state = storage.state.withLock { $0 }
+        #expect(state.checks > 5)
+        #expect(state.uncovered.isEmpty, "staged before durable: \(state.uncovered.prefix(5))")
+        // Every frame the catalog now names lies in bytes that were synced.
+        for imageSet in try environment.store.imageSets(datastoreId: environment.datastoreId) {
+            let document = try #require(
+                try environment.store.metadataDocument(datastoreId: environment.datastoreId, imageSetId: imageSet.imageSetId, version: nil))
+            let text = String(decoding: try #require(Compression.gunzip(document)), as: UTF8.self)
+            for match in text.matches(of: /"ID":"([0-9a-f]{32})"/) {
+                let frame = try #require(try environment.store.frame(
+                    datastoreId: environment.datastoreId, imageSetId: imageSet.imageSetId, frameId: String(match.output.1)))
+                #expect(frame.offset + frame.length <= state.durable[frame.blob, default: 0])
+            }
+        }
+    }
+
     @Test func resultFilesThatCannotBeWrittenFailTheJob() throws {
         let environment = try Environment()
         try Self.writeSeries(200, in: environment.input)

@@ -291,7 +291,10 @@ public final class ImportEngine: Sendable {
         var batchLines: [JobLine] = []
         var failure: (any Error)?
         var batchBytes = 0
+        var durable = DurableFrames(storage: frameStorage)
         func stageBatch() throws {
+            // A staged row is trusted by a resumed run: after a power loss its frames must be there too.
+            try durable.cover(batch)
             try store.stage(batch, lines: batchLines, jobId: job.jobId, progress: report.progress)
             batch.removeAll(keepingCapacity: true)
             batchLines.removeAll(keepingCapacity: true)
@@ -622,6 +625,26 @@ struct JobReport {
         }
         out += Array("]}}".utf8)
         return out
+    }
+}
+
+/// The bytes of each frame pack known to be durable, so that instances are staged only once their frames are
+/// (a pack is synced again only when a frame lies past what was synced). Kept by a job's consumer thread.
+struct DurableFrames {
+    let storage: any FrameStorage
+    private var durableBytes: [String: Int] = [:]
+
+    init(storage: any FrameStorage) {
+        self.storage = storage
+    }
+
+    mutating func cover(_ instances: [PreparedInstance]) throws {
+        for instance in instances {
+            for frame in instance.frames where frame.offset + frame.length > durableBytes[frame.blob, default: -1] {
+                let isNew = durableBytes[frame.blob] == nil
+                durableBytes[frame.blob] = try storage.makeDurable(blob: frame.blob, withName: isNew)
+            }
+        }
     }
 }
 

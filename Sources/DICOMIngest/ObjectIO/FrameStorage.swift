@@ -8,10 +8,14 @@ public protocol FrameStorage: Sendable {
     func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter
     /// Reads `length` bytes at `offset` of a blob.
     func read(blob: String, offset: Int, length: Int) throws -> [UInt8]
+    /// Makes what a blob holds now durable, while its writer may still append (and its name too, when `withName`),
+    /// and returns how many bytes that is.
+    func makeDurable(blob: String, withName: Bool) throws -> Int
 }
 
-/// Writes one blob; `finish` makes it durable and closes it, before the catalog may reference it. A blob that is
-/// never committed to the catalog is garbage, never visible (the catalog is the only way to reach it).
+/// Writes one blob; `finish` makes it durable and closes it. The catalog may reference a frame of a blob still
+/// being written once `FrameStorage.makeDurable` has covered it. A blob that is never committed to the catalog is
+/// garbage, never visible (the catalog is the only way to reach it).
 public protocol FrameBlobWriter: AnyObject {
     /// The blob's name, relative to the storage root.
     var blobName: String { get }
@@ -41,6 +45,20 @@ public struct DirectoryFrameStorage: FrameStorage {
         let got = try bytes.withUnsafeMutableBytes { try input.read(at: offset, into: $0) }
         guard got == length else { throw ObjectIOError(.io, "frame blob \(blob) is shorter than the catalog says") }
         return bytes
+    }
+
+    /// `fdatasync` on a descriptor of its own: Linux writes back the file's pages whichever descriptor wrote them.
+    public func makeDurable(blob: String, withName: Bool) throws -> Int {
+        let path = root + "/" + blob
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ObjectIOError(.io, "frame blob \(blob) could not be opened to sync: \(String(cString: strerror(errno)))")
+        }
+        var status = stat()
+        let size = fstat(descriptor, &status) == 0 ? Int(status.st_size) : 0
+        try DescriptorIO.syncAndClose(descriptor, what: "frame blob \(blob)")
+        if withName { try DescriptorIO.syncFolder((path as NSString).deletingLastPathComponent) }
+        return size
     }
 }
 
