@@ -46,14 +46,7 @@ extension DICOMIngestCommand {
         @Option(help: "Data access role ARN recorded with the job.")
         var roleArn = "arn:aws:iam::000000000000:role/dicom-ingest-local"
 
-        @Option(help: "Worker threads (default: the number of processors).")
-        var threads: Int?
-
-        @Option(help: "MiB the import's in-flight work may hold at once: frames being transcoded and instances waiting to be staged (default: 160, for a process under 300 MB).")
-        var memoryBudget: Int = ImportEngine.Configuration.defaultMemoryBudget >> 20
-
-        @Option(help: "Seconds one object may take before it fails (default: 900).")
-        var objectTimeLimit: Double = ImportEngine.Configuration.defaultObjectTimeLimit
+        @OptionGroup var engineOptions: EngineOptions
 
         @Flag(help: "Print the summary as one JSON object.")
         var json = false
@@ -62,9 +55,6 @@ extension DICOMIngestCommand {
         var noProgress = false
 
         func validate() throws {
-            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-            if memoryBudget < 16 { throw ValidationError("--memory-budget must be at least 16 (MiB)") }
-            if !(objectTimeLimit > 0) { throw ValidationError("--object-time-limit must be a positive number of seconds") }
             if resume != nil {
                 guard input == nil, output == nil, clientToken == nil else {
                     throw ValidationError("--resume takes the job's own input and output: leave out <input>, --output and --client-token")
@@ -83,10 +73,7 @@ extension DICOMIngestCommand {
                 let store = try options.open()
                 let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
                 let engine = ImportEngine(
-                    store: store, frameStorage: store.frameStorage,
-                    configuration: .init(
-                        threads: threads, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit,
-                        journalFolder: store.journalFolder))
+                    store: store, frameStorage: store.frameStorage, configuration: engineOptions.configuration(store: store))
                 let io = CommandLineObjectIO(endpointURL: endpointURL)
                 let job: DICOMImportJobProperties
                 if let resume {
@@ -131,7 +118,7 @@ extension DICOMIngestCommand {
                     return line
                 }
                 defer { progress?.stop() }
-                let outcome = engine.run(job, source: source) { job in
+                let outcome = try engine.run(job, source: source) { job in
                     try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
                 }
                 reclaimFramePacks(store, logger: Logger(label: "dicom-ingest"))

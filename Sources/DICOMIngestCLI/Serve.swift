@@ -20,6 +20,7 @@ extension DICOMIngestCommand {
                 """)
 
         @OptionGroup var options: StoreOptions
+        @OptionGroup var engineOptions: EngineOptions
 
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
@@ -42,9 +43,7 @@ extension DICOMIngestCommand {
             let registry = PrometheusCollectorRegistry()
             let engine = ImportEngine(
                 store: store, frameStorage: store.frameStorage,
-                configuration: .init(
-                    threads: configuration.jobThreads, metrics: IngestService.metricsFactory(for: registry),
-                    journalFolder: store.journalFolder))
+                configuration: engineOptions.configuration(store: store, metrics: IngestService.metricsFactory(for: registry)))
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
             let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in

@@ -3,6 +3,7 @@ import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestSQLite
 import Foundation
+import CoreMetrics
 import Logging
 
 /// Options every store-facing command shares.
@@ -18,6 +19,30 @@ struct StoreOptions: ParsableArguments {
         } catch {
             throw CLIError(IngestServiceError(error))
         }
+    }
+}
+
+/// The engine's limits, shared by `import` and `serve` (whose jobs share one pool of workers and one budget).
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Worker threads, shared by every job the process runs (default: the number of processors).")
+    var threads: Int?
+
+    @Option(help: "MiB the in-flight work of every job may hold at once: frames being transcoded and instances waiting to be staged (default: 160, for a process under 300 MB).")
+    var memoryBudget: Int = ImportEngine.Configuration.defaultMemoryBudget >> 20
+
+    @Option(help: "Seconds one object may take before it fails (default: 900).")
+    var objectTimeLimit: Double = ImportEngine.Configuration.defaultObjectTimeLimit
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if memoryBudget < 16 { throw ValidationError("--memory-budget must be at least 16 (MiB)") }
+        if !(objectTimeLimit > 0) { throw ValidationError("--object-time-limit must be a positive number of seconds") }
+    }
+
+    func configuration(store: SQLiteImageSetStore, metrics: (any MetricsFactory)? = nil) -> ImportEngine.Configuration {
+        ImportEngine.Configuration(
+            threads: threads, metrics: metrics, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit,
+            journalFolder: store.journalFolder)
     }
 }
 

@@ -3,6 +3,7 @@ public import DICOMIngest
 public import DICOMIngestModel
 import DICOMParser
 import Foundation
+import Logging
 import Synchronization
 
 /// Runs import jobs in the background on the engine, one Dispatch thread per job that stages and commits what
@@ -41,8 +42,14 @@ public final class JobRunner: Sendable {
             } catch {
                 source = UnopenableSource(error: error)
             }
-            _ = engine.run(job, source: source) { job in
-                try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
+            do {
+                _ = try engine.run(job, source: source) { job in
+                    try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
+                }
+            } catch {
+                // Another process runs it (a CLI resume): that one ends it.
+                engine.configuration.logger.warning(
+                    "import job not started here", metadata: ["job.id": .string(job.jobId), "reason": .string(IngestServiceError(error).message)])
             }
             self.afterJob()
         }

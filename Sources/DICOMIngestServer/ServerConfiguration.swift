@@ -53,13 +53,11 @@ public struct ServerConfiguration: Sendable {
     public var maxConcurrentJobsPerDatastore: Int
     /// StartDICOMImportJob calls per second (token bucket with a burst of twice that); more is Throttling.
     public var startJobRate: Double
-    /// Worker threads per import job.
-    public var jobThreads: Int?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
         localRoots: [String] = [], region: String = "us-east-1", accountId: String = "000000000000", maxBodySize: Int = 1 << 20,
-        maxConcurrentJobsPerDatastore: Int = 100, startJobRate: Double = 10, jobThreads: Int? = nil,
+        maxConcurrentJobsPerDatastore: Int = 100, startJobRate: Double = 10,
         maxConnections: Int = 256, idleTimeout: Double = 60, bodyReadTimeout: Double = 30
     ) {
         self.host = host
@@ -75,7 +73,6 @@ public struct ServerConfiguration: Sendable {
         self.bodyReadTimeout = bodyReadTimeout
         self.maxConcurrentJobsPerDatastore = maxConcurrentJobsPerDatastore
         self.startJobRate = startJobRate
-        self.jobThreads = jobThreads
     }
 
     /// The zero-configuration identity: the one in the server's own environment, as local AWS emulators do.

@@ -50,7 +50,7 @@ struct S3ImportTests {
                 datastoreId: datastoreId, dataAccessRoleArn: "arn:aws:iam::123456789012:role/Importer",
                 clientToken: UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI))
             let objects = source ?? S3ObjectSource(client: client, location: S3Location(uri: inputURI)!)
-            return engine.run(job, source: objects) { job in
+            return try engine.run(job, source: objects) { job in
                 try S3ResultSink(client: client, output: S3Location(uri: outputURI)!, datastoreId: job.datastoreId, jobId: job.jobId)
             }
         }
@@ -215,7 +215,7 @@ struct S3ImportTests {
         let job = try environment.engine.submit(StartDICOMImportJobRequest(
             datastoreId: environment.datastoreId, dataAccessRoleArn: "arn:aws:iam::123456789012:role/Importer",
             clientToken: UUID().uuidString, inputS3Uri: "s3://\(missing)/in/", outputS3Uri: "s3://\(environment.bucket)/out/"))
-        let outcome = environment.engine.run(job, source: S3ObjectSource(client: environment.client, location: S3Location(uri: "s3://\(missing)/in/")!)) { job in
+        let outcome = try environment.engine.run(job, source: S3ObjectSource(client: environment.client, location: S3Location(uri: "s3://\(missing)/in/")!)) { job in
             try S3ResultSink(client: environment.client, output: S3Location(uri: "s3://\(environment.bucket)/out/")!, datastoreId: job.datastoreId, jobId: job.jobId)
         }
         #expect(outcome.job.jobStatus == .failed)

@@ -126,7 +126,7 @@ import Testing
         let job = try engine.submit(environment.request())
         storage.jobId.withLock { $0 = job.jobId }
         let output = environment.output
-        let outcome = engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
+        let outcome = try engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
             try LocalDirectorySink(outputRoot: output, datastoreId: job.datastoreId, jobId: job.jobId)
         }
         #expect(outcome.importedFiles == 300)

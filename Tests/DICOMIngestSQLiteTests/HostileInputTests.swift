@@ -322,7 +322,7 @@ import Testing
             store: environment.store, frameStorage: environment.store.frameStorage,
             configuration: .init(threads: 2, stagingBatchSize: 2, memoryBudget: 1))
         let job = try engine.submit(environment.request())
-        let outcome = engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
+        let outcome = try engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
             try LocalDirectorySink(outputRoot: environment.output, datastoreId: job.datastoreId, jobId: job.jobId)
         }
         #expect(outcome.job.jobStatus == .completed)
@@ -340,7 +340,7 @@ import Testing
             store: environment.store, frameStorage: environment.store.frameStorage,
             configuration: .init(threads: 1, objectTimeLimit: 1e-9))
         let job = try engine.submit(environment.request())
-        let outcome = engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
+        let outcome = try engine.run(job, source: LocalDirectorySource(root: environment.input)) { job in
             try LocalDirectorySink(outputRoot: environment.output, datastoreId: job.datastoreId, jobId: job.jobId)
         }
         #expect(outcome.job.jobStatus == .completed)

@@ -41,7 +41,7 @@ import Testing
             let outputRoot = output ?? self.output
             let local = LocalDirectorySource(root: input ?? self.input)
             let source: any ObjectSource = listedInReverse ? ReversedListing(source: local) : local
-            let outcome = engine.run(job, source: source) { job in
+            let outcome = try engine.run(job, source: source) { job in
                 try LocalDirectorySink(outputRoot: outputRoot, datastoreId: job.datastoreId, jobId: job.jobId)
             }
             return (outcome, JobFolder(path: outputRoot + "/\(datastoreId)-DicomImport-\(job.jobId)"))

@@ -43,7 +43,7 @@ import Testing
         let bigOutcome = Mutex<ImportOutcome?>(nil)
         let bigDone = DispatchGroup()
         DispatchQueue(label: "big-job").async(group: bigDone) {
-            let outcome = engine.run(big, source: bigSource) { job in
+            let outcome = try? engine.run(big, source: bigSource) { job in
                 try LocalDirectorySink(outputRoot: output, datastoreId: job.datastoreId, jobId: job.jobId)
             }
             bigOutcome.withLock { $0 = outcome }
@@ -91,7 +91,7 @@ import Testing
 
         let job = try environment.engine.submit(environment.request(input: environment.input + "/junk", output: output))
         let source = CountedSource(root: environment.input + "/junk")
-        let outcome = environment.engine.run(job, source: source) { job in
+        let outcome = try environment.engine.run(job, source: source) { job in
             try LocalDirectorySink(outputRoot: output, datastoreId: job.datastoreId, jobId: job.jobId)
         }
         #expect(outcome.job.jobStatus == .failed)
@@ -105,5 +105,47 @@ import Testing
         let (next, _) = try environment.runJob(input: environment.input + "/good")
         #expect(next.job.jobStatus == .completed)
         #expect(next.importedFiles == 3)
+    }
+
+    @Test func aJobRunsInOneProcessAtATime() throws {
+        let environment = try Environment(threads: 2)
+        try DurabilityTests.writeSeries(300, in: environment.input)
+        // Two engines on two connections to one store, as two processes would have.
+        let engines = try (0..<2).map { _ in
+            let store = try SQLiteImageSetStore(directory: environment.folder.sub("store"))
+            return ImportEngine(
+                store: store, frameStorage: store.frameStorage, configuration: .init(threads: 2, journalFolder: store.journalFolder))
+        }
+        let job = try engines[0].submit(environment.request())
+        let output = environment.output
+        let first = Mutex<ImportOutcome?>(nil)
+        let running = DispatchGroup()
+        DispatchQueue(label: "first-process").async(group: running) {
+            let outcome = try? engines[0].run(job, source: CountedSource(root: environment.input, delay: 0.002)) { job in
+                try LocalDirectorySink(outputRoot: output, datastoreId: job.datastoreId, jobId: job.jobId)
+            }
+            first.withLock { $0 = outcome }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while engines[0].progress(of: job.jobId) == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+
+        let secondSinks = Atomic<Int>(0)
+        func runSecond() throws -> ImportOutcome {
+            try engines[1].run(job, source: LocalDirectorySource(root: environment.input)) { job in
+                secondSinks.add(1, ordering: .relaxed)
+                return try LocalDirectorySink(outputRoot: output, datastoreId: job.datastoreId, jobId: job.jobId)
+            }
+        }
+        let refusal = #expect(throws: IngestServiceError.self) { try runSecond() }
+        #expect(refusal?.code == .conflictException)
+        #expect(refusal?.message.contains("is being run by another process") == true)
+
+        running.wait()
+        #expect(first.withLock { $0 }?.importedFiles == 300)
+        // Once it has ended, a late resume finds it ended and does nothing.
+        let late = try runSecond()
+        #expect(late.job.jobStatus == .completed)
+        #expect(secondSinks.load(ordering: .relaxed) == 0)
+        #expect(!FileManager.default.fileExists(atPath: environment.folder.sub("store/jobs/\(job.jobId).lock")))
     }
 }

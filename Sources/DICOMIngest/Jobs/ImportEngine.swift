@@ -143,12 +143,24 @@ public final class ImportEngine: Sendable {
     /// - Parameters:
     ///   - source: the objects under `job.inputS3Uri`.
     ///   - makeSink: opens the result folder for the job; a failure to do so fails the job.
+    ///
+    /// - Throws: `ConflictException` when another process is running the job (`JobLock`); nothing is changed.
     public func run(
         _ submitted: DICOMImportJobProperties,
         source: any ObjectSource,
         makeSink: (DICOMImportJobProperties) throws -> any ResultSink
-    ) -> ImportOutcome {
+    ) throws(IngestServiceError) -> ImportOutcome {
         var job = submitted
+        var lock: JobLock?
+        if let folder = configuration.journalFolder {
+            do {
+                lock = try JobLock(folder: folder, jobId: job.jobId)
+                // What the last holder left: the job may have ended since the caller read it.
+                if let current = try store.job(datastoreId: job.datastoreId, jobId: job.jobId) { job = current }
+            } catch {
+                throw IngestServiceError(error)
+            }
+        }
         var machine = ImportJob.StateMachine(status: job.jobStatus)
         let logger = configuration.logger
         var metadata = Logger.Metadata()
@@ -168,6 +180,7 @@ public final class ImportEngine: Sendable {
             try? store.endJob(job)
             running.withLock { $0[job.jobId] = nil }
             journal?.remove()
+            lock?.remove()
             outcome.job = job
             outcome.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             metrics.jobFinished(status: status.rawValue, seconds: outcome.seconds)
@@ -175,6 +188,8 @@ public final class ImportEngine: Sendable {
         }
 
         guard machine.start() == .startPipeline else {
+            // Ended: nothing to run, and the lock file is not needed again.
+            lock?.remove()
             outcome.job = job
             return outcome
         }
@@ -244,6 +259,8 @@ public final class ImportEngine: Sendable {
     private enum WorkResult: Sendable {
         case prepared(PreparedInstance, bytes: Int)
         case failed(ImportFailure, bytes: Int)
+        /// The job cannot go on (the catalog cannot say what an earlier run did).
+        case jobFailed(IngestServiceError)
     }
 
     private func prepare(
@@ -313,6 +330,8 @@ public final class ImportEngine: Sendable {
                     metrics.bytesRead(bytes)
                     batch.append(instance)
                     batchBytes += instance.heldBytes
+                case .jobFailed(let error):
+                    throw error
                 case .failed(let failed, let bytes):
                     report.scannedFiles += 1
                     report.bytes += bytes
@@ -358,7 +377,11 @@ public final class ImportEngine: Sendable {
         func unit(_ key: String, _ body: () -> Void) {
             if cancellation.isCancelled { return }
             if let resumption {
-                if resumption.isDone(key) { return }
+                do {
+                    if try resumption.isDone(key) { return }
+                } catch {
+                    return emit(.jobFailed(IngestServiceError(error)))
+                }
                 if let failure = resumption.givenUp(key) { return emit(.failed(failure, bytes: 0)) }
             }
             journal?.started(key)
@@ -655,10 +678,11 @@ struct Resumption: Sendable {
     /// Keys in a worker's hands when earlier runs stopped, with how many times (`JobJournal`).
     let stopsInFlight: [String: Int]
 
-    /// Staged or reported by an earlier run. A catalog that cannot say is taken as "not done": the object is read
-    /// again, and a commit keeps one copy of an instance.
-    func isDone(_ key: String) -> Bool {
-        (try? store.isDone(jobId: jobId, inputKey: key)) ?? false
+    /// Staged or reported by an earlier run.
+    /// - Throws: when the catalog cannot say; the job then fails rather than read the object again and report it
+    ///   twice (it can be resumed once the catalog answers).
+    func isDone(_ key: String) throws -> Bool {
+        try store.isDone(jobId: jobId, inputKey: key)
     }
 
     /// The failure to report instead of reading an object that was in flight at too many stops.

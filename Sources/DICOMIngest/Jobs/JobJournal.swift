@@ -107,3 +107,44 @@ public final class JobJournal: Sendable {
         return stops
     }
 }
+
+/// One process at a time runs a job: an exclusive `flock` on `<folder>/<jobId>.lock`, held for the run. The
+/// kernel drops it when the process ends however it ends, so a crash never leaves a job locked; a second
+/// `import --resume`, or a CLI resume of a job the server is running, is refused instead of doubling its work.
+/// (Machines that share a catalog need a lease in the catalog instead.)
+public final class JobLock: Sendable {
+    private let descriptor: Int32
+    private let path: String
+
+    /// - Throws: `IngestServiceError.conflict` when another process holds the job; `ObjectIOError` when the
+    ///   lock file cannot be opened.
+    public init(folder: String, jobId: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        path = folder + "/" + jobId + ".lock"
+        let opened = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard opened >= 0 else {
+            throw ObjectIOError(.io, "cannot open the job lock \(path): \(String(cString: strerror(errno)))")
+        }
+        var result: Int32
+        repeat { result = flock(opened, LOCK_EX | LOCK_NB) } while result != 0 && errno == EINTR
+        guard result == 0 else {
+            let reason = errno
+            Glibc.close(opened)
+            if reason == EWOULDBLOCK { throw IngestServiceError.conflict("Job \(jobId) is being run by another process") }
+            throw ObjectIOError(.io, "cannot lock the job lock \(path): \(String(cString: strerror(reason)))")
+        }
+        descriptor = opened
+    }
+
+    /// Removes the lock file of a job that has ended. A process that opened it just before may then lock the
+    /// removed file, and another a new one; both find the job ended when they read it after locking, as every
+    /// holder must.
+    public func remove() {
+        unlink(path)
+    }
+
+    /// Closing releases the lock.
+    deinit {
+        Glibc.close(descriptor)
+    }
+}
