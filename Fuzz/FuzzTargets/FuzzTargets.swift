@@ -84,6 +84,7 @@ enum FuzzState {
 struct DiscardingFrameStorage: FrameStorage {
     func makeBlobWriter(datastoreId: String) throws -> any FrameBlobWriter { DiscardingWriter() }
     func read(blob: String, offset: Int, length: Int) throws -> [UInt8] { [] }
+    func makeDurable(blob: String, withName: Bool) throws -> Int { 0 }
 }
 
 final class DiscardingWriter: FrameBlobWriter {
