@@ -150,7 +150,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DICOMIngestSQLiteTests",
-            dependencies: ["DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMPixels", "DICOMParser", "DICOMIngestTestSupport"],
+            dependencies: [
+                "DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMPixels", "DICOMParser", "DICOMIngestTestSupport", grdb,
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

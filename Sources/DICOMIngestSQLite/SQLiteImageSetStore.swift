@@ -133,6 +133,46 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     ALTER TABLE jobs ADD COLUMN bytes_read INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v8-search-columns") { db in
+            // SearchImageSets filters and sorts on these (spec §1): a column and an index each, so that a page is
+            // read by key instead of loading and filtering every image set of the data store.
+            try db.execute(
+                sql: """
+                    ALTER TABLE image_sets ADD COLUMN patient_id TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE image_sets ADD COLUMN accession_number TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE image_sets ADD COLUMN study_id TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE image_sets ADD COLUMN study_uid TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE image_sets ADD COLUMN study_date TEXT NOT NULL DEFAULT '';
+                    """)
+            let rows = try Row.fetchAll(db, sql: "SELECT id, image_set_key FROM image_sets")
+            for row in rows {
+                guard let key = ImageSetKey(encoded: row["image_set_key"]) else { continue }
+                try db.execute(
+                    sql: """
+                        UPDATE image_sets SET patient_id = ?, accession_number = ?, study_id = ?, study_uid = ?,
+                                              study_date = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [key.patientID, key.accessionNumber, key.studyID, key.studyInstanceUID, key.studyDate, row["id"]])
+            }
+            try db.execute(
+                sql: """
+                    DROP INDEX image_sets_by_datastore;
+                    CREATE INDEX image_sets_by_updated ON image_sets (datastore_id, updated_at, id);
+                    CREATE INDEX image_sets_by_created ON image_sets (datastore_id, created_at, id);
+                    CREATE INDEX image_sets_by_study_date ON image_sets (datastore_id, study_date, id);
+                    CREATE INDEX image_sets_by_patient ON image_sets (datastore_id, patient_id, updated_at, id);
+                    CREATE INDEX image_sets_by_accession ON image_sets (datastore_id, accession_number, updated_at, id);
+                    CREATE INDEX image_sets_by_study_id ON image_sets (datastore_id, study_id, updated_at, id);
+                    CREATE INDEX image_sets_by_study ON image_sets (datastore_id, study_uid, updated_at, id);
+                    CREATE INDEX image_sets_by_series ON image_sets (datastore_id, series_uid, updated_at, id);
+                    CREATE INDEX image_sets_by_primary ON image_sets (datastore_id, is_primary, updated_at, id);
+                    CREATE INDEX jobs_by_page ON jobs (datastore_id, submitted_at, id);
+                    CREATE INDEX jobs_by_status_page ON jobs (datastore_id, status, submitted_at, id);
+                    CREATE INDEX instances_by_image_set ON instances (image_set_id);
+                    CREATE INDEX versions_by_image_set ON image_set_versions (image_set_id);
+                    """)
+        }
         return migrator
     }
 
@@ -296,6 +336,36 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 ).map(Self.job)
             }
         }
+    }
+
+    public func jobs(
+        datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?
+    ) throws -> Page<DICOMImportJobProperties> {
+        var conditions = ["datastore_id = ?"]
+        var arguments: [(any DatabaseValueConvertible)?] = [datastoreId]
+        if let status {
+            conditions.append("status = ?")
+            arguments.append(status.rawValue)
+        }
+        if let after {
+            guard case .number(let submittedAt) = after.sortValue else { throw ImageSetStoreError(.invalid, "Invalid nextToken") }
+            conditions.append("(submitted_at < ? OR (submitted_at = ? AND id < ?))")
+            arguments += [submittedAt, submittedAt, after.id]
+        }
+        let limit = max(1, limit)
+        arguments.append(limit + 1)
+        let jobs = try run {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM jobs WHERE \(conditions.joined(separator: " AND ")) ORDER BY submitted_at DESC, id DESC LIMIT ?",
+                    arguments: StatementArguments(arguments)
+                ).map(Self.job)
+            }
+        }
+        let page = Array(jobs.prefix(limit))
+        guard jobs.count > limit, let last = page.last else { return Page(items: page, nextToken: nil) }
+        return Page(items: page, nextToken: PageToken(sortValue: .number(last.submittedAt), id: last.jobId))
     }
 
     public func unfinishedJobs() throws -> [DICOMImportJobProperties] {
@@ -544,13 +614,15 @@ public final class SQLiteImageSetStore: ImageSetStore {
             try db.execute(
                 sql: """
                     INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
-                        workflow_status, created_at, updated_at, instance_count)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        workflow_status, created_at, updated_at, instance_count, patient_id, accession_number, study_id,
+                        study_uid, study_date)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     imageSetId, commit.datastoreId, commit.key.seriesInstanceUID, record.key.encoded, record.isPrimary,
                     record.latestVersion, record.state, record.workflowStatus, record.createdAt, record.updatedAt,
-                    record.instanceCount,
+                    record.instanceCount, record.key.patientID, record.key.accessionNumber, record.key.studyID,
+                    record.key.studyInstanceUID, record.key.studyDate,
                 ])
         } else {
             try db.execute(
@@ -569,6 +641,16 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 ).map(Self.imageSet)
             }
         }
+    }
+
+    public func searchImageSets(datastoreId: String, query: ImageSetQuery) throws -> Page<ImageSetRecord> {
+        let search = try SQLiteImageSetSearch(datastoreId: datastoreId, query: query)
+        let rows = try run {
+            try pool.read { db in try Row.fetchAll(db, sql: search.sql, arguments: StatementArguments(search.arguments)) }
+        }
+        let records = rows.prefix(query.limit).map(Self.imageSet)
+        guard rows.count > query.limit, let last = records.last else { return Page(items: records, nextToken: nil) }
+        return Page(items: records, nextToken: search.token(after: last))
     }
 
     public func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion] {
@@ -601,6 +683,11 @@ public final class SQLiteImageSetStore: ImageSetStore {
                             updated_at = ? WHERE id = ?
                         """,
                     arguments: [now, imageSetId])
+                // The row stays as the DELETED state's record; what the image set owned goes with it. Frame packs
+                // that no other frame names are then removed by `reclaimUnreferencedFramePacks`.
+                for table in ["frames", "instances", "image_set_versions"] {
+                    try db.execute(sql: "DELETE FROM \(table) WHERE image_set_id = ?", arguments: [imageSetId])
+                }
                 var record = Self.imageSet(row)
                 record.state = "DELETED"
                 record.workflowStatus = "DELETED"

@@ -194,7 +194,16 @@ extension Request {
     }
 
     /// `maxResults` (1–50 in the model) and `nextToken` (an offset we issued).
-    func page() throws -> (limit: Int, offset: Int) {
+    /// `maxResults` and the opaque `nextToken` of a listing paged by key (image sets, jobs).
+    func keysetPage() throws -> (limit: Int, after: PageToken?) {
+        let (limit, _) = try page(offsetToken: false)
+        guard let token = query("nextToken") else { return (limit, nil) }
+        guard let after = PageToken(encoded: token) else { throw IngestServiceError.validation("Invalid nextToken") }
+        return (limit, after)
+    }
+
+    /// `maxResults` and `nextToken` of a short listing paged by position (data stores, versions of an image set).
+    func page(offsetToken: Bool = true) throws -> (limit: Int, offset: Int) {
         var limit = 50
         if let text = query("maxResults") {
             guard let value = Int(text), (1...50).contains(value) else {
@@ -203,7 +212,7 @@ extension Request {
             limit = value
         }
         var offset = 0
-        if let token = query("nextToken") {
+        if offsetToken, let token = query("nextToken") {
             guard let value = Int(token), value >= 0 else { throw IngestServiceError.validation("Invalid nextToken") }
             offset = value
         }

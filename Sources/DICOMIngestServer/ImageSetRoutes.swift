@@ -159,7 +159,7 @@ struct ImageSetRoutes {
 
     func search(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
         let datastoreId = try context.resourceId("datastoreId")
-        let (limit, offset) = try request.page()
+        let (limit, after) = try request.keysetPage()
         let criteria = try await request.jsonObject(context: context)
         let store = service.store
         guard try await blocking({ try store.datastore(id: datastoreId) }) != nil else {
@@ -167,52 +167,26 @@ struct ImageSetRoutes {
         }
         let filters = try ImageSetFilter.parse(criteria["filters"])
         let sort = criteria["sort"] as? [String: Any]
-        let sortField = sort?["sortField"] as? String ?? "updatedAt"
-        let ascending = (sort?["sortOrder"] as? String ?? "DESC") == "ASC"
-        guard ["updatedAt", "createdAt", "DICOMStudyDateAndTime"].contains(sortField) else {
+        guard let sortField = ImageSetQuery.SortField(rawValue: sort?["sortField"] as? String ?? "updatedAt") else {
             throw IngestServiceError.validation("1 validation error detected: Value at 'sort.sortField' failed to satisfy enum value set")
         }
-        var matches = try await blocking { try store.imageSets(datastoreId: datastoreId) }
-            .filter { record in record.state != "DELETED" && filters.allSatisfy { $0.matches(record) } }
-        matches.sort { lhs, rhs in
-            let order: Bool
-            switch sortField {
-            case "createdAt": order = lhs.createdAt < rhs.createdAt
-            case "DICOMStudyDateAndTime": order = lhs.key.studyDate < rhs.key.studyDate
-            default: order = lhs.updatedAt < rhs.updatedAt
-            }
-            return ascending ? order : !order
-        }
-        let (page, next) = paginate(matches, limit: limit, offset: offset)
-        var members: [(String, JSONValue)] = [("imageSetsMetadataSummaries", .array(page.map(\.summaryJSON)))]
+        let ascending = (sort?["sortOrder"] as? String ?? "DESC") == "ASC"
+        let query = ImageSetQuery(filters: filters, sortField: sortField, ascending: ascending, limit: limit, after: after)
+        let page = try await blocking { try store.searchImageSets(datastoreId: datastoreId, query: query) }
+        var members: [(String, JSONValue)] = [("imageSetsMetadataSummaries", .array(page.items.map(\.summaryJSON)))]
         if sort != nil {
-            members.append(("sort", .object([("sortOrder", .string(ascending ? "ASC" : "DESC")), ("sortField", .string(sortField))])))
+            members.append(("sort", .object([("sortOrder", .string(ascending ? "ASC" : "DESC")), ("sortField", .string(sortField.rawValue))])))
         }
-        if let next { members.append(("nextToken", .string(next))) }
+        if let next = page.nextToken { members.append(("nextToken", .string(next.encoded))) }
         return JSONResponse.ok(.object(members))
     }
 
 }
 
-/// One `SearchFilter` (spec Appendix A): EQUAL with one value or BETWEEN with two, on one attribute.
-struct ImageSetFilter {
-    enum Field: String {
-        case patientID = "DICOMPatientId", accessionNumber = "DICOMAccessionNumber", studyID = "DICOMStudyId"
-        case studyUID = "DICOMStudyInstanceUID", seriesUID = "DICOMSeriesInstanceUID"
-        case createdAt, updatedAt, studyDate = "DICOMStudyDateAndTime", isPrimary
-    }
-
-    enum Bound {
-        case text(String)
-        case time(Double)
-        case flag(Bool)
-    }
-
-    var field: Field
-    var between: Bool
-    var bounds: [Bound]
-
-    static func parse(_ value: Any?) throws -> [ImageSetFilter] {
+/// Parses SearchImageSets' `filters` (spec Appendix A: EQUAL with one value or BETWEEN with two, on one
+/// attribute) into the catalog's query.
+enum ImageSetFilter {
+    static func parse(_ value: Any?) throws -> [ImageSetQuery.Filter] {
         guard let value else { return [] }
         guard let list = value as? [[String: Any]], (1...2).contains(list.count) else {
             throw IngestServiceError.validation("1 validation error detected: Value at 'filters' failed to satisfy constraint")
@@ -223,16 +197,18 @@ struct ImageSetFilter {
             else {
                 throw IngestServiceError.validation("Each filter needs an operator EQUAL with one value or BETWEEN with two")
             }
-            var field: Field?
-            let bounds = try values.map { value -> Bound in
-                guard value.count == 1, let (name, raw) = value.first, let parsed = Field(rawValue: name) else {
+            var field: ImageSetQuery.Field?
+            let bounds = try values.map { value -> ImageSetQuery.Value in
+                guard value.count == 1, let (name, raw) = value.first, let parsed = ImageSetQuery.Field(rawValue: name) else {
                     throw IngestServiceError.validation("Each search value must set exactly one known attribute")
                 }
                 if let field, field != parsed { throw IngestServiceError.validation("BETWEEN bounds must name the same attribute") }
                 field = parsed
                 switch parsed {
                 case .createdAt, .updatedAt:
-                    guard let number = raw as? NSNumber else { throw IngestServiceError.validation("\(name) must be a timestamp") }
+                    guard let number = raw as? NSNumber, number.doubleValue.isFinite else {
+                        throw IngestServiceError.validation("\(name) must be a timestamp")
+                    }
                     return .time(number.doubleValue)
                 case .isPrimary:
                     guard let flag = raw as? Bool else { throw IngestServiceError.validation("isPrimary must be a boolean") }
@@ -247,31 +223,7 @@ struct ImageSetFilter {
                     return .text(text)
                 }
             }
-            return ImageSetFilter(field: field!, between: op == "BETWEEN", bounds: bounds)
-        }
-    }
-
-    func matches(_ record: ImageSetRecord) -> Bool {
-        switch field {
-        case .isPrimary:
-            guard case .flag(let flag) = bounds[0] else { return false }
-            return record.isPrimary == flag
-        case .createdAt, .updatedAt:
-            let value = field == .createdAt ? record.createdAt : record.updatedAt
-            let times = bounds.compactMap { if case .time(let t) = $0 { return t } else { return nil } }
-            return between ? (times[0]...max(times[0], times[1])).contains(value) : value == times[0]
-        default:
-            let value: String
-            switch field {
-            case .patientID: value = record.key.patientID
-            case .accessionNumber: value = record.key.accessionNumber
-            case .studyID: value = record.key.studyID
-            case .studyUID: value = record.key.studyInstanceUID
-            case .seriesUID: value = record.key.seriesInstanceUID
-            default: value = record.key.studyDate
-            }
-            let texts = bounds.compactMap { if case .text(let t) = $0 { return t } else { return nil } }
-            return between ? (texts[0] <= value && value <= texts[1]) : value == texts[0]
+            return ImageSetQuery.Filter(field: field!, lower: bounds[0], upper: bounds.count == 2 ? bounds[1] : nil)
         }
     }
 }

@@ -162,19 +162,19 @@ struct ImportJobRoutes {
 
     func list(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
         let datastoreId = try context.resourceId("datastoreId")
-        let (limit, offset) = try request.page()
-        let status = request.query("jobStatus")
-        if let status, JobStatus(rawValue: status) == nil {
+        let (limit, after) = try request.keysetPage()
+        let text = request.query("jobStatus")
+        let status = text.flatMap(JobStatus.init(rawValue:))
+        if text != nil && status == nil {
             throw IngestServiceError.validation("1 validation error detected: Value at 'jobStatus' failed to satisfy enum value set")
         }
         let store = service.store
         guard try await blocking({ try store.datastore(id: datastoreId) }) != nil else {
             throw IngestServiceError.notFound("Data store \(datastoreId) does not exist")
         }
-        let jobs = try await blocking { try store.jobs(datastoreId: datastoreId) }.filter { status == nil || $0.jobStatus.rawValue == status }
-        let (page, next) = paginate(jobs, limit: limit, offset: offset)
-        var members: [(String, JSONValue)] = [("jobSummaries", .array(page.map(\.summaryJSON)))]
-        if let next { members.append(("nextToken", .string(next))) }
+        let page = try await blocking { try store.jobs(datastoreId: datastoreId, status: status, limit: limit, after: after) }
+        var members: [(String, JSONValue)] = [("jobSummaries", .array(page.items.map(\.summaryJSON)))]
+        if let next = page.nextToken { members.append(("nextToken", .string(next.encoded))) }
         return JSONResponse.ok(.object(members))
     }
 }

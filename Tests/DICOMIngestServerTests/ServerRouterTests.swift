@@ -155,6 +155,14 @@ import Testing
             #expect(summaries.count == 1)
             let imageSetId = try #require(summaries.first?["imageSetId"] as? String)
             #expect((summaries.first?["DICOMTags"] as? [String: Any])?["DICOMSeriesInstanceUID"] as? String == study + ".1")
+            // Page tokens are opaque; one that does not decode is a ValidationException.
+            try Self.expectError(
+                try await client.execute(
+                    uri: "/datastore/\(id)/searchImageSets?nextToken=garbage", method: .post, body: try Self.body([:] as [String: Any])),
+                400, "ValidationException")
+            try Self.expectError(
+                try await client.execute(uri: "/listDICOMImportJobs/datastore/\(id)?nextToken=12", method: .get),
+                400, "ValidationException")
             let none = try Self.json(try await client.execute(
                 uri: "/datastore/\(id)/searchImageSets", method: .post,
                 body: try Self.body(["filters": [["operator": "EQUAL", "values": [["DICOMPatientId": "nobody"]]]]])))

@@ -102,6 +102,8 @@ public struct ImageSetStoreError: Error, Hashable, Sendable, CustomStringConvert
         case notFound
         case conflict
         case quotaExceeded
+        /// A request the store cannot take (a page token of another listing).
+        case invalid
         case io
     }
 
@@ -139,6 +141,8 @@ public protocol ImageSetStore: Sendable {
     func updateJob(_ job: DICOMImportJobProperties) throws
     func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties?
     func jobs(datastoreId: String) throws -> [DICOMImportJobProperties]
+    /// One page of a data store's jobs, newest first (ListDICOMImportJobs), read by key from an index.
+    func jobs(datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?) throws -> Page<DICOMImportJobProperties>
 
     /// Marks the start of one more run of a job (the first, or a resume) and returns its number, from 1.
     func beginAttempt(jobId: String) throws -> Int
@@ -179,6 +183,9 @@ public protocol ImageSetStore: Sendable {
     func unfinishedJobs() throws -> [DICOMImportJobProperties]
 
     func imageSets(datastoreId: String) throws -> [ImageSetRecord]
+    /// One page of SearchImageSets: the data store's image sets, DELETED ones excluded, that pass every filter, in
+    /// the query's order.
+    func searchImageSets(datastoreId: String, query: ImageSetQuery) throws -> Page<ImageSetRecord>
     /// Every version of an image set, oldest first.
     func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion]
     /// Marks an image set DELETED (its versions stay on disk but are no longer served).

@@ -12,6 +12,7 @@ extension IngestServiceError {
             case .notFound: self.init(.resourceNotFoundException, error.message)
             case .conflict: self.init(.conflictException, error.message)
             case .quotaExceeded: self.init(.serviceQuotaExceededException, error.message)
+            case .invalid: self.init(.validationException, error.message)
             case .io: self.init(.internalServerException, "The data store could not be read or written")
             }
         case let error as ObjectIOError:

@@ -1,0 +1,116 @@
+import DICOMIngestModel
+import Foundation
+
+/// A SearchImageSets request as the catalog answers it (spec §1, SearchImageSets): up to two filters, one sort, a
+/// page size and where the previous page ended. The catalog runs it on its indexes and pages by key (the page
+/// token names the last row returned), so a page costs the same on the first or the millionth row.
+public struct ImageSetQuery: Hashable, Sendable {
+    public enum Field: String, Hashable, Sendable {
+        case patientID = "DICOMPatientId", accessionNumber = "DICOMAccessionNumber", studyID = "DICOMStudyId"
+        case studyInstanceUID = "DICOMStudyInstanceUID", seriesInstanceUID = "DICOMSeriesInstanceUID"
+        case createdAt, updatedAt, studyDate = "DICOMStudyDateAndTime", isPrimary
+    }
+
+    public enum Value: Hashable, Sendable {
+        case text(String)
+        case time(Double)
+        case flag(Bool)
+    }
+
+    /// EQUAL when `upper` is nil, else BETWEEN `lower` and `upper` inclusive.
+    public struct Filter: Hashable, Sendable {
+        public var field: Field
+        public var lower: Value
+        public var upper: Value?
+
+        public init(field: Field, lower: Value, upper: Value? = nil) {
+            self.field = field
+            self.lower = lower
+            self.upper = upper
+        }
+    }
+
+    public enum SortField: String, Hashable, Sendable {
+        case updatedAt, createdAt, studyDate = "DICOMStudyDateAndTime"
+    }
+
+    public var filters: [Filter]
+    public var sortField: SortField
+    public var ascending: Bool
+    public var limit: Int
+    /// Where the previous page ended (`ImageSetPage.nextToken`), nil for the first page.
+    public var after: PageToken?
+
+    public init(
+        filters: [Filter] = [], sortField: SortField = .updatedAt, ascending: Bool = false, limit: Int = 50,
+        after: PageToken? = nil
+    ) {
+        self.filters = filters
+        self.sortField = sortField
+        self.ascending = ascending
+        self.limit = max(1, limit)
+        self.after = after
+    }
+}
+
+/// One page of a listing, and the token of the next when there is one.
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextToken: PageToken?
+
+    public init(items: [Item], nextToken: PageToken?) {
+        self.items = items
+        self.nextToken = nextToken
+    }
+}
+
+/// Where a keyset page ended: the sort value and ID of its last row. On the wire it is opaque (base64url of a
+/// small JSON array), as HealthImaging's tokens are; a token that does not decode is a ValidationException.
+public struct PageToken: Hashable, Sendable {
+    public enum SortValue: Hashable, Sendable {
+        case text(String)
+        case number(Double)
+    }
+
+    public var sortValue: SortValue
+    public var id: String
+
+    public init(sortValue: SortValue, id: String) {
+        self.sortValue = sortValue
+        self.id = id
+    }
+
+    public var encoded: String {
+        let value: [JSONValue]
+        switch sortValue {
+        case .text(let text): value = [.string("t"), .string(text)]
+        case .number(let number): value = [.string("n"), .double(number)]
+        }
+        var out: [UInt8] = []
+        JSONValue.array(value + [.string(id)]).write(to: &out)
+        return Data(out).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public init?(encoded: String) {
+        guard encoded.utf8.count <= 8192 else { return nil }
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+            let array = (try? JSONSerialization.jsonObject(with: data)) as? [Any], array.count == 3,
+            let kind = array[0] as? String, let id = array[2] as? String
+        else { return nil }
+        switch kind {
+        case "t":
+            guard let text = array[1] as? String else { return nil }
+            sortValue = .text(text)
+        case "n":
+            guard let number = array[1] as? NSNumber, number.doubleValue.isFinite else { return nil }
+            sortValue = .number(number.doubleValue)
+        default:
+            return nil
+        }
+        self.id = id
+    }
+}

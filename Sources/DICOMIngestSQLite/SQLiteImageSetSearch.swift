@@ -1,0 +1,112 @@
+import DICOMIngest
+import GRDB
+
+/// The SQL of one SearchImageSets page: every filter a condition on an indexed column of `image_sets`, the sort on
+/// `(column, id)`, and the previous page's last row as the bound, so that a page without filters (or with an
+/// EQUAL filter, sorted by updatedAt) reads `limit + 1` index entries whatever its depth, and one with a filter
+/// reads only the rows that pass it.
+///
+/// The index is named (`INDEXED BY`): without statistics SQLite prefers the sort's index and then reads every image
+/// set of the data store to filter them, which is the plan a catalog of millions cannot afford. A filter is taken
+/// to be selective (a patient, a study, a date range), so its index drives, EQUAL filters first.
+struct SQLiteImageSetSearch {
+    let query: ImageSetQuery
+    let sql: String
+    let arguments: [(any DatabaseValueConvertible)?]
+
+    /// - Throws: `invalid` when the page token was not made for this sort.
+    init(datastoreId: String, query: ImageSetQuery) throws {
+        self.query = query
+        var conditions = ["datastore_id = ?", "state != 'DELETED'"]
+        var arguments: [(any DatabaseValueConvertible)?] = [datastoreId]
+        for filter in query.filters {
+            let column = Self.column(filter.field)
+            conditions.append(filter.upper == nil ? "\(column) = ?" : "\(column) BETWEEN ? AND ?")
+            arguments.append(Self.databaseValue(filter.lower))
+            if let upper = filter.upper { arguments.append(Self.databaseValue(upper)) }
+        }
+        let sort = Self.column(query.sortField)
+        let direction = query.ascending ? "ASC" : "DESC"
+        if let after = query.after {
+            let beyond = query.ascending ? ">" : "<"
+            conditions.append("(\(sort) \(beyond) ? OR (\(sort) = ? AND id \(beyond) ?))")
+            let value: any DatabaseValueConvertible
+            switch (after.sortValue, query.sortField) {
+            case (.text(let text), .studyDate): value = text
+            case (.number(let number), .updatedAt), (.number(let number), .createdAt): value = number
+            default: throw ImageSetStoreError(.invalid, "Invalid nextToken: it belongs to a search with another sort")
+            }
+            arguments += [value, value, after.id]
+        }
+        arguments.append(query.limit + 1)
+        let driving = query.filters.first { $0.upper == nil && $0.field != .isPrimary } ?? query.filters.first
+        let index = driving.map { Self.index($0.field) } ?? Self.index(query.sortField)
+        sql = """
+            SELECT * FROM image_sets INDEXED BY \(index) WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY \(sort) \(direction), id \(direction) LIMIT ?
+            """
+        self.arguments = arguments
+    }
+
+    /// The token of the page after the one that ends with `record`.
+    func token(after record: ImageSetRecord) -> PageToken {
+        switch query.sortField {
+        case .updatedAt: PageToken(sortValue: .number(record.updatedAt), id: record.imageSetId)
+        case .createdAt: PageToken(sortValue: .number(record.createdAt), id: record.imageSetId)
+        case .studyDate: PageToken(sortValue: .text(record.key.studyDate), id: record.imageSetId)
+        }
+    }
+
+    static func column(_ field: ImageSetQuery.Field) -> String {
+        switch field {
+        case .patientID: "patient_id"
+        case .accessionNumber: "accession_number"
+        case .studyID: "study_id"
+        case .studyInstanceUID: "study_uid"
+        case .seriesInstanceUID: "series_uid"
+        case .createdAt: "created_at"
+        case .updatedAt: "updated_at"
+        case .studyDate: "study_date"
+        case .isPrimary: "is_primary"
+        }
+    }
+
+    /// The index that serves a filter on `field` (migration v8-search-columns).
+    static func index(_ field: ImageSetQuery.Field) -> String {
+        switch field {
+        case .patientID: "image_sets_by_patient"
+        case .accessionNumber: "image_sets_by_accession"
+        case .studyID: "image_sets_by_study_id"
+        case .studyInstanceUID: "image_sets_by_study"
+        case .seriesInstanceUID: "image_sets_by_series"
+        case .createdAt: "image_sets_by_created"
+        case .updatedAt: "image_sets_by_updated"
+        case .studyDate: "image_sets_by_study_date"
+        case .isPrimary: "image_sets_by_primary"
+        }
+    }
+
+    static func index(_ field: ImageSetQuery.SortField) -> String {
+        switch field {
+        case .updatedAt: "image_sets_by_updated"
+        case .createdAt: "image_sets_by_created"
+        case .studyDate: "image_sets_by_study_date"
+        }
+    }
+
+    static func column(_ field: ImageSetQuery.SortField) -> String {
+        switch field {
+        case .updatedAt: "updated_at"
+        case .createdAt: "created_at"
+        case .studyDate: "study_date"
+        }
+    }
+
+    static func databaseValue(_ value: ImageSetQuery.Value) -> any DatabaseValueConvertible {
+        switch value {
+        case .text(let text): text
+        case .time(let time): time
+        case .flag(let flag): flag
+        }
+    }
+}

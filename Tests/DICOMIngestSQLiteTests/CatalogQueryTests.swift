@@ -1,0 +1,262 @@
+import DICOMIngest
+import DICOMIngestModel
+@testable import DICOMIngestSQLite
+import DICOMIngestTestSupport
+import Foundation
+import GRDB
+import Testing
+
+/// SearchImageSets and ListDICOMImportJobs as the catalog answers them: filters on indexed columns, keyset pages
+/// that add up to exactly the brute-force answer, DELETED image sets gone with what they owned.
+@Suite struct CatalogQueryTests {
+    struct Catalog {
+        let folder: TemporaryFolder
+        let store: SQLiteImageSetStore
+        let datastoreId: String
+
+        init() throws {
+            folder = try TemporaryFolder("catalog")
+            store = try SQLiteImageSetStore(directory: folder.sub("store"))
+            datastoreId = try store.createDatastore(name: "search", now: 0).datastoreId
+        }
+
+        /// Commits one image set of one instance and one frame (a pack that is never read).
+        @discardableResult
+        func imageSet(_ index: Int, key: ImageSetKey, at time: Double, primary: Bool = true) throws -> ImageSetRecord {
+            let instance = PreparedInstance(
+                inputKey: "in/\(index).dcm", sopInstanceUID: key.seriesInstanceUID + ".1", key: key, patientJSON: Array("{}".utf8),
+                studyJSON: Array("{}".utf8), seriesJSON: Array("{}".utf8), instanceJSON: Array("{}".utf8),
+                frames: [StoredFrame(id: ResourceID.make(), blob: "pack-\(index % 3)", offset: 0, length: 1, transferSyntaxUID: "1.2.840.10008.1.2.1")],
+                warnings: [])
+            let records = try store.commitSeries(
+                datastoreId: datastoreId, jobId: "job", seriesInstanceUID: key.seriesInstanceUID,
+                plan: { _ in
+                    [ImageSetCommit(
+                        datastoreId: datastoreId, jobId: "job", imageSetId: nil, key: key, isPrimary: primary,
+                        instances: [instance], committedAt: time)]
+                }, lines: { _ in ([], ImportJobProgress()) })
+            return records[0]
+        }
+    }
+
+    static let patients = ["P1", "P2", "P3", "P4", ""]
+    static let dates = ["20240101", "20240215", "20240301", "20241231", ""]
+
+    /// 240 image sets: five patients, five study dates, four accession numbers, shared times (ties in every sort).
+    static func populated() throws -> (Catalog, [ImageSetRecord]) {
+        let catalog = try Catalog()
+        var records: [ImageSetRecord] = []
+        for index in 0..<240 {
+            let study = "1.2.826.0.1.3680043.14.\(index % 12)"
+            let key = ImageSetKey(
+                studyInstanceUID: study, seriesInstanceUID: "\(study).\(index)", patientID: patients[index % 5],
+                studyDate: dates[(index / 5) % 5], accessionNumber: "A\(index % 4)", studyID: "S\(index % 6)")
+            records.append(try catalog.imageSet(index, key: key, at: Double(1_000 + index / 3), primary: index % 7 != 0))
+        }
+        return (catalog, records)
+    }
+
+    /// The answer worked out by hand: every record that passes the filters, sorted by (sort value, id).
+    static func expected(_ records: [ImageSetRecord], _ query: ImageSetQuery) -> [String] {
+        func text(_ record: ImageSetRecord, _ field: ImageSetQuery.Field) -> String {
+            switch field {
+            case .patientID: record.key.patientID
+            case .accessionNumber: record.key.accessionNumber
+            case .studyID: record.key.studyID
+            case .studyInstanceUID: record.key.studyInstanceUID
+            case .seriesInstanceUID: record.key.seriesInstanceUID
+            default: record.key.studyDate
+            }
+        }
+        func passes(_ record: ImageSetRecord, _ filter: ImageSetQuery.Filter) -> Bool {
+            switch (filter.field, filter.lower, filter.upper) {
+            case (.isPrimary, .flag(let flag), _): return record.isPrimary == flag
+            case (.createdAt, .time(let low), let upper), (.updatedAt, .time(let low), let upper):
+                let value = filter.field == .createdAt ? record.createdAt : record.updatedAt
+                guard case .time(let high)? = upper else { return value == low }
+                return low <= value && value <= high
+            case (let field, .text(let low), let upper):
+                let value = text(record, field)
+                guard case .text(let high)? = upper else { return value == low }
+                return low <= value && value <= high
+            default: return false
+            }
+        }
+        let matching = records.filter { record in record.state != "DELETED" && query.filters.allSatisfy { passes(record, $0) } }
+        func before(_ lhs: ImageSetRecord, _ rhs: ImageSetRecord) -> Bool {
+            switch query.sortField {
+            case .updatedAt where lhs.updatedAt != rhs.updatedAt: return lhs.updatedAt < rhs.updatedAt
+            case .createdAt where lhs.createdAt != rhs.createdAt: return lhs.createdAt < rhs.createdAt
+            case .studyDate where lhs.key.studyDate != rhs.key.studyDate: return lhs.key.studyDate < rhs.key.studyDate
+            default: return lhs.imageSetId < rhs.imageSetId
+            }
+        }
+        let sorted = matching.sorted { query.ascending ? before($0, $1) : before($1, $0) }
+        return sorted.map(\.imageSetId)
+    }
+
+    /// Every page of a query, following tokens (through their text form, as a client would).
+    static func allPages(_ catalog: Catalog, _ query: ImageSetQuery) throws -> (ids: [String], pages: Int) {
+        var query = query
+        var ids: [String] = []
+        var pages = 0
+        while true {
+            let page = try catalog.store.searchImageSets(datastoreId: catalog.datastoreId, query: query)
+            pages += 1
+            #expect(page.items.count <= query.limit)
+            ids += page.items.map(\.imageSetId)
+            guard let next = page.nextToken else { break }
+            guard let parsed = PageToken(encoded: next.encoded) else {
+                Issue.record("token \(next.encoded) does not decode")
+                break
+            }
+            query.after = parsed
+            if pages > 1_000 { break }
+        }
+        return (ids, pages)
+    }
+
+    @Test func everyFilterAndSortPagesToTheBruteForceAnswer() throws {
+        let (catalog, records) = try Self.populated()
+        let filters: [[ImageSetQuery.Filter]] = [
+            [],
+            [.init(field: .patientID, lower: .text("P2"))],
+            [.init(field: .accessionNumber, lower: .text("A1"))],
+            [.init(field: .studyID, lower: .text("S5"))],
+            [.init(field: .studyInstanceUID, lower: .text("1.2.826.0.1.3680043.14.3"))],
+            [.init(field: .seriesInstanceUID, lower: .text("1.2.826.0.1.3680043.14.5.17"))],
+            [.init(field: .studyDate, lower: .text("20240201"), upper: .text("20240301"))],
+            [.init(field: .createdAt, lower: .time(1_010), upper: .time(1_040))],
+            [.init(field: .updatedAt, lower: .time(1_020))],
+            [.init(field: .isPrimary, lower: .flag(false))],
+            [.init(field: .patientID, lower: .text("P1")), .init(field: .studyDate, lower: .text("20240101"), upper: .text("20241231"))],
+            [.init(field: .patientID, lower: .text("nobody"))],
+        ]
+        var checked = 0
+        for filter in filters {
+            for sort in [ImageSetQuery.SortField.updatedAt, .createdAt, .studyDate] {
+                for ascending in [false, true] {
+                    let query = ImageSetQuery(filters: filter, sortField: sort, ascending: ascending, limit: 7)
+                    let expected = Self.expected(records, query)
+                    let got = try Self.allPages(catalog, query)
+                    #expect(got.ids == expected, "\(filter) by \(sort) \(ascending ? "ASC" : "DESC")")
+                    // Full pages, then the rest (a last full page may be followed by an empty one).
+                    #expect(got.pages <= expected.count / 7 + 1)
+                    checked += expected.count
+                }
+            }
+        }
+        #expect(checked > 1_000)
+    }
+
+    static func frames(of imageSetId: String, in catalog: Catalog) throws -> Int {
+        try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite")).read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM frames WHERE image_set_id = ?", arguments: [imageSetId]) ?? 0
+        }
+    }
+
+    @Test func deletedImageSetsLeaveSearchesAndTakeWhatTheyOwned() throws {
+        let (catalog, records) = try Self.populated()
+        let store = catalog.store
+        let gone = records[10]
+        #expect(try Self.frames(of: gone.imageSetId, in: catalog) == 1)
+        _ = try store.deleteImageSet(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId, now: 5_000)
+        let everything = try Self.allPages(catalog, ImageSetQuery(limit: 50)).ids
+        #expect(everything.count == 239)
+        #expect(!everything.contains(gone.imageSetId))
+        let byPatient = try Self.allPages(catalog, ImageSetQuery(filters: [.init(field: .patientID, lower: .text(gone.key.patientID))])).ids
+        #expect(!byPatient.contains(gone.imageSetId))
+        #expect(try store.imageSetVersions(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId).isEmpty)
+        #expect(try store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId, version: 1) == nil)
+        #expect(try Self.frames(of: gone.imageSetId, in: catalog) == 0)
+        #expect(try store.imageSet(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId)?.state == "DELETED")
+    }
+
+    @Test func aTokenOfAnotherSortOrGarbageIsRefused() throws {
+        let (catalog, _) = try Self.populated()
+        let first = try catalog.store.searchImageSets(datastoreId: catalog.datastoreId, query: ImageSetQuery(limit: 5))
+        let token = try #require(first.nextToken)
+        #expect(throws: ImageSetStoreError.self) {
+            try catalog.store.searchImageSets(
+                datastoreId: catalog.datastoreId, query: ImageSetQuery(sortField: .studyDate, limit: 5, after: token))
+        }
+        #expect(PageToken(encoded: "not a token") == nil)
+        #expect(PageToken(encoded: String(repeating: "A", count: 9_000)) == nil)
+        #expect(PageToken(encoded: token.encoded) == token)
+    }
+
+    /// Each filter and sort reads through an index: no query scans the image sets of a data store.
+    @Test func everySearchUsesAnIndex() throws {
+        let (catalog, _) = try Self.populated()
+        let database = try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite"))
+        let fields: [ImageSetQuery.Field] = [
+            .patientID, .accessionNumber, .studyID, .studyInstanceUID, .seriesInstanceUID, .studyDate, .createdAt, .updatedAt,
+            .isPrimary,
+        ]
+        for field in fields {
+            let value: ImageSetQuery.Value
+            switch field {
+            case .createdAt, .updatedAt: value = .time(1_000)
+            case .isPrimary: value = .flag(true)
+            default: value = .text("x")
+            }
+            let search = try SQLiteImageSetSearch(
+                datastoreId: catalog.datastoreId, query: ImageSetQuery(filters: [.init(field: field, lower: value)], limit: 7))
+            let plan = try database.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + search.sql, arguments: StatementArguments(search.arguments))
+                    .map { $0["detail"] as String }
+            }
+            // The index is searched on the filter's own column, not merely on the data store.
+            let column = SQLiteImageSetSearch.column(field)
+            #expect(plan.contains { $0.contains("INDEX") && $0.contains("\(column)=?") }, "\(field): \(plan)")
+            #expect(!plan.contains { $0.hasPrefix("SCAN image_sets") && !$0.contains("INDEX") }, "\(field): \(plan)")
+        }
+    }
+
+    /// A page without filters, in any sort, or with an EQUAL filter sorted by updatedAt, reads its rows in order
+    /// from an index: no sort of the matches, so its cost does not grow with the data store.
+    @Test func unfilteredAndEqualPagesNeedNoSort() throws {
+        let (catalog, _) = try Self.populated()
+        let database = try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite"))
+        let token = PageToken(sortValue: .number(1_050), id: "m")
+        let queries = [
+            ImageSetQuery(sortField: .updatedAt, limit: 7, after: token),
+            ImageSetQuery(sortField: .createdAt, ascending: true, limit: 7, after: token),
+            ImageSetQuery(sortField: .studyDate, limit: 7, after: PageToken(sortValue: .text("20240301"), id: "m")),
+            ImageSetQuery(filters: [.init(field: .patientID, lower: .text("P1"))], limit: 7, after: token),
+            ImageSetQuery(filters: [.init(field: .studyInstanceUID, lower: .text("1.2"))], ascending: true, limit: 7),
+        ]
+        for query in queries {
+            let search = try SQLiteImageSetSearch(datastoreId: catalog.datastoreId, query: query)
+            let plan = try database.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + search.sql, arguments: StatementArguments(search.arguments))
+                    .map { $0["detail"] as String }
+            }
+            #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(query): \(plan)")
+        }
+    }
+
+    @Test func jobsPageNewestFirstWithAndWithoutAStatus() throws {
+        let catalog = try Catalog()
+        var all: [DICOMImportJobProperties] = []
+        for index in 0..<60 {
+            let job = DICOMImportJobProperties(
+                jobId: ResourceID.make(), jobName: "job-\(index)", jobStatus: index % 3 == 0 ? .failed : .completed,
+                datastoreId: catalog.datastoreId, dataAccessRoleArn: "arn:aws:iam::123456789012:role/Importer",
+                clientToken: "token-\(index)", submittedAt: Double(100 + index / 4), inputS3Uri: "s3://in/", outputS3Uri: "s3://out/")
+            all.append(try catalog.store.insertJob(job, maxActiveJobs: .max).job)
+        }
+        for status in [nil, JobStatus.failed] {
+            let expected = all.filter { status == nil || $0.jobStatus == status }
+                .sorted { ($0.submittedAt, $0.jobId) > ($1.submittedAt, $1.jobId) }.map(\.jobId)
+            var got: [String] = []
+            var after: PageToken?
+            repeat {
+                let page = try catalog.store.jobs(datastoreId: catalog.datastoreId, status: status, limit: 7, after: after)
+                got += page.items.map(\.jobId)
+                after = page.nextToken
+            } while after != nil && got.count <= 60
+            #expect(got == expected)
+        }
+    }
+}
