@@ -3,21 +3,29 @@ public import DICOMIngestModel
 import Foundation
 import GRDB
 import Glibc
+import Synchronization
 
 /// The embedded data store: a folder with a SQLite catalog (`catalog.sqlite`, WAL mode, on GRDB) and the frame
 /// blobs (`frames/`).
 ///
 /// Writes go through GRDB's single writer (`BEGIN IMMEDIATE`, so other processes on the same catalog wait too);
-/// a job's commit of one series is one transaction that decides primary or not, adds each version's gzip
-/// metadata document, its instances and its frames, so a crash never leaves a half-written image set visible
+/// a job's commit of one series is one transaction that decides primary or not, adds each version, its instances
+/// and its frames, so a crash never leaves a half-written image set visible
 /// and concurrent jobs cannot both create one series' primary image set. A running job's instances wait in
 /// `staged_instances` until then. `synchronous=FULL`: a committed transaction survives a power loss.
+///
+/// Versions share their instances: an instance row names the versions it belongs to (`first_version` up to
+/// `last_version`, open while current), so a version writes only the instances it adds or replaces, and the metadata
+/// document of any version is composed when it is read (`documents` caches the latest few). A commit costs what
+/// it changes, not the size of the image set times its versions.
 public final class SQLiteImageSetStore: ImageSetStore {
     public let directory: String
     public let frameStorage: DirectoryFrameStorage
     /// Where the jobs of this store keep their `JobJournal`s.
     public var journalFolder: String { directory + "/jobs" }
     private let pool: DatabasePool
+    /// Composed metadata documents (gzip) by image set and version; versions never change, so entries never go stale.
+    private let documents = DocumentCache(capacity: 64 << 20)
 
     /// The store folder used when neither `--store` nor `DICOM_INGEST_STORE` names one:
     /// `$XDG_DATA_HOME/dicom-ingest` or `~/.local/share/dicom-ingest`.
@@ -47,7 +55,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
         frameStorage = DirectoryFrameStorage(root: directory + "/frames")
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -169,8 +177,27 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     CREATE INDEX image_sets_by_primary ON image_sets (datastore_id, is_primary, updated_at, id);
                     CREATE INDEX jobs_by_page ON jobs (datastore_id, submitted_at, id);
                     CREATE INDEX jobs_by_status_page ON jobs (datastore_id, status, submitted_at, id);
-                    CREATE INDEX instances_by_image_set ON instances (image_set_id);
                     CREATE INDEX versions_by_image_set ON image_set_versions (image_set_id);
+                    """)
+        }
+        migrator.registerMigration("v9-versioned-instances") { db in
+            // Earlier versions keep the documents they stored (`document` not empty); versions from now on store
+            // their top-level pieces and compose the rest from `instance_versions`. Instances carried over are the
+            // current ones, as of each image set's latest version.
+            try db.execute(
+                sql: """
+                    CREATE TABLE instance_versions (
+                        image_set_id TEXT NOT NULL, sop_uid TEXT NOT NULL, first_version INTEGER NOT NULL,
+                        last_version INTEGER, input_key TEXT NOT NULL, job_id TEXT NOT NULL, instance BLOB NOT NULL,
+                        PRIMARY KEY (image_set_id, sop_uid, first_version));
+                    CREATE UNIQUE INDEX current_instances ON instance_versions (image_set_id, sop_uid) WHERE last_version IS NULL;
+                    INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
+                        SELECT i.image_set_id, i.sop_uid, s.latest_version, NULL, i.input_key, i.job_id, i.instance
+                        FROM instances i JOIN image_sets s ON s.id = i.image_set_id;
+                    DROP TABLE instances;
+                    ALTER TABLE image_set_versions ADD COLUMN patient BLOB;
+                    ALTER TABLE image_set_versions ADD COLUMN study BLOB;
+                    ALTER TABLE image_set_versions ADD COLUMN series BLOB;
                     """)
         }
         return migrator
@@ -578,18 +605,25 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 updatedAt: commit.committedAt, instanceCount: 0)
         }
         let imageSetId = record.imageSetId
-        // A SOP instance already in the image set is replaced by this version's copy (spec §4.3).
-        let upsertInstance = try db.makeStatement(
+        let version = record.latestVersion
+        // A SOP instance already in the image set is replaced by this version's copy (spec §4.3): its current row
+        // ends with the previous version and a new row starts with this one.
+        let retire = try db.makeStatement(
+            sql: "UPDATE instance_versions SET last_version = ? WHERE image_set_id = ? AND sop_uid = ? AND last_version IS NULL")
+        let insertInstance = try db.makeStatement(
             sql: """
-                INSERT INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (image_set_id, sop_uid) DO UPDATE
-                    SET input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
+                INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
+                VALUES (?, ?, ?, NULL, ?, ?, ?)
+                ON CONFLICT (image_set_id, sop_uid, first_version) DO UPDATE
+                    SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
                 """)
         let insertFrame = try db.makeStatement(
             sql: "INSERT INTO frames (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax) VALUES (?, ?, ?, ?, ?, ?, ?)")
         for instance in commit.instances {
-            try upsertInstance.execute(arguments: [
-                imageSetId, instance.sopInstanceUID, instance.inputKey, commit.jobId, Data(instance.instanceJSON),
+            try retire.execute(arguments: [version - 1, imageSetId, instance.sopInstanceUID])
+            if db.changesCount == 0 { record.instanceCount += 1 }
+            try insertInstance.execute(arguments: [
+                imageSetId, instance.sopInstanceUID, version, instance.inputKey, commit.jobId, Data(instance.instanceJSON),
             ])
             for frame in instance.frames {
                 try insertFrame.execute(arguments: [
@@ -597,19 +631,16 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 ])
             }
         }
-        let rows = try Row.fetchAll(
-            db, sql: "SELECT sop_uid, instance FROM instances WHERE image_set_id = ? ORDER BY sop_uid", arguments: [imageSetId])
-        record.instanceCount = rows.count
-        let document = MetadataDocument.compose(
-            datastoreId: commit.datastoreId, imageSetId: imageSetId, seriesInstanceUID: commit.key.seriesInstanceUID,
-            patient: last.patientJSON, study: last.studyJSON, series: last.seriesJSON,
-            instances: rows.map { row in
-                let bytes: Data = row["instance"]
-                return (row["sop_uid"], [UInt8](bytes))
-            })
+        // The document is composed when read: the version keeps only its top-level pieces.
         try db.execute(
-            sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, ?, ?, ?, ?)",
-            arguments: [imageSetId, record.latestVersion, commit.jobId, commit.committedAt, Data(Compression.gzip(document))])
+            sql: """
+                INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
+                VALUES (?, ?, ?, ?, x'', ?, ?, ?)
+                """,
+            arguments: [
+                imageSetId, version, commit.jobId, commit.committedAt, Data(last.patientJSON), Data(last.studyJSON),
+                Data(last.seriesJSON),
+            ])
         if commit.imageSetId == nil {
             try db.execute(
                 sql: """
@@ -685,7 +716,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     arguments: [now, imageSetId])
                 // The row stays as the DELETED state's record; what the image set owned goes with it. Frame packs
                 // that no other frame names are then removed by `reclaimUnreferencedFramePacks`.
-                for table in ["frames", "instances", "image_set_versions"] {
+                for table in ["frames", "instance_versions", "image_set_versions"] {
                     try db.execute(sql: "DELETE FROM \(table) WHERE image_set_id = ?", arguments: [imageSetId])
                 }
                 var record = Self.imageSet(row)
@@ -745,12 +776,35 @@ public final class SQLiteImageSetStore: ImageSetStore {
         try run {
             try pool.read { db in
                 let sql = """
-                    SELECT v.document FROM image_set_versions v JOIN image_sets s ON s.id = v.image_set_id
+                    SELECT v.version, v.document, v.patient, v.study, v.series, s.series_uid
+                    FROM image_set_versions v JOIN image_sets s ON s.id = v.image_set_id
                     WHERE s.datastore_id = ? AND v.image_set_id = ? AND s.state != 'DELETED'
                         AND v.version = COALESCE(?, s.latest_version)
                     """
-                let data = try Data.fetchOne(db, sql: sql, arguments: [datastoreId, imageSetId, version])
-                return data.map { [UInt8]($0) }
+                guard let row = try Row.fetchOne(db, sql: sql, arguments: [datastoreId, imageSetId, version]) else { return nil }
+                let stored: Data = row["document"]
+                if !stored.isEmpty { return [UInt8](stored) }
+                let number: Int = row["version"]
+                let cacheKey = "\(imageSetId)/\(number)"
+                if let cached = documents[cacheKey] { return cached }
+                let instances = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT sop_uid, instance FROM instance_versions
+                        WHERE image_set_id = ?1 AND first_version <= ?2 AND (last_version IS NULL OR last_version >= ?2)
+                        ORDER BY sop_uid
+                        """,
+                    arguments: [imageSetId, number]
+                ).map { instance -> (String, [UInt8]) in
+                    let bytes: Data = instance["instance"]
+                    return (instance["sop_uid"], [UInt8](bytes))
+                }
+                func bytes(_ column: String) -> [UInt8] { (row[column] as Data?).map { [UInt8]($0) } ?? Array("{}".utf8) }
+                let document = Compression.gzip(MetadataDocument.compose(
+                    datastoreId: datastoreId, imageSetId: imageSetId, seriesInstanceUID: row["series_uid"],
+                    patient: bytes("patient"), study: bytes("study"), series: bytes("series"), instances: instances))
+                documents[cacheKey] = document
+                return document
             }
         }
     }
@@ -875,6 +929,38 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 let message = row[2] as? String
             else { return nil }
             return ImportWarning(reasonCode: code, type: type, message: message)
+        }
+    }
+}
+
+/// The most recently composed metadata documents, up to `capacity` bytes; the oldest entry goes first.
+final class DocumentCache: Sendable {
+    private struct Entries {
+        var documents: [String: [UInt8]] = [:]
+        var order: [String] = []
+        var bytes = 0
+    }
+
+    private let capacity: Int
+    private let entries = Mutex(Entries())
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    subscript(key: String) -> [UInt8]? {
+        get { entries.withLock { $0.documents[key] } }
+        set {
+            guard let document = newValue, document.count <= capacity / 4 else { return }
+            entries.withLock { entries in
+                guard entries.documents.updateValue(document, forKey: key) == nil else { return }
+                entries.order.append(key)
+                entries.bytes += document.count
+                while entries.bytes > capacity, !entries.order.isEmpty {
+                    let oldest = entries.order.removeFirst()
+                    entries.bytes -= entries.documents.removeValue(forKey: oldest)?.count ?? 0
+                }
+            }
         }
     }
 }

@@ -20,6 +20,12 @@ import Testing
             datastoreId = try store.createDatastore(name: "search", now: 0).datastoreId
         }
 
+        init(folder: TemporaryFolder, store: SQLiteImageSetStore, datastoreId: String) {
+            self.folder = folder
+            self.store = store
+            self.datastoreId = datastoreId
+        }
+
         /// Commits one image set of one instance and one frame (a pack that is never read).
         @discardableResult
         func imageSet(_ index: Int, key: ImageSetKey, at time: Double, primary: Bool = true) throws -> ImageSetRecord {

@@ -1,0 +1,121 @@
+import DICOMIngest
+import DICOMIngestModel
+@testable import DICOMIngestSQLite
+import DICOMIngestTestSupport
+import Foundation
+import GRDB
+import Testing
+
+/// Versions share their instance rows and compose their documents when read: each version's document stays exact
+/// while later versions replace and add instances, a version writes only what it changes, and catalogs from before
+/// keep the documents they stored.
+@Suite struct VersionedDocumentTests {
+    typealias Catalog = CatalogQueryTests.Catalog
+    static let series = "1.2.826.0.1.3680043.15.1.1"
+    static let key = ImageSetKey(studyInstanceUID: "1.2.826.0.1.3680043.15.1", seriesInstanceUID: series, patientID: "P")
+
+    static func instance(_ sop: String, _ text: String) -> PreparedInstance {
+        PreparedInstance(
+            inputKey: "in/\(sop)-\(text).dcm", sopInstanceUID: sop, key: key, patientJSON: Array("{\"PatientID\":\"P\"}".utf8),
+            studyJSON: Array("{\"StudyID\":\"\(text)\"}".utf8), seriesJSON: Array("{}".utf8),
+            instanceJSON: Array("{\"Text\":\"\(text)\"}".utf8), frames: [], warnings: [])
+    }
+
+    /// Commits `instances` as the next version of the series' image set (a new one when there is none).
+    @discardableResult
+    static func commit(_ instances: [PreparedInstance], in catalog: Catalog) throws -> ImageSetRecord {
+        try catalog.store.commitSeries(
+            datastoreId: catalog.datastoreId, jobId: "job", seriesInstanceUID: series,
+            plan: { primary in
+                [ImageSetCommit(
+                    datastoreId: catalog.datastoreId, jobId: "job", imageSetId: primary?.imageSetId, key: key, isPrimary: true,
+                    instances: instances, committedAt: 1)]
+            }, lines: { _ in ([], ImportJobProgress()) })[0]
+    }
+
+    /// The instances of a version's document: SOP Instance UID → its `Text`, and the study's `StudyID`.
+    static func contents(_ store: SQLiteImageSetStore, _ catalog: Catalog, _ imageSetId: String, version: Int?) throws -> ([String: String], String) {
+        let gzip = try #require(try store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: version))
+        let data = Data(try #require(Compression.gunzip(gzip)))
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let study = try #require(document["Study"] as? [String: Any])
+        let instances = try #require(((study["Series"] as? [String: Any])?[series] as? [String: Any])?["Instances"] as? [String: [String: String]])
+        return (instances.mapValues { $0["Text"] ?? "" }, (study["DICOM"] as? [String: String])?["StudyID"] ?? "")
+    }
+
+    static func instanceRows(_ catalog: Catalog) throws -> Int {
+        try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite")).read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM instance_versions") ?? 0
+        }
+    }
+
+    @Test func eachVersionsDocumentStaysExactWhileLaterVersionsChangeTheImageSet() throws {
+        let catalog = try Catalog()
+        let first = try Self.commit([Self.instance("1.1", "a1"), Self.instance("1.2", "b1"), Self.instance("1.3", "c1")], in: catalog)
+        let imageSetId = first.imageSetId
+        let v1 = try Self.contents(catalog.store, catalog, imageSetId, version: 1)
+        try Self.commit([Self.instance("1.2", "b2"), Self.instance("1.4", "d2")], in: catalog)
+        let latest = try Self.commit([Self.instance("1.1", "a3")], in: catalog)
+        #expect(latest.latestVersion == 3)
+        #expect(latest.instanceCount == 4)
+        // Each version wrote only what it added or replaced.
+        #expect(try Self.instanceRows(catalog) == 6)
+
+        // Read through a new connection (nothing cached): every version as it was committed.
+        let reopened = try SQLiteImageSetStore(directory: catalog.folder.sub("store"))
+        let expected: [(Int?, [String: String], String)] = [
+            (1, ["1.1": "a1", "1.2": "b1", "1.3": "c1"], "c1"),
+            (2, ["1.1": "a1", "1.2": "b2", "1.3": "c1", "1.4": "d2"], "d2"),
+            (3, ["1.1": "a3", "1.2": "b2", "1.3": "c1", "1.4": "d2"], "a3"),
+            (nil, ["1.1": "a3", "1.2": "b2", "1.3": "c1", "1.4": "d2"], "a3"),
+        ]
+        for (version, instances, studyID) in expected {
+            let (got, gotStudy) = try Self.contents(reopened, catalog, imageSetId, version: version)
+            #expect(got == instances, "version \(version.map(String.init) ?? "latest")")
+            #expect(gotStudy == studyID, "version \(version.map(String.init) ?? "latest")")
+        }
+        #expect(try Self.contents(reopened, catalog, imageSetId, version: 1) == v1)
+        #expect(try reopened.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: 4) == nil)
+    }
+
+    @Test func aCatalogFromBeforeKeepsItsStoredDocumentsAndGrowsFromThem() throws {
+        let folder = try TemporaryFolder("catalog-v8")
+        let path = folder.sub("store/catalog.sqlite")
+        try FileManager.default.createDirectory(atPath: folder.sub("store"), withIntermediateDirectories: true)
+        let stored = Compression.gzip(Array("{\"stored\":true}".utf8))
+        let imageSetId = ResourceID.make()
+        let datastoreId = ResourceID.make()
+        do {
+            let database = try DatabaseQueue(path: path)
+            try SQLiteImageSetStore.migrator.migrate(database, upTo: "v8-search-columns")
+            try database.write { db in
+                try db.execute(
+                    sql: "INSERT INTO datastores (id, name, status, created_at, updated_at) VALUES (?, 'old', 'ACTIVE', 0, 0)",
+                    arguments: [datastoreId])
+                try db.execute(
+                    sql: """
+                        INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
+                            workflow_status, created_at, updated_at, instance_count, patient_id, study_uid)
+                        VALUES (?, ?, ?, ?, 1, 1, 'ACTIVE', 'CREATED', 0, 0, 1, 'P', ?)
+                        """,
+                    arguments: [imageSetId, datastoreId, Self.series, Self.key.encoded, Self.key.studyInstanceUID])
+                try db.execute(
+                    sql: "INSERT INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, '1.1', 'old.dcm', 'old', ?)",
+                    arguments: [imageSetId, Data("{\"Text\":\"old\"}".utf8)])
+                try db.execute(
+                    sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, 1, 'old', 0, ?)",
+                    arguments: [imageSetId, Data(stored)])
+            }
+        }
+        let store = try SQLiteImageSetStore(directory: folder.sub("store"))
+        #expect(try store.metadataDocument(datastoreId: datastoreId, imageSetId: imageSetId, version: 1) == stored)
+        let catalog = CatalogQueryTests.Catalog(folder: folder, store: store, datastoreId: datastoreId)
+        let next = try Self.commit([Self.instance("1.2", "new")], in: catalog)
+        #expect(next.imageSetId == imageSetId)
+        #expect(next.latestVersion == 2)
+        #expect(next.instanceCount == 2)
+        let (instances, _) = try Self.contents(store, catalog, imageSetId, version: 2)
+        #expect(instances == ["1.1": "old", "1.2": "new"])
+        #expect(try store.metadataDocument(datastoreId: datastoreId, imageSetId: imageSetId, version: 1) == stored)
+    }
+}
