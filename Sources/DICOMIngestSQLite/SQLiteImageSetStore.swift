@@ -177,7 +177,6 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     CREATE INDEX image_sets_by_primary ON image_sets (datastore_id, is_primary, updated_at, id);
                     CREATE INDEX jobs_by_page ON jobs (datastore_id, submitted_at, id);
                     CREATE INDEX jobs_by_status_page ON jobs (datastore_id, status, submitted_at, id);
-                    CREATE INDEX versions_by_image_set ON image_set_versions (image_set_id);
                     """)
         }
         migrator.registerMigration("v9-versioned-instances") { db in
@@ -187,7 +186,9 @@ public final class SQLiteImageSetStore: ImageSetStore {
             try db.execute(
                 sql: """
                     CREATE TABLE instance_versions (
-                        image_set_id TEXT NOT NULL, sop_uid TEXT NOT NULL, first_version INTEGER NOT NULL,
+                        image_set_id TEXT NOT NULL
+                            REFERENCES image_sets (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+                        sop_uid TEXT NOT NULL, first_version INTEGER NOT NULL,
                         last_version INTEGER, input_key TEXT NOT NULL, job_id TEXT NOT NULL, instance BLOB NOT NULL,
                         PRIMARY KEY (image_set_id, sop_uid, first_version));
                     CREATE UNIQUE INDEX current_instances ON instance_versions (image_set_id, sop_uid) WHERE last_version IS NULL;
@@ -198,6 +199,35 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     ALTER TABLE image_set_versions ADD COLUMN patient BLOB;
                     ALTER TABLE image_set_versions ADD COLUMN study BLOB;
                     ALTER TABLE image_set_versions ADD COLUMN series BLOB;
+                    """)
+        }
+        migrator.registerMigration("v10-foreign-keys") { db in
+            // What an image set owns names it: a frame or version of no image set cannot be written (checked when
+            // the transaction commits, as a new image set's row is written after its instances and frames), and
+            // deleting the row deletes them. Frames are also indexed by pack, which the pack reclaimer reads.
+            try db.execute(
+                sql: """
+                    CREATE TABLE frames_new (
+                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL,
+                        image_set_id TEXT NOT NULL
+                            REFERENCES image_sets (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+                        blob TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+                        transfer_syntax TEXT NOT NULL DEFAULT '');
+                    INSERT INTO frames_new (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax)
+                        SELECT id, datastore_id, image_set_id, blob, offset, length, transfer_syntax FROM frames;
+                    DROP TABLE frames;
+                    ALTER TABLE frames_new RENAME TO frames;
+                    CREATE INDEX frames_by_image_set ON frames (image_set_id);
+                    CREATE INDEX frames_by_blob ON frames (blob);
+                    CREATE TABLE image_set_versions_new (
+                        image_set_id TEXT NOT NULL
+                            REFERENCES image_sets (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+                        version INTEGER NOT NULL, job_id TEXT, created_at REAL NOT NULL, document BLOB NOT NULL,
+                        patient BLOB, study BLOB, series BLOB, PRIMARY KEY (image_set_id, version));
+                    INSERT INTO image_set_versions_new (image_set_id, version, job_id, created_at, document, patient, study, series)
+                        SELECT image_set_id, version, job_id, created_at, document, patient, study, series FROM image_set_versions;
+                    DROP TABLE image_set_versions;
+                    ALTER TABLE image_set_versions_new RENAME TO image_set_versions;
                     """)
         }
         return migrator

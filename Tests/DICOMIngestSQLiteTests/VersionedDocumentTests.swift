@@ -78,6 +78,21 @@ import Testing
         #expect(try reopened.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: 4) == nil)
     }
 
+    @Test func whatAnImageSetOwnsMustNameOne() throws {
+        let catalog = try Catalog()
+        try Self.commit([Self.instance("1.1", "a1")], in: catalog)
+        let database = try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite"))
+        let violations = try database.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        #expect(violations.isEmpty)
+        for insert in [
+            "INSERT INTO frames (id, datastore_id, image_set_id, blob, offset, length) VALUES ('f', 'd', 'no-such-image-set', 'p', 0, 1)",
+            "INSERT INTO image_set_versions (image_set_id, version, created_at, document) VALUES ('no-such-image-set', 1, 0, x'')",
+            "INSERT INTO instance_versions (image_set_id, sop_uid, first_version, input_key, job_id, instance) VALUES ('no-such-image-set', '1', 1, 'k', 'j', x'')",
+        ] {
+            #expect(throws: DatabaseError.self, "\(insert)") { try database.write { db in try db.execute(sql: insert) } }
+        }
+    }
+
     @Test func aCatalogFromBeforeKeepsItsStoredDocumentsAndGrowsFromThem() throws {
         let folder = try TemporaryFolder("catalog-v8")
         let path = folder.sub("store/catalog.sqlite")
