@@ -24,6 +24,16 @@ let package = Package(
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // The catalog at archive scale: commit rate, search and metadata latency, bytes per instance (compare.sh).
+        .executableTarget(
+            name: "CatalogScale",
+            dependencies: [
+                .product(name: "DICOMIngest", package: "dicom-ingest"),
+                .product(name: "DICOMIngestModel", package: "dicom-ingest"),
+                .product(name: "DICOMIngestSQLite", package: "dicom-ingest"),
+            ],
+            path: "Benchmarks/CatalogScale"
+        ),
         // The pixel stage's codec work alone, on the frames of a generated archive (run by compare.sh).
         .executableTarget(
             name: "PixelCodecRate",
