@@ -3,7 +3,7 @@
 # generated archive, warm cache, several runs each; rewrites BENCHMARKS.md with the results.
 #
 # Usage: Benchmarks/compare.sh            (environment: FILES=3000 BIG_MB=2048 SMALL=100000 RUNS=5 ORTHANC_FILES=500
-#                                          PIXEL_FILES=400)
+#                                          PIXEL_FILES=400 CATALOG_SIZES="100000 1000000")
 # Needs root on Debian 12 (installs dcmtk, libgdcm-tools, orthanc, libopenjp2-tools, hyperfine and the pinned
 # PyPI packages). Takes about 10 minutes on 2 cores.
 set -euo pipefail
@@ -172,6 +172,14 @@ source "$work/s3.env"
 )
 kill $S3_TEST_SERVER_PIDS 2>/dev/null || true
 s3_bytes=$(xargs -a "$work/s3-files" du -cb | tail -1 | cut -f1)
+
+# MARK: - Catalog at archive scale (CATALOG_SIZES instances, 100 per image set)
+(cd Benchmarks && swift build -c release --product CatalogScale >/dev/null)
+: > "$results/catalog.md"
+for instances in ${CATALOG_SIZES:-100000 1000000}; do
+  Benchmarks/.build/release/CatalogScale "$work/catalog" "$instances" >> "$results/catalog.md"
+  rm -rf "$work/catalog"
+done
 
 # MARK: - Report
 python3 Benchmarks/render_report.py "$results" BENCHMARKS.md \
