@@ -758,6 +758,202 @@ public final class SQLiteImageSetStore: ImageSetStore {
         }
     }
 
+    public func updateImageSetMetadata(
+        datastoreId: String, imageSetId: String, latestVersion: Int, update: ImageSetUpdate, now: Double
+    ) throws -> ImageSetRecord {
+        try run {
+            try pool.write { db in
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
+                        arguments: [datastoreId, imageSetId])
+                else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) does not exist") }
+                var record = Self.imageSet(row)
+                guard latestVersion == record.latestVersion else {
+                    throw ImageSetStoreError(
+                        .conflict, "Image set \(imageSetId) is at version \(record.latestVersion), not \(latestVersion)")
+                }
+                let version = record.latestVersion + 1
+                var pieces: VersionPieces
+                switch update {
+                case .changes(let changes):
+                    pieces = try Self.pieces(of: imageSetId, version: record.latestVersion, db)
+                    pieces.patient = try MetadataChanges.apply(changes.patient, toDICOM: pieces.patient)
+                    pieces.study = try MetadataChanges.apply(changes.study, toDICOM: pieces.study)
+                    pieces.series = try MetadataChanges.apply(changes.series, toDICOM: pieces.series)
+                    for (sop, level) in changes.instances.sorted(by: { $0.key < $1.key }) {
+                        guard let current = try Self.currentInstance(imageSetId, sop, db) else {
+                            throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
+                        }
+                        try Self.replaceInstance(
+                            imageSetId, sop, version: version, inputKey: current.inputKey, jobId: current.jobId,
+                            json: try MetadataChanges.apply(level, toInstance: current.json), db)
+                    }
+                    for sop in changes.removedInstances {
+                        try db.execute(
+                            sql: "UPDATE instance_versions SET last_version = ? WHERE image_set_id = ? AND sop_uid = ? AND last_version IS NULL",
+                            arguments: [version - 1, imageSetId, sop])
+                        guard db.changesCount == 1 else {
+                            throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
+                        }
+                    }
+                case .revert(let target):
+                    guard (1..<version).contains(target) else {
+                        throw ImageSetStoreError(.notFound, "Image set \(imageSetId) has no version \(target)")
+                    }
+                    pieces = try Self.pieces(of: imageSetId, version: target, db)
+                    try Self.restoreInstances(of: imageSetId, to: target, as: version, stored: pieces.storedInstances, db)
+                }
+                record.instanceCount = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL",
+                    arguments: [imageSetId]) ?? 0
+                guard record.instanceCount > 0 else {
+                    throw ImageSetStoreError(.invalid, "An image set keeps at least one instance; delete the image set instead")
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
+                        VALUES (?, ?, NULL, ?, x'', ?, ?, ?)
+                        """,
+                    arguments: [imageSetId, version, now, Data(pieces.patient), Data(pieces.study), Data(pieces.series)])
+                record.key = pieces.key(seriesInstanceUID: record.key.seriesInstanceUID, seriesNumber: record.key.seriesNumber)
+                record.latestVersion = version
+                record.updatedAt = now
+                record.workflowStatus = "UPDATED"
+                try db.execute(
+                    sql: """
+                        UPDATE image_sets SET latest_version = ?, updated_at = ?, instance_count = ?, workflow_status = ?,
+                            image_set_key = ?, patient_id = ?, accession_number = ?, study_id = ?, study_uid = ?, study_date = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [
+                        version, now, record.instanceCount, record.workflowStatus, record.key.encoded, record.key.patientID,
+                        record.key.accessionNumber, record.key.studyID, record.key.studyInstanceUID, record.key.studyDate,
+                        imageSetId,
+                    ])
+                return record
+            }
+        }
+    }
+
+    /// A version's top-level `DICOM` objects; for a version that stored its whole document (before v9), its
+    /// instances too.
+    struct VersionPieces {
+        var patient: [UInt8]
+        var study: [UInt8]
+        var series: [UInt8]
+        var storedInstances: [(String, [UInt8])]?
+
+        /// The image set key these pieces give (key attributes live at the patient and study levels).
+        func key(seriesInstanceUID: String, seriesNumber: String) -> ImageSetKey {
+            func text(_ object: [UInt8], _ keyword: String) -> String {
+                guard case .object(let members)? = try? JSONValue.parse(object),
+                    let value = members.first(where: { $0.0 == keyword })?.1
+                else { return "" }
+                switch value {
+                case .string(let text): return text
+                case .array(let items): return items.compactMap { if case .string(let text) = $0 { text } else { nil } }.joined(separator: "\\")
+                default: return ""
+                }
+            }
+            return ImageSetKey(
+                studyInstanceUID: text(study, "StudyInstanceUID"), seriesInstanceUID: seriesInstanceUID,
+                patientID: text(patient, "PatientID"), patientName: text(patient, "PatientName"),
+                studyDate: text(study, "StudyDate"), accessionNumber: text(study, "AccessionNumber"),
+                studyID: text(study, "StudyID"), seriesNumber: seriesNumber)
+        }
+    }
+
+    private static func pieces(of imageSetId: String, version: Int, _ db: Database) throws -> VersionPieces {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT document, patient, study, series FROM image_set_versions WHERE image_set_id = ? AND version = ?",
+                arguments: [imageSetId, version])
+        else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) has no version \(version)") }
+        let stored: Data = row["document"]
+        guard !stored.isEmpty else {
+            func bytes(_ column: String) -> [UInt8] { (row[column] as Data?).map { [UInt8]($0) } ?? Array("{}".utf8) }
+            return VersionPieces(patient: bytes("patient"), study: bytes("study"), series: bytes("series"))
+        }
+        // A document stored whole: its pieces are read back out of it.
+        guard let text = Compression.gunzip([UInt8](stored)), case .object(let document) = try JSONValue.parse(text),
+            case .object(let study)? = document.first(where: { $0.0 == "Study" })?.1,
+            case .object(let seriesMap)? = study.first(where: { $0.0 == "Series" })?.1,
+            case .object(let series)? = seriesMap.first?.1
+        else { throw ImageSetStoreError(.io, "the stored document of image set \(imageSetId) version \(version) cannot be read") }
+        func dicom(_ members: [(String, JSONValue)]) -> [UInt8] {
+            var out: [UInt8] = []
+            (members.first(where: { $0.0 == "DICOM" })?.1 ?? .object([])).write(to: &out)
+            return out
+        }
+        var patient: [(String, JSONValue)] = []
+        if case .object(let members)? = document.first(where: { $0.0 == "Patient" })?.1 { patient = members }
+        var instances: [(String, [UInt8])] = []
+        if case .object(let entries)? = series.first(where: { $0.0 == "Instances" })?.1 {
+            for (sop, entry) in entries {
+                var out: [UInt8] = []
+                entry.write(to: &out)
+                instances.append((sop, out))
+            }
+        }
+        return VersionPieces(patient: dicom(patient), study: dicom(study), series: dicom(series), storedInstances: instances)
+    }
+
+    private static func currentInstance(_ imageSetId: String, _ sop: String, _ db: Database) throws -> (inputKey: String, jobId: String, json: [UInt8])? {
+        try Row.fetchOne(
+            db, sql: "SELECT input_key, job_id, instance FROM instance_versions WHERE image_set_id = ? AND sop_uid = ? AND last_version IS NULL",
+            arguments: [imageSetId, sop]
+        ).map { row in
+            let bytes: Data = row["instance"]
+            return (row["input_key"], row["job_id"], [UInt8](bytes))
+        }
+    }
+
+    /// Ends an instance's current row with the previous version and starts a new one with `version`.
+    private static func replaceInstance(
+        _ imageSetId: String, _ sop: String, version: Int, inputKey: String, jobId: String, json: [UInt8], _ db: Database
+    ) throws {
+        try db.execute(
+            sql: "UPDATE instance_versions SET last_version = ? WHERE image_set_id = ? AND sop_uid = ? AND last_version IS NULL",
+            arguments: [version - 1, imageSetId, sop])
+        try db.execute(
+            sql: """
+                INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
+                VALUES (?, ?, ?, NULL, ?, ?, ?)
+                """,
+            arguments: [imageSetId, sop, version, inputKey, jobId, Data(json)])
+    }
+
+    /// Makes the instances of version `target` the current ones, as of `version`: rows of `target` that are still
+    /// current stay; the other current rows end; the rest of `target`'s rows start again.
+    private static func restoreInstances(
+        of imageSetId: String, to target: Int, as version: Int, stored: [(String, [UInt8])]?, _ db: Database
+    ) throws {
+        if let stored {
+            try db.execute(
+                sql: "UPDATE instance_versions SET last_version = ? WHERE image_set_id = ? AND last_version IS NULL",
+                arguments: [version - 1, imageSetId])
+            for (sop, json) in stored {
+                try replaceInstance(imageSetId, sop, version: version, inputKey: "", jobId: "", json: json, db)
+            }
+            return
+        }
+        let visible = "first_version <= ?2 AND (last_version IS NULL OR last_version >= ?2)"
+        try db.execute(
+            sql: """
+                UPDATE instance_versions SET last_version = ?3
+                WHERE image_set_id = ?1 AND last_version IS NULL AND NOT (\(visible))
+                """,
+            arguments: [imageSetId, target, version - 1])
+        try db.execute(
+            sql: """
+                INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
+                SELECT image_set_id, sop_uid, ?3, NULL, input_key, job_id, instance FROM instance_versions
+                WHERE image_set_id = ?1 AND \(visible) AND last_version IS NOT NULL
+                """,
+            arguments: [imageSetId, target, version])
+    }
+
     public func tags(resourceArn: String) throws -> [String: String] {
         try run {
             try pool.read { db in

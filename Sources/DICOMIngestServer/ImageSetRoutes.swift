@@ -19,6 +19,7 @@ struct ImageSetRoutes {
         router.post("\(base)/getImageFrame") { request, context in try await frame(request, context) }
         router.post("\(base)/listImageSetVersions") { request, context in try await versions(request, context) }
         router.post("\(base)/deleteImageSet") { _, context in try await delete(context) }
+        router.post("\(base)/updateImageSetMetadata") { request, context in try await update(request, context) }
     }
 
     /// The data store and image set of the path, both existing.
@@ -152,6 +153,51 @@ struct ImageSetRoutes {
         return JSONResponse.ok(.object([
             ("datastoreId", .string(datastoreId)), ("imageSetId", .string(deleted.imageSetId)),
             ("imageSetState", .string(deleted.state)), ("imageSetWorkflowStatus", .string(deleted.workflowStatus)),
+        ]))
+    }
+
+    /// UpdateImageSetMetadata (spec §1): applied at once, so the answer is the image set as it now is (ACTIVE,
+    /// UPDATED) where HealthImaging answers LOCKED, UPDATING and finishes later.
+    func update(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let (datastoreId, record) = try await imageSet(context)
+        guard let text = request.query("latestVersion"), let latest = Int(text), latest >= 1 else {
+            throw IngestServiceError.validation("1 validation error detected: Value at 'latestVersionId' failed to satisfy constraint")
+        }
+        let force = request.query("force") == "true"
+        let body = try await request.jsonObject(context: context)
+        let updates = body["DICOMUpdates"] as? [String: Any]
+        let revert = body["revertToVersionId"] as? String
+        guard (updates == nil) != (revert == nil), body.count == 1 else {
+            throw IngestServiceError.validation("The updates must hold exactly one of DICOMUpdates and revertToVersionId")
+        }
+        let update: ImageSetUpdate
+        if let revert {
+            guard let target = Int(revert), target >= 1 else {
+                throw IngestServiceError.validation("1 validation error detected: Value at 'revertToVersionId' failed to satisfy constraint")
+            }
+            update = .revert(toVersion: target)
+        } else {
+            func blob(_ name: String) throws -> [UInt8]? {
+                guard let value = updates?[name] else { return nil }
+                guard let text = value as? String, let data = Data(base64Encoded: text), (1...30_000).contains(data.count) else {
+                    throw IngestServiceError.validation("DICOMUpdates.\(name) must be base64 of 1 to 30,000 bytes")
+                }
+                return [UInt8](data)
+            }
+            update = .changes(try MetadataChanges.parse(
+                updatable: try blob("updatableAttributes"), removable: try blob("removableAttributes"),
+                seriesInstanceUID: record.key.seriesInstanceUID, force: force))
+        }
+        let store = service.store
+        let imageSetId = record.imageSetId
+        let updated = try await blocking {
+            try store.updateImageSetMetadata(datastoreId: datastoreId, imageSetId: imageSetId, latestVersion: latest, update: update, now: now())
+        }
+        return JSONResponse.ok(.object([
+            ("datastoreId", .string(datastoreId)), ("imageSetId", .string(updated.imageSetId)),
+            ("latestVersionId", .string(String(updated.latestVersion))), ("imageSetState", .string(updated.state)),
+            ("imageSetWorkflowStatus", .string(updated.workflowStatus)), ("createdAt", .double(updated.createdAt)),
+            ("updatedAt", .double(updated.updatedAt)),
         ]))
     }
 

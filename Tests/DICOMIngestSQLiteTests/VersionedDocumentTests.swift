@@ -18,7 +18,7 @@ import Testing
         PreparedInstance(
             inputKey: "in/\(sop)-\(text).dcm", sopInstanceUID: sop, key: key, patientJSON: Array("{\"PatientID\":\"P\"}".utf8),
             studyJSON: Array("{\"StudyID\":\"\(text)\"}".utf8), seriesJSON: Array("{}".utf8),
-            instanceJSON: Array("{\"Text\":\"\(text)\"}".utf8), frames: [], warnings: [])
+            instanceJSON: Array("{\"DICOM\":{\"Text\":\"\(text)\"}}".utf8), frames: [], warnings: [])
     }
 
     /// Commits `instances` as the next version of the series' image set (a new one when there is none).
@@ -39,8 +39,8 @@ import Testing
         let data = Data(try #require(Compression.gunzip(gzip)))
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let study = try #require(document["Study"] as? [String: Any])
-        let instances = try #require(((study["Series"] as? [String: Any])?[series] as? [String: Any])?["Instances"] as? [String: [String: String]])
-        return (instances.mapValues { $0["Text"] ?? "" }, (study["DICOM"] as? [String: String])?["StudyID"] ?? "")
+        let instances = try #require(((study["Series"] as? [String: Any])?[series] as? [String: Any])?["Instances"] as? [String: [String: Any]])
+        return (instances.mapValues { ($0["DICOM"] as? [String: Any])?["Text"] as? String ?? "" }, (study["DICOM"] as? [String: Any])?["StudyID"] as? String ?? "")
     }
 
     static func instanceRows(_ catalog: Catalog) throws -> Int {
@@ -116,7 +116,7 @@ import Testing
                     arguments: [imageSetId, datastoreId, Self.series, Self.key.encoded, Self.key.studyInstanceUID])
                 try db.execute(
                     sql: "INSERT INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, '1.1', 'old.dcm', 'old', ?)",
-                    arguments: [imageSetId, Data("{\"Text\":\"old\"}".utf8)])
+                    arguments: [imageSetId, Data("{\"DICOM\":{\"Text\":\"old\"}}".utf8)])
                 try db.execute(
                     sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, 1, 'old', 0, ?)",
                     arguments: [imageSetId, Data(stored)])
@@ -132,5 +132,99 @@ import Testing
         let (instances, _) = try Self.contents(store, catalog, imageSetId, version: 2)
         #expect(instances == ["1.1": "old", "1.2": "new"])
         #expect(try store.metadataDocument(datastoreId: datastoreId, imageSetId: imageSetId, version: 1) == stored)
+    }
+
+    static func patient(_ store: SQLiteImageSetStore, _ catalog: Catalog, _ imageSetId: String, version: Int?) throws -> [String: Any] {
+        let gzip = try #require(try store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: version))
+        let text = try #require(Compression.gunzip(gzip))
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any])
+        return try #require((document["Patient"] as? [String: Any])?["DICOM"] as? [String: Any])
+    }
+
+    static func changes(updatable: String? = nil, removable: String? = nil, force: Bool = false) throws -> ImageSetUpdate {
+        .changes(try MetadataChanges.parse(
+            updatable: updatable.map { Array($0.utf8) }, removable: removable.map { Array($0.utf8) },
+            seriesInstanceUID: series, force: force))
+    }
+
+    static func patientSearch(_ catalog: Catalog, _ patientID: String) throws -> [String] {
+        try catalog.store.searchImageSets(
+            datastoreId: catalog.datastoreId, query: ImageSetQuery(filters: [.init(field: .patientID, lower: .text(patientID))])
+        ).items.map(\.imageSetId)
+    }
+
+    @Test func anUpdateIsOneNewVersionAndARevertBringsAVersionBack() throws {
+        let catalog = try Catalog()
+        let imageSetId = try Self.commit([Self.instance("1.1", "a1"), Self.instance("1.2", "b1"), Self.instance("1.3", "c1")], in: catalog).imageSetId
+        let store = catalog.store
+        let update = try Self.changes(
+            updatable: """
+                {"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"NEW^NAME","PatientID":"Q"}},
+                 "Study":{"Series":{"\(Self.series)":{"Instances":{"1.2":{"DICOM":{"Text":"b-edited","Extra":[1,2.5,"x"]}}}}}}}
+                """,
+            removable: """
+                {"Study":{"Series":{"\(Self.series)":{"Instances":{"1.3":{}}}}}}
+                """)
+        let second = try store.updateImageSetMetadata(
+            datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 1, update: update, now: 10)
+        #expect(second.latestVersion == 2)
+        #expect(second.instanceCount == 2)
+        #expect(second.workflowStatus == "UPDATED")
+        #expect(second.key.patientID == "Q")
+        #expect(try Self.contents(store, catalog, imageSetId, version: 2).0 == ["1.1": "a1", "1.2": "b-edited"])
+        #expect(try Self.patient(store, catalog, imageSetId, version: 2)["PatientName"] as? String == "NEW^NAME")
+        // Version 1 is as it was, and searches follow the latest version.
+        #expect(try Self.contents(store, catalog, imageSetId, version: 1).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c1"])
+        #expect(try Self.patient(store, catalog, imageSetId, version: 1)["PatientID"] as? String == "P")
+        #expect(try Self.patientSearch(catalog, "Q") == [imageSetId])
+        #expect(try Self.patientSearch(catalog, "P").isEmpty)
+
+        // An update names the version it was made against.
+        #expect(throws: ImageSetStoreError.self) {
+            try store.updateImageSetMetadata(datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 1, update: update, now: 11)
+        }
+        let third = try store.updateImageSetMetadata(
+            datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 2, update: .revert(toVersion: 1), now: 12)
+        #expect(third.latestVersion == 3)
+        #expect(third.instanceCount == 3)
+        #expect(try Self.contents(store, catalog, imageSetId, version: 3).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c1"])
+        #expect(try Self.patient(store, catalog, imageSetId, version: 3)["PatientID"] as? String == "P")
+        #expect(try Self.patientSearch(catalog, "P") == [imageSetId])
+        #expect(try Self.contents(store, catalog, imageSetId, version: 2).0 == ["1.1": "a1", "1.2": "b-edited"])
+        // An import after the revert adds to the restored instances.
+        let fourth = try Self.commit([Self.instance("1.4", "d4")], in: catalog)
+        #expect(fourth.latestVersion == 4)
+        #expect(try Self.contents(store, catalog, imageSetId, version: 4).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c1", "1.4": "d4"])
+    }
+
+    @Test func updatesThatCannotBeMadeAreRefused() throws {
+        for (updatable, force) in [
+            (#"{"Patient":{"DICOM":{"PixelData":"AAAA"}}}"#, true),
+            (#"{"Study":{"DICOM":{"StudyInstanceUID":"1.2.3"}}}"#, false),
+            (#"{"Study":{"DICOM":{"StudyID":"9"}}}"#, false),
+            (#"{"Study":{"Series":{"9.9.9":{"DICOM":{"Modality":"MR"}}}}}"#, true),
+            (#"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.1":{"DICOM":{"SOPInstanceUID":"2"}}}}}}}"#, true),
+            (#"{"DatastoreID":"x"}"#, true),
+            (#"{"Patient":{"DICOM":{"PatientName":"A"}}"#, true),
+            (#"{"SchemaVersion":1.1}"#, true),
+            (String(repeating: "[", count: 200), true),
+        ] {
+            #expect(throws: IngestServiceError.self, "\(updatable)") { try Self.changes(updatable: updatable, force: force) }
+        }
+        _ = try Self.changes(updatable: #"{"Study":{"DICOM":{"StudyID":"9"}}}"#, force: true)
+
+        let catalog = try Catalog()
+        let imageSetId = try Self.commit([Self.instance("1.1", "a1")], in: catalog).imageSetId
+        for update in [
+            try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"7.7":{"DICOM":{"Text":"x"}}}}}}}"#),
+            try Self.changes(removable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.1":{}}}}}}"#),
+            ImageSetUpdate.revert(toVersion: 5),
+        ] {
+            #expect(throws: ImageSetStoreError.self) {
+                try catalog.store.updateImageSetMetadata(
+                    datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 1, update: update, now: 2)
+            }
+        }
+        #expect(try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: imageSetId)?.latestVersion == 1)
     }
 }

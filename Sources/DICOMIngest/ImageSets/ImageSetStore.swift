@@ -190,6 +190,12 @@ public protocol ImageSetStore: Sendable {
     func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion]
     /// Marks an image set DELETED (its versions stay on disk but are no longer served).
     func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord
+    /// UpdateImageSetMetadata: applies `update` as one new version of the image set, in one transaction.
+    /// - Throws: `notFound` (no such image set, or version to revert to), `conflict` (`latestVersion` is not the
+    ///   image set's latest), `invalid` (a change names an instance the image set lacks, or leaves it empty).
+    func updateImageSetMetadata(
+        datastoreId: String, imageSetId: String, latestVersion: Int, update: ImageSetUpdate, now: Double
+    ) throws -> ImageSetRecord
 
     /// Tags of a data store or image set, by ARN.
     func tags(resourceArn: String) throws -> [String: String]

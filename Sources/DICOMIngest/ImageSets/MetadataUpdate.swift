@@ -1,0 +1,148 @@
+public import DICOMIngestModel
+
+/// What UpdateImageSetMetadata does to an image set (spec §1): changes to its metadata, or a return to an earlier
+/// version. Either way the image set gets one new version; earlier versions stay as they were.
+public enum ImageSetUpdate: Sendable {
+    case changes(MetadataChanges)
+    case revert(toVersion: Int)
+}
+
+/// The `DICOMUpdates` of an UpdateImageSetMetadata call, parsed and checked: attributes to set and to remove at each
+/// level of the metadata document (spec §3.1), and instances to remove.
+///
+/// Decisions where HealthImaging's behaviour is not documented: only members of `DICOM` objects change (the keys
+/// AWS generates are refused: `SchemaVersion` beyond its own line, `DatastoreID`, `ImageSetID`, `PixelData`,
+/// frame checksums and sizes, `ImageFrames`); `StudyInstanceUID` and `StudyID` change only with `force`, as AWS
+/// documents; `SeriesInstanceUID` and `SOPInstanceUID` are refused (they name the image set's series and the
+/// instances), as is a series other than the image set's.
+public struct MetadataChanges: Sendable {
+    /// Changes to one `DICOM` object: members set (replaced in place, or added at the end) and members removed.
+    public struct Level: Sendable {
+        public var updated: [(String, JSONValue)] = []
+        public var removed: [String] = []
+
+        public var isEmpty: Bool { updated.isEmpty && removed.isEmpty }
+    }
+
+    public var patient = Level()
+    public var study = Level()
+    public var series = Level()
+    /// By SOP Instance UID.
+    public var instances: [String: Level] = [:]
+    public var removedInstances: [String] = []
+
+    public var isEmpty: Bool {
+        patient.isEmpty && study.isEmpty && series.isEmpty && instances.isEmpty && removedInstances.isEmpty
+    }
+
+    /// Attribute keywords that only AWS writes.
+    static let generated: Set<String> = [
+        "SchemaVersion", "DatastoreID", "ImageSetID", "PixelData", "Checksum", "Width", "Height", "MinPixelValue",
+        "MaxPixelValue", "FrameSizeInBytes",
+    ]
+    static let needForce: Set<String> = ["StudyInstanceUID", "StudyID"]
+    static let identities: Set<String> = ["SeriesInstanceUID", "SOPInstanceUID"]
+
+    /// - Parameters:
+    ///   - updatable, removable: the decoded `updatableAttributes` and `removableAttributes` documents.
+    ///   - seriesInstanceUID: the image set's series, the only one the documents may name.
+    /// - Throws: `ValidationException` naming what is wrong.
+    public static func parse(
+        updatable: [UInt8]?, removable: [UInt8]?, seriesInstanceUID: String, force: Bool
+    ) throws(IngestServiceError) -> MetadataChanges {
+        var changes = MetadataChanges()
+        for (bytes, removing) in [(updatable, false), (removable, true)] {
+            guard let bytes else { continue }
+            let document: JSONValue
+            do {
+                document = try JSONValue.parse(bytes)
+            } catch {
+                throw .validation("\(removing ? "removableAttributes" : "updatableAttributes") is not valid JSON: \(error)")
+            }
+            try changes.take(document, removing: removing, series: seriesInstanceUID, force: force)
+        }
+        guard !changes.isEmpty else { throw .validation("DICOMUpdates changes nothing") }
+        return changes
+    }
+
+    private mutating func take(_ document: JSONValue, removing: Bool, series uid: String, force: Bool) throws(IngestServiceError) {
+        guard case .object(let top) = document else { throw .validation("An update document must be a JSON object") }
+        for (name, value) in top {
+            switch name {
+            case "SchemaVersion": continue
+            case "Patient": _ = try Self.level(value, "Patient", removing: removing, force: force, into: &patient, child: nil)
+            case "Study":
+                let seriesMap = try Self.level(value, "Study", removing: removing, force: force, into: &study, child: "Series")
+                guard let seriesMap else { continue }
+                guard case .object(let entries) = seriesMap else { throw .validation("Study.Series must be an object") }
+                for (key, entry) in entries {
+                    guard key == uid else {
+                        throw .validation("Series \(key) is not the series of this image set (\(uid))")
+                    }
+                    let instancesMap = try Self.level(entry, "Series", removing: removing, force: force, into: &series, child: "Instances")
+                    guard let instancesMap else { continue }
+                    guard case .object(let instances) = instancesMap else { throw .validation("Series.Instances must be an object") }
+                    for (sop, instance) in instances {
+                        if removing, case .object(let members) = instance, members.isEmpty {
+                            removedInstances.append(sop)
+                            continue
+                        }
+                        var level = self.instances[sop] ?? Level()
+                        _ = try Self.level(instance, "Instance \(sop)", removing: removing, force: force, into: &level, child: nil)
+                        self.instances[sop] = level
+                    }
+                }
+            default:
+                throw .validation("An update document may hold SchemaVersion, Patient and Study, not \(name)")
+            }
+        }
+    }
+
+    /// Takes one level's `DICOM` attributes into `level`, and returns its child map (`child`) when it has one.
+    private static func level(
+        _ value: JSONValue, _ place: String, removing: Bool, force: Bool, into level: inout Level, child: String?
+    ) throws(IngestServiceError) -> JSONValue? {
+        guard case .object(let members) = value else { throw .validation("\(place) must be an object") }
+        var childValue: JSONValue?
+        for (name, member) in members {
+            if name == child {
+                childValue = member
+                continue
+            }
+            guard name == "DICOM" else { throw .validation("\(place) may hold DICOM\(child.map { " and \($0)" } ?? ""), not \(name)") }
+            guard case .object(let attributes) = member else { throw .validation("\(place).DICOM must be an object") }
+            for (keyword, attribute) in attributes {
+                if generated.contains(keyword) { throw .validation("\(keyword) is generated by the service and cannot be changed") }
+                if identities.contains(keyword) { throw .validation("\(keyword) names the image set's series or instances and cannot be changed") }
+                if needForce.contains(keyword) && !force { throw .validation("Changing \(keyword) needs force=true") }
+                if removing { level.removed.append(keyword) } else { level.updated.append((keyword, attribute)) }
+            }
+        }
+        return childValue
+    }
+
+    /// A `DICOM` object (compact JSON) with a level's changes applied; members keep their order.
+    public static func apply(_ level: Level, toDICOM object: [UInt8]) throws -> [UInt8] {
+        guard !level.isEmpty else { return object }
+        guard case .object(var members) = try JSONValue.parse(object) else { return object }
+        members.removeAll { level.removed.contains($0.0) }
+        for (name, value) in level.updated {
+            if let index = members.firstIndex(where: { $0.0 == name }) { members[index].1 = value } else { members.append((name, value)) }
+        }
+        var out: [UInt8] = []
+        JSONValue.object(members).write(to: &out)
+        return out
+    }
+
+    /// An instance entry (compact JSON) with its `DICOM` member changed.
+    public static func apply(_ level: Level, toInstance entry: [UInt8]) throws -> [UInt8] {
+        guard case .object(var members) = try JSONValue.parse(entry) else { return entry }
+        guard let index = members.firstIndex(where: { $0.0 == "DICOM" }) else { return entry }
+        var dicom: [UInt8] = []
+        members[index].1.write(to: &dicom)
+        members[index].1 = try JSONValue.parse(try apply(level, toDICOM: dicom))
+        var out: [UInt8] = []
+        JSONValue.object(members).write(to: &out)
+        return out
+    }
+}
