@@ -57,7 +57,8 @@ import Testing
             let key = ImageSetKey(
                 studyInstanceUID: study, seriesInstanceUID: "\(study).\(index)", patientID: patients[index % 5],
                 studyDate: dates[(index / 5) % 5], accessionNumber: "A\(index % 4)", studyID: "S\(index % 6)")
-            records.append(try catalog.imageSet(index, key: key, at: Double(1_000 + index / 3), primary: index % 7 != 0))
+            // Times with fractions no decimal writes exactly (as real clocks give), shared by three image sets.
+            records.append(try catalog.imageSet(index, key: key, at: Double(1_000 + index / 3) + 0.1 + 1e-7 * Double(index / 3), primary: index % 7 != 0))
         }
         return (catalog, records)
     }
@@ -133,7 +134,7 @@ import Testing
             [.init(field: .seriesInstanceUID, lower: .text("1.2.826.0.1.3680043.14.5.17"))],
             [.init(field: .studyDate, lower: .text("20240201"), upper: .text("20240301"))],
             [.init(field: .createdAt, lower: .time(1_010), upper: .time(1_040))],
-            [.init(field: .updatedAt, lower: .time(1_020))],
+            [.init(field: .updatedAt, lower: .time(Double(1_020) + 0.1 + 1e-7 * Double(20)))],
             [.init(field: .isPrimary, lower: .flag(false))],
             [.init(field: .patientID, lower: .text("P1")), .init(field: .studyDate, lower: .text("20240101"), upper: .text("20241231"))],
             [.init(field: .patientID, lower: .text("nobody"))],

@@ -101,6 +101,36 @@ check(len(frame["imageFrameBlob"].read()) > 0, "frame bytes")
 versions = mi.list_image_set_versions(datastoreId=datastore, imageSetId=image_set)["imageSetPropertiesList"]
 check(versions[0]["versionId"] == "1", "versions")
 
+# UpdateImageSetMetadata: boto3 base64-encodes the blobs itself.
+series_uid = next(iter(document["Study"]["Series"]))
+sop = next(iter(document["Study"]["Series"][series_uid]["Instances"]))
+updates = {"SchemaVersion": 1.1, "Patient": {"DICOM": {"PatientName": "UPDATED^BOTO3"}},
+           "Study": {"Series": {series_uid: {"Instances": {sop: {"DICOM": {"ImageComments": "edited"}}}}}}}
+updated = mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="1",
+                                       updateImageSetMetadataUpdates={"DICOMUpdates": {
+                                           "updatableAttributes": json.dumps(updates).encode()}})
+check(updated["latestVersionId"] == "2" and updated["imageSetWorkflowStatus"] == "UPDATED", f"update: {updated}")
+document2 = json.loads(gzip.decompress(mi.get_image_set_metadata(
+    datastoreId=datastore, imageSetId=image_set)["imageSetMetadataBlob"].read()))
+check(document2["Patient"]["DICOM"]["PatientName"] == "UPDATED^BOTO3", "updated patient name")
+check(document2["Study"]["Series"][series_uid]["Instances"][sop]["DICOM"]["ImageComments"] == "edited", "updated instance")
+document1 = json.loads(gzip.decompress(mi.get_image_set_metadata(
+    datastoreId=datastore, imageSetId=image_set, versionId="1")["imageSetMetadataBlob"].read()))
+check(document1 == document, "version 1 unchanged")
+try:
+    mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="1",
+                                 updateImageSetMetadataUpdates={"revertToVersionId": "1"})
+    check(False, "stale latestVersionId accepted")
+except mi.exceptions.ConflictException:
+    pass
+reverted = mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="2",
+                                        updateImageSetMetadataUpdates={"revertToVersionId": "1"})
+check(reverted["latestVersionId"] == "3", "revert is a new version")
+document3 = json.loads(gzip.decompress(mi.get_image_set_metadata(
+    datastoreId=datastore, imageSetId=image_set)["imageSetMetadataBlob"].read()))
+check(document3["Patient"] == document["Patient"] and document3["Study"] == document["Study"], "revert restores version 1")
+seen["versionsAfterUpdates"] = len(mi.list_image_set_versions(datastoreId=datastore, imageSetId=image_set)["imageSetPropertiesList"])
+
 try:
     mi.get_datastore(datastoreId="0" * 32)
     check(False, "unknown data store accepted")

@@ -84,7 +84,8 @@ public struct PageToken: Hashable, Sendable {
         let value: [JSONValue]
         switch sortValue {
         case .text(let text): value = [.string("t"), .string(text)]
-        case .number(let number): value = [.string("n"), .double(number)]
+        // The bits, not a decimal: a timestamp must come back exactly, or the page after it repeats or skips rows.
+        case .number(let number): value = [.string("n"), .string(String(number.bitPattern))]
         }
         var out: [UInt8] = []
         JSONValue.array(value + [.string(id)]).write(to: &out)
@@ -106,8 +107,8 @@ public struct PageToken: Hashable, Sendable {
             guard let text = array[1] as? String else { return nil }
             sortValue = .text(text)
         case "n":
-            guard let number = array[1] as? NSNumber, number.doubleValue.isFinite else { return nil }
-            sortValue = .number(number.doubleValue)
+            guard let bits = (array[1] as? String).flatMap(UInt64.init), Double(bitPattern: bits).isFinite else { return nil }
+            sortValue = .number(Double(bitPattern: bits))
         default:
             return nil
         }
