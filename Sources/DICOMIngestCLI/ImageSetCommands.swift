@@ -9,8 +9,8 @@ extension DICOMIngestCommand {
     struct ImageSet: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "image-set",
-            abstract: "List image sets, show one, print its metadata document, get a frame.",
-            subcommands: [List.self, Get.self, Metadata.self, Frame.self])
+            abstract: "List image sets, show one, print its metadata document, get a frame, update its metadata.",
+            subcommands: [List.self, Get.self, Metadata.self, Frame.self, Update.self])
 
         struct List: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List image sets (like SearchImageSets without filters).")
@@ -67,6 +67,59 @@ extension DICOMIngestCommand {
             }
         }
     
+        struct Update: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Update an image set's metadata, or bring back an earlier version (UpdateImageSetMetadata).",
+                discussion: """
+                    The update files are JSON in the metadata document's shape, as HealthImaging takes them
+                    (decoded, not base64): {"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"A^B"}}}; to remove an
+                    instance, give it as {} under Study.Series.<series>.Instances in the removable file.
+                    """)
+            @OptionGroup var options: StoreOptions
+            @Option(help: "Data store ID (default: the only one).") var datastoreId: String?
+            @Option(help: "The image set's latest version, as the caller last saw it.") var latestVersion: Int
+            @Option(help: "JSON file of attributes to set.") var updatable: String?
+            @Option(help: "JSON file of attributes (and instances) to remove.") var removable: String?
+            @Option(help: "Make a new version that is a copy of this earlier one.") var revertTo: Int?
+            @Flag(help: "Allow changes to StudyInstanceUID and StudyID.") var force = false
+            @Argument(help: "Image set ID.") var imageSetId: String
+
+            func validate() throws {
+                guard (revertTo == nil) != (updatable == nil && removable == nil) else {
+                    throw ValidationError("give --updatable and/or --removable, or --revert-to")
+                }
+            }
+
+            func run() throws {
+                try reportingErrors {
+                    let store = try options.open()
+                    let datastore = try resolveDatastore(datastoreId, in: store)
+                    guard let record = try store.imageSet(datastoreId: datastore, imageSetId: imageSetId), record.state != "DELETED" else {
+                        throw CLIError(.notFound("Image set \(imageSetId) does not exist"))
+                    }
+                    func read(_ path: String?) throws -> [UInt8]? {
+                        guard let path else { return nil }
+                        guard let data = FileManager.default.contents(atPath: path) else {
+                            throw CLIError(.validation("Cannot read \(path)"))
+                        }
+                        return [UInt8](data)
+                    }
+                    let update: ImageSetUpdate
+                    if let revertTo {
+                        update = .revert(toVersion: revertTo)
+                    } else {
+                        update = .changes(try MetadataChanges.parse(
+                            updatable: try read(updatable), removable: try read(removable),
+                            seriesInstanceUID: record.key.seriesInstanceUID, force: force))
+                    }
+                    let updated = try store.updateImageSetMetadata(
+                        datastoreId: datastore, imageSetId: imageSetId, latestVersion: latestVersion, update: update,
+                        now: Date().timeIntervalSince1970)
+                    printJSON(updated.propertiesJSON(version: updated.latestVersion, arn: ResourceARN().imageSet(datastore, updated.imageSetId)))
+                }
+            }
+        }
+
         struct Frame: ParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Get a stored frame (GetImageFrame): the codestream, a lower resolution of it, or a PNG.")
