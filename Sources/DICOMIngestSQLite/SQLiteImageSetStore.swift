@@ -777,6 +777,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 var pieces: VersionPieces
                 switch update {
                 case .changes(let changes):
+                    try changes.check(primary: record.isPrimary)
                     pieces = try Self.pieces(of: imageSetId, version: record.latestVersion, db)
                     pieces.patient = try MetadataChanges.apply(changes.patient, toDICOM: pieces.patient)
                     pieces.study = try MetadataChanges.apply(changes.study, toDICOM: pieces.study)

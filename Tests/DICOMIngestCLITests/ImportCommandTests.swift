@@ -55,13 +55,13 @@ import Testing
         #expect((datastores["datastoreSummaries"] as? [Any])?.count == 1)
 
         // UpdateImageSetMetadata from the command line: a new version, an answer to a stale one, a revert.
-        try Data(#"{"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"CLI^UPDATED"}}}"#.utf8)
+        try Data(#"{"SchemaVersion":1.1,"Study":{"DICOM":{"StudyDescription":"CLI UPDATED"}}}"#.utf8)
             .write(to: URL(fileURLWithPath: folder.sub("updates.json")))
         let updated = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--updatable", folder.sub("updates.json"), "--store", store])
         #expect(updated.status == 0, "\(updated.stderr)")
         #expect(try json(updated.stdout)["versionId"] as? String == "2")
-        let patient = try json(try runner.run(["image-set", "metadata", imageSetId, "--store", store]).stdout)["Patient"] as? [String: Any]
-        #expect((patient?["DICOM"] as? [String: Any])?["PatientName"] as? String == "CLI^UPDATED")
+        let studyLevel = try json(try runner.run(["image-set", "metadata", imageSetId, "--store", store]).stdout)["Study"] as? [String: Any]
+        #expect((studyLevel?["DICOM"] as? [String: Any])?["StudyDescription"] as? String == "CLI UPDATED")
         let stale = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--revert-to", "1", "--store", store])
         #expect(stale.status == 4, "\(stale.stderr)")
         #expect(stale.stderr.contains("ConflictException"))

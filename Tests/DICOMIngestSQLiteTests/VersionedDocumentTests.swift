@@ -23,12 +23,12 @@ import Testing
 
     /// Commits `instances` as the next version of the series' image set (a new one when there is none).
     @discardableResult
-    static func commit(_ instances: [PreparedInstance], in catalog: Catalog) throws -> ImageSetRecord {
+    static func commit(_ instances: [PreparedInstance], in catalog: Catalog, primary: Bool = true) throws -> ImageSetRecord {
         try catalog.store.commitSeries(
             datastoreId: catalog.datastoreId, jobId: "job", seriesInstanceUID: series,
-            plan: { primary in
+            plan: { existing in
                 [ImageSetCommit(
-                    datastoreId: catalog.datastoreId, jobId: "job", imageSetId: primary?.imageSetId, key: key, isPrimary: true,
+                    datastoreId: catalog.datastoreId, jobId: "job", imageSetId: existing?.imageSetId, key: key, isPrimary: primary,
                     instances: instances, committedAt: 1)]
             }, lines: { _ in ([], ImportJobProgress()) })[0]
     }
@@ -153,9 +153,11 @@ import Testing
         ).items.map(\.imageSetId)
     }
 
+    /// On a non-primary image set (a primary one keeps its patient and series levels).
     @Test func anUpdateIsOneNewVersionAndARevertBringsAVersionBack() throws {
         let catalog = try Catalog()
-        let imageSetId = try Self.commit([Self.instance("1.1", "a1"), Self.instance("1.2", "b1"), Self.instance("1.3", "c1")], in: catalog).imageSetId
+        let imageSetId = try Self.commit(
+            [Self.instance("1.1", "a1"), Self.instance("1.2", "b1"), Self.instance("1.3", "c1")], in: catalog, primary: false).imageSetId
         let store = catalog.store
         let update = try Self.changes(
             updatable: """
@@ -191,10 +193,13 @@ import Testing
         #expect(try Self.patient(store, catalog, imageSetId, version: 3)["PatientID"] as? String == "P")
         #expect(try Self.patientSearch(catalog, "P") == [imageSetId])
         #expect(try Self.contents(store, catalog, imageSetId, version: 2).0 == ["1.1": "a1", "1.2": "b-edited"])
-        // An import after the revert adds to the restored instances.
-        let fourth = try Self.commit([Self.instance("1.4", "d4")], in: catalog)
+        // The next version builds on the restored instances.
+        let fourth = try store.updateImageSetMetadata(
+            datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 3,
+            update: try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.3":{"DICOM":{"Text":"c4"}}}}}}}"#),
+            now: 13)
         #expect(fourth.latestVersion == 4)
-        #expect(try Self.contents(store, catalog, imageSetId, version: 4).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c1", "1.4": "d4"])
+        #expect(try Self.contents(store, catalog, imageSetId, version: 4).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c4"])
     }
 
     @Test func updatesThatCannotBeMadeAreRefused() throws {
@@ -215,6 +220,20 @@ import Testing
 
         let catalog = try Catalog()
         let imageSetId = try Self.commit([Self.instance("1.1", "a1")], in: catalog).imageSetId
+        // A primary image set: study and instance levels change, patient and series levels and its UIDs do not.
+        _ = try catalog.store.updateImageSetMetadata(
+            datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 1,
+            update: try Self.changes(updatable: #"{"Study":{"DICOM":{"StudyDescription":"ok"}}}"#), now: 2)
+        for update in [
+            try Self.changes(updatable: #"{"Patient":{"DICOM":{"PatientName":"A"}}}"#),
+            try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"DICOM":{"Modality":"MR"}}}}}"#),
+            try Self.changes(updatable: #"{"Study":{"DICOM":{"StudyID":"9"}}}"#, force: true),
+        ] {
+            #expect(throws: ImageSetStoreError.self) {
+                try catalog.store.updateImageSetMetadata(
+                    datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 2, update: update, now: 3)
+            }
+        }
         for update in [
             try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"7.7":{"DICOM":{"Text":"x"}}}}}}}"#),
             try Self.changes(removable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.1":{}}}}}}"#),
@@ -222,9 +241,9 @@ import Testing
         ] {
             #expect(throws: ImageSetStoreError.self) {
                 try catalog.store.updateImageSetMetadata(
-                    datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 1, update: update, now: 2)
+                    datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 2, update: update, now: 4)
             }
         }
-        #expect(try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: imageSetId)?.latestVersion == 1)
+        #expect(try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: imageSetId)?.latestVersion == 2)
     }
 }

@@ -104,15 +104,16 @@ check(versions[0]["versionId"] == "1", "versions")
 # UpdateImageSetMetadata: boto3 base64-encodes the blobs itself.
 series_uid = next(iter(document["Study"]["Series"]))
 sop = next(iter(document["Study"]["Series"][series_uid]["Instances"]))
-updates = {"SchemaVersion": 1.1, "Patient": {"DICOM": {"PatientName": "UPDATED^BOTO3"}},
-           "Study": {"Series": {series_uid: {"Instances": {sop: {"DICOM": {"ImageComments": "edited"}}}}}}}
+# The image set is primary: its study and instance levels change; its patient level does not (spec §4.2).
+updates = {"SchemaVersion": 1.1, "Study": {"DICOM": {"StudyDescription": "UPDATED BY BOTO3"},
+                                           "Series": {series_uid: {"Instances": {sop: {"DICOM": {"ImageComments": "edited"}}}}}}}
 updated = mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="1",
                                        updateImageSetMetadataUpdates={"DICOMUpdates": {
                                            "updatableAttributes": json.dumps(updates).encode()}})
 check(updated["latestVersionId"] == "2" and updated["imageSetWorkflowStatus"] == "UPDATED", f"update: {updated}")
 document2 = json.loads(gzip.decompress(mi.get_image_set_metadata(
     datastoreId=datastore, imageSetId=image_set)["imageSetMetadataBlob"].read()))
-check(document2["Patient"]["DICOM"]["PatientName"] == "UPDATED^BOTO3", "updated patient name")
+check(document2["Study"]["DICOM"]["StudyDescription"] == "UPDATED BY BOTO3", "updated study description")
 check(document2["Study"]["Series"][series_uid]["Instances"][sop]["DICOM"]["ImageComments"] == "edited", "updated instance")
 document1 = json.loads(gzip.decompress(mi.get_image_set_metadata(
     datastoreId=datastore, imageSetId=image_set, versionId="1")["imageSetMetadataBlob"].read()))
@@ -122,6 +123,13 @@ try:
                                  updateImageSetMetadataUpdates={"revertToVersionId": "1"})
     check(False, "stale latestVersionId accepted")
 except mi.exceptions.ConflictException:
+    pass
+try:
+    mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="2",
+                                 updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": json.dumps(
+                                     {"Patient": {"DICOM": {"PatientName": "X^Y"}}}).encode()}})
+    check(False, "patient-level update of a primary image set accepted")
+except mi.exceptions.ValidationException:
     pass
 reverted = mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="2",
                                         updateImageSetMetadataUpdates={"revertToVersionId": "1"})

@@ -12,7 +12,8 @@ public enum ImageSetUpdate: Sendable {
 ///
 /// Decisions where HealthImaging's behaviour is not documented: only members of `DICOM` objects change (the keys
 /// AWS generates are refused: `SchemaVersion` beyond its own line, `DatastoreID`, `ImageSetID`, `PixelData`,
-/// frame checksums and sizes, `ImageFrames`); `StudyInstanceUID` and `StudyID` change only with `force`, as AWS
+/// frame checksums and sizes, `ImageFrames`); `StudyInstanceUID` and `StudyID` change only with `force`, and not
+/// on a primary image set, whose patient and series levels do not change either (`check(primary:)`), as AWS
 /// documents; `SeriesInstanceUID` and `SOPInstanceUID` are refused (they name the image set's series and the
 /// instances), as is a series other than the image set's.
 public struct MetadataChanges: Sendable {
@@ -119,6 +120,22 @@ public struct MetadataChanges: Sendable {
             }
         }
         return childValue
+    }
+
+    /// HealthImaging's rule for primary image sets (spec §4.2): their patient- and series-level attributes do not
+    /// change, and `force` does not let their StudyInstanceUID or StudyID change; the way is to copy the image set
+    /// to a non-primary one, update that, and copy it back.
+    /// - Throws: `ImageSetStoreError(.invalid)` naming the rule.
+    public func check(primary: Bool) throws {
+        guard primary else { return }
+        if !patient.isEmpty || !series.isEmpty {
+            throw ImageSetStoreError(
+                .invalid, "Patient- and series-level attributes of a primary image set cannot be updated; update a non-primary copy")
+        }
+        let touched = Set(study.updated.map(\.0) + study.removed)
+        if let keyword = touched.intersection(Self.needForce).sorted().first {
+            throw ImageSetStoreError(.invalid, "\(keyword) of a primary image set cannot be changed, even with force")
+        }
     }
 
     /// A `DICOM` object (compact JSON) with a level's changes applied; members keep their order.
