@@ -204,20 +204,21 @@ public final class SQLiteImageSetStore: ImageSetStore {
         migrator.registerMigration("v10-foreign-keys") { db in
             // What an image set owns names it: a frame or version of no image set cannot be written (checked when
             // the transaction commits, as a new image set's row is written after its instances and frames), and
-            // deleting the row deletes them. Frames are also indexed by pack, which the pack reclaimer reads.
+            // deleting the row deletes them. A frame is keyed by its image set and ID, so a copied instance keeps
+            // its frame IDs in the image set it is copied to (CopyImageSet) while the bytes stay where they are.
+            // Frames are also indexed by pack, which the pack reclaimer reads.
             try db.execute(
                 sql: """
                     CREATE TABLE frames_new (
-                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL,
+                        id TEXT NOT NULL, datastore_id TEXT NOT NULL,
                         image_set_id TEXT NOT NULL
                             REFERENCES image_sets (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
                         blob TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
-                        transfer_syntax TEXT NOT NULL DEFAULT '');
+                        transfer_syntax TEXT NOT NULL DEFAULT '', PRIMARY KEY (image_set_id, id));
                     INSERT INTO frames_new (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax)
                         SELECT id, datastore_id, image_set_id, blob, offset, length, transfer_syntax FROM frames;
                     DROP TABLE frames;
                     ALTER TABLE frames_new RENAME TO frames;
-                    CREATE INDEX frames_by_image_set ON frames (image_set_id);
                     CREATE INDEX frames_by_blob ON frames (blob);
                     CREATE TABLE image_set_versions_new (
                         image_set_id TEXT NOT NULL
@@ -672,25 +673,152 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 Data(last.seriesJSON),
             ])
         if commit.imageSetId == nil {
-            try db.execute(
-                sql: """
-                    INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
-                        workflow_status, created_at, updated_at, instance_count, patient_id, accession_number, study_id,
-                        study_uid, study_date)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    imageSetId, commit.datastoreId, commit.key.seriesInstanceUID, record.key.encoded, record.isPrimary,
-                    record.latestVersion, record.state, record.workflowStatus, record.createdAt, record.updatedAt,
-                    record.instanceCount, record.key.patientID, record.key.accessionNumber, record.key.studyID,
-                    record.key.studyInstanceUID, record.key.studyDate,
-                ])
+            try insertImageSet(record, db)
         } else {
             try db.execute(
                 sql: "UPDATE image_sets SET latest_version = ?, updated_at = ?, instance_count = ? WHERE id = ?",
                 arguments: [record.latestVersion, record.updatedAt, record.instanceCount, imageSetId])
         }
         return record
+    }
+
+    private static func insertImageSet(_ record: ImageSetRecord, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
+                    workflow_status, created_at, updated_at, instance_count, patient_id, accession_number, study_id,
+                    study_uid, study_date)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                record.imageSetId, record.datastoreId, record.key.seriesInstanceUID, record.key.encoded, record.isPrimary,
+                record.latestVersion, record.state, record.workflowStatus, record.createdAt, record.updatedAt,
+                record.instanceCount, record.key.patientID, record.key.accessionNumber, record.key.studyID,
+                record.key.studyInstanceUID, record.key.studyDate,
+            ])
+    }
+
+    public func copyImageSet(datastoreId: String, copy: ImageSetCopy, now: Double) throws -> (source: ImageSetRecord, destination: ImageSetRecord) {
+        try run {
+            try pool.write { db in
+                func live(_ id: String, at version: Int, _ role: String) throws -> ImageSetRecord {
+                    guard
+                        let row = try Row.fetchOne(
+                            db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
+                            arguments: [datastoreId, id])
+                    else { throw ImageSetStoreError(.notFound, "Image set \(id) does not exist") }
+                    let record = Self.imageSet(row)
+                    guard record.latestVersion == version else {
+                        throw ImageSetStoreError(.conflict, "The \(role) image set \(id) is at version \(record.latestVersion), not \(version)")
+                    }
+                    return record
+                }
+                let source = try live(copy.sourceImageSetId, at: copy.sourceLatestVersion, "source")
+                var instances = try Row.fetchAll(
+                    db,
+                    sql: "SELECT sop_uid, input_key, job_id, instance FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL ORDER BY sop_uid",
+                    arguments: [source.imageSetId]
+                ).map { row -> (sop: String, inputKey: String, jobId: String, json: Data) in
+                    (row["sop_uid"], row["input_key"], row["job_id"], row["instance"])
+                }
+                if let chosen = copy.instances {
+                    let present = Set(instances.map(\.sop))
+                    if let missing = chosen.first(where: { !present.contains($0) }) {
+                        throw ImageSetStoreError(.invalid, "Instance \(missing) is not in image set \(source.imageSetId)")
+                    }
+                    let wanted = Set(chosen)
+                    instances.removeAll { !wanted.contains($0.sop) }
+                }
+                var frameIds: [String] = []
+                for instance in instances {
+                    guard case .object(let members)? = try? JSONValue.parse([UInt8](instance.json)),
+                        case .array(let frames)? = members.first(where: { $0.0 == "ImageFrames" })?.1
+                    else { continue }
+                    for case .object(let frame) in frames {
+                        if case .string(let id)? = frame.first(where: { $0.0 == "ID" })?.1 { frameIds.append(id) }
+                    }
+                }
+                guard frameIds.count <= ImageSetCopy.maxFrames else {
+                    throw ImageSetStoreError(
+                        .quotaExceeded, "A copy takes at most \(ImageSetCopy.maxFrames) image frames; these instances have \(frameIds.count)")
+                }
+                let sourcePieces = try Self.pieces(of: source.imageSetId, version: source.latestVersion, db)
+
+                var destination: ImageSetRecord
+                let pieces: VersionPieces
+                if let target = copy.destination {
+                    guard target.imageSetId != source.imageSetId else {
+                        throw ImageSetStoreError(.invalid, "An image set cannot be copied into itself")
+                    }
+                    destination = try live(target.imageSetId, at: target.latestVersion, "destination")
+                    guard destination.key.seriesInstanceUID == source.key.seriesInstanceUID else {
+                        throw ImageSetStoreError(.invalid, "The destination image set holds another series")
+                    }
+                    let destinationPieces = try Self.pieces(of: destination.imageSetId, version: destination.latestVersion, db)
+                    if !copy.force {
+                        for (name, mine, theirs) in [
+                            ("Patient", sourcePieces.patient, destinationPieces.patient),
+                            ("Study", sourcePieces.study, destinationPieces.study),
+                            ("Series", sourcePieces.series, destinationPieces.series),
+                        ] where (try? JSONValue.parse(mine)) != (try? JSONValue.parse(theirs)) {
+                            throw ImageSetStoreError(
+                                .invalid, "\(name)-level metadata of the source and destination image sets differ; copy with force")
+                        }
+                    }
+                    pieces = destinationPieces
+                    destination.latestVersion += 1
+                } else {
+                    if copy.promoteToPrimary, try Bool.fetchOne(
+                        db,
+                        sql: "SELECT EXISTS (SELECT 1 FROM image_sets WHERE datastore_id = ? AND series_uid = ? AND is_primary = 1 AND state != 'DELETED')",
+                        arguments: [datastoreId, source.key.seriesInstanceUID]) == true
+                    {
+                        throw ImageSetStoreError(.conflict, "Series \(source.key.seriesInstanceUID) already has a primary image set")
+                    }
+                    destination = ImageSetRecord(
+                        imageSetId: ResourceID.make(), datastoreId: datastoreId, key: source.key, isPrimary: copy.promoteToPrimary,
+                        latestVersion: 1, createdAt: now, updatedAt: now, instanceCount: 0)
+                    pieces = sourcePieces
+                }
+                let version = destination.latestVersion
+                for instance in instances {
+                    try Self.replaceInstance(
+                        destination.imageSetId, instance.sop, version: version, inputKey: instance.inputKey, jobId: instance.jobId,
+                        json: [UInt8](instance.json), db)
+                }
+                if !frameIds.isEmpty {
+                    let copyFrame = try db.makeStatement(
+                        sql: """
+                            INSERT INTO frames (id, datastore_id, image_set_id, blob, offset, length, transfer_syntax)
+                            SELECT id, datastore_id, ?, blob, offset, length, transfer_syntax FROM frames
+                            WHERE image_set_id = ? AND id = ?
+                            ON CONFLICT (image_set_id, id) DO NOTHING
+                            """)
+                    for id in frameIds {
+                        try copyFrame.execute(arguments: [destination.imageSetId, source.imageSetId, id])
+                    }
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
+                        VALUES (?, ?, NULL, ?, x'', ?, ?, ?)
+                        """,
+                    arguments: [destination.imageSetId, version, now, Data(pieces.patient), Data(pieces.study), Data(pieces.series)])
+                destination.instanceCount = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL",
+                    arguments: [destination.imageSetId]) ?? 0
+                destination.updatedAt = now
+                destination.workflowStatus = "COPIED"
+                if copy.destination == nil {
+                    try Self.insertImageSet(destination, db)
+                } else {
+                    try db.execute(
+                        sql: "UPDATE image_sets SET latest_version = ?, updated_at = ?, instance_count = ?, workflow_status = ? WHERE id = ?",
+                        arguments: [version, now, destination.instanceCount, destination.workflowStatus, destination.imageSetId])
+                }
+                return (source, destination)
+            }
+        }
     }
 
     public func imageSets(datastoreId: String) throws -> [ImageSetRecord] {

@@ -20,6 +20,7 @@ struct ImageSetRoutes {
         router.post("\(base)/listImageSetVersions") { request, context in try await versions(request, context) }
         router.post("\(base)/deleteImageSet") { _, context in try await delete(context) }
         router.post("\(base)/updateImageSetMetadata") { request, context in try await update(request, context) }
+        router.post("\(base)/copyImageSet") { request, context in try await copy(request, context) }
     }
 
     /// The data store and image set of the path, both existing.
@@ -198,6 +199,51 @@ struct ImageSetRoutes {
             ("latestVersionId", .string(String(updated.latestVersion))), ("imageSetState", .string(updated.state)),
             ("imageSetWorkflowStatus", .string(updated.workflowStatus)), ("createdAt", .double(updated.createdAt)),
             ("updatedAt", .double(updated.updatedAt)),
+        ]))
+    }
+
+    /// CopyImageSet (spec §1): done at once, like UpdateImageSetMetadata; both image sets are answered as they now are.
+    func copy(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let (datastoreId, source) = try await imageSet(context)
+        let body = try await request.jsonObject(context: context)
+        func version(_ object: [String: Any]?, _ name: String) throws -> Int {
+            guard let text = object?["latestVersionId"] as? String, let value = Int(text), value >= 1 else {
+                throw IngestServiceError.validation("1 validation error detected: Value at '\(name).latestVersionId' failed to satisfy constraint")
+            }
+            return value
+        }
+        guard let sourceInformation = body["sourceImageSet"] as? [String: Any] else {
+            throw IngestServiceError.validation("1 validation error detected: Value at 'sourceImageSet' failed to satisfy constraint: Member must not be null")
+        }
+        var copy = ImageSetCopy(
+            sourceImageSetId: source.imageSetId, sourceLatestVersion: try version(sourceInformation, "sourceImageSet"),
+            force: request.query("force") == "true", promoteToPrimary: request.query("promoteToPrimary") == "true")
+        if let copies = sourceInformation["DICOMCopies"] as? [String: Any] {
+            guard let text = copies["copiableAttributes"] as? String, (1...260_000).contains(text.count) else {
+                throw IngestServiceError.validation("DICOMCopies.copiableAttributes must be a JSON string of 1 to 260,000 characters")
+            }
+            copy.instances = try ImageSetCopy.instances(copiableAttributes: text, seriesInstanceUID: source.key.seriesInstanceUID)
+        }
+        if let destination = body["destinationImageSet"] as? [String: Any] {
+            guard let id = destination["imageSetId"] as? String, Validation.isResourceId(id) else {
+                throw IngestServiceError.validation("1 validation error detected: Value at 'destinationImageSet.imageSetId' failed to satisfy constraint")
+            }
+            copy.destination = .init(imageSetId: id, latestVersion: try version(destination, "destinationImageSet"))
+        }
+        let store = service.store
+        let request = copy
+        let (from, to) = try await blocking { try store.copyImageSet(datastoreId: datastoreId, copy: request, now: now()) }
+        func properties(_ record: ImageSetRecord) -> JSONValue {
+            .object([
+                ("imageSetId", .string(record.imageSetId)), ("latestVersionId", .string(String(record.latestVersion))),
+                ("imageSetState", .string(record.state)), ("imageSetWorkflowStatus", .string(record.workflowStatus)),
+                ("createdAt", .double(record.createdAt)), ("updatedAt", .double(record.updatedAt)),
+                ("imageSetArn", .string(service.configuration.arn.imageSet(datastoreId, record.imageSetId))),
+            ])
+        }
+        return JSONResponse.ok(.object([
+            ("datastoreId", .string(datastoreId)), ("sourceImageSetProperties", properties(from)),
+            ("destinationImageSetProperties", properties(to)),
         ]))
     }
 

@@ -246,4 +246,91 @@ import Testing
         }
         #expect(try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: imageSetId)?.latestVersion == 2)
     }
+
+    /// An instance with `frames` frames, each listed in its entry as the import writes them.
+    static func framed(_ sop: String, _ text: String, frames: Int = 1, study: String = "s") -> PreparedInstance {
+        let stored = (0..<frames).map { _ in
+            StoredFrame(id: ResourceID.make(), blob: "pack", offset: 0, length: 1, transferSyntaxUID: "1.2.840.10008.1.2.4.202")
+        }
+        let list = stored.map { "{\"ID\":\"\($0.id)\"}" }.joined(separator: ",")
+        var instance = instance(sop, text)
+        instance.studyJSON = Array("{\"StudyDescription\":\"\(study)\"}".utf8)
+        instance.instanceJSON = Array("{\"DICOM\":{\"Text\":\"\(text)\"},\"ImageFrames\":[\(list)]}".utf8)
+        instance.frames = stored
+        return instance
+    }
+
+    static func frameIds(_ instance: PreparedInstance) -> [String] { instance.frames.map(\.id) }
+
+    @Test func copiesMakeNewImageSetsOrNewVersionsAndKeepTheirFrames() throws {
+        let catalog = try Catalog()
+        let store = catalog.store
+        let instances = [Self.framed("1.1", "a", frames: 2), Self.framed("1.2", "b"), Self.framed("1.3", "c")]
+        let primary = try Self.commit(instances, in: catalog)
+
+        // Into a new, non-primary image set: every instance, its frames reachable through the copy.
+        let (_, copied) = try store.copyImageSet(
+            datastoreId: catalog.datastoreId, copy: ImageSetCopy(sourceImageSetId: primary.imageSetId, sourceLatestVersion: 1), now: 5)
+        #expect(copied.imageSetId != primary.imageSetId)
+        #expect(!copied.isPrimary)
+        #expect(copied.latestVersion == 1)
+        #expect(copied.workflowStatus == "COPIED")
+        #expect(try Self.contents(store, catalog, copied.imageSetId, version: nil).0 == ["1.1": "a", "1.2": "b", "1.3": "c"])
+        for id in instances.flatMap(Self.frameIds) {
+            #expect(try store.frame(datastoreId: catalog.datastoreId, imageSetId: copied.imageSetId, frameId: id) != nil)
+        }
+        // Promotion needs the series to have no primary image set.
+        #expect(throws: ImageSetStoreError.self) {
+            try store.copyImageSet(
+                datastoreId: catalog.datastoreId,
+                copy: ImageSetCopy(sourceImageSetId: copied.imageSetId, sourceLatestVersion: 1, promoteToPrimary: true), now: 6)
+        }
+
+        // Chosen instances into an existing image set: one new version; a stale version is refused.
+        let other = try store.commitSeries(
+            datastoreId: catalog.datastoreId, jobId: "job", seriesInstanceUID: Self.series,
+            plan: { _ in
+                [ImageSetCommit(
+                    datastoreId: catalog.datastoreId, jobId: "job", imageSetId: nil, key: Self.key, isPrimary: false,
+                    instances: [Self.framed("1.9", "z", study: "other")], committedAt: 7)]
+            }, lines: { _ in ([], ImportJobProgress()) })[0]
+        let chosen = try ImageSetCopy.instances(
+            copiableAttributes: #"{"SchemaVersion":1.1,"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.2":{},"1.3":{}}}}}}"#,
+            seriesInstanceUID: Self.series)
+        #expect(chosen == ["1.2", "1.3"])
+        var into = ImageSetCopy(
+            sourceImageSetId: primary.imageSetId, sourceLatestVersion: 1, instances: chosen,
+            destination: .init(imageSetId: other.imageSetId, latestVersion: 1))
+        // The study metadata differ: only with force (the destination keeps its own).
+        #expect(throws: ImageSetStoreError.self) { try store.copyImageSet(datastoreId: catalog.datastoreId, copy: into, now: 8) }
+        into.force = true
+        let (_, grown) = try store.copyImageSet(datastoreId: catalog.datastoreId, copy: into, now: 8)
+        #expect(grown.imageSetId == other.imageSetId)
+        #expect(grown.latestVersion == 2)
+        #expect(grown.instanceCount == 3)
+        let (grownInstances, _) = try Self.contents(store, catalog, other.imageSetId, version: 2)
+        #expect(grownInstances == ["1.2": "b", "1.3": "c", "1.9": "z"])
+        #expect(try Self.contents(store, catalog, other.imageSetId, version: 1).0 == ["1.9": "z"])
+        #expect(throws: ImageSetStoreError.self) { try store.copyImageSet(datastoreId: catalog.datastoreId, copy: into, now: 9) }
+
+        // Once the primary is deleted, a copy may take its place, under a new ID.
+        _ = try store.deleteImageSet(datastoreId: catalog.datastoreId, imageSetId: primary.imageSetId, now: 10)
+        let (_, promoted) = try store.copyImageSet(
+            datastoreId: catalog.datastoreId,
+            copy: ImageSetCopy(sourceImageSetId: copied.imageSetId, sourceLatestVersion: 1, promoteToPrimary: true), now: 11)
+        #expect(promoted.isPrimary)
+        // Frames of the deleted source are still reachable through the copies.
+        for id in instances.flatMap(Self.frameIds) {
+            #expect(try store.frame(datastoreId: catalog.datastoreId, imageSetId: promoted.imageSetId, frameId: id) != nil)
+        }
+
+        // More frames than the quota, an instance the source lacks: refused.
+        let big = try Self.commit([Self.framed("2.1", "big", frames: ImageSetCopy.maxFrames + 1)], in: catalog, primary: false)
+        for copy in [
+            ImageSetCopy(sourceImageSetId: big.imageSetId, sourceLatestVersion: 1),
+            ImageSetCopy(sourceImageSetId: copied.imageSetId, sourceLatestVersion: 1, instances: ["7.7"]),
+        ] {
+            #expect(throws: ImageSetStoreError.self) { try store.copyImageSet(datastoreId: catalog.datastoreId, copy: copy, now: 12) }
+        }
+    }
 }

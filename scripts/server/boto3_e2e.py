@@ -137,6 +137,27 @@ check(reverted["latestVersionId"] == "3", "revert is a new version")
 document3 = json.loads(gzip.decompress(mi.get_image_set_metadata(
     datastoreId=datastore, imageSetId=image_set)["imageSetMetadataBlob"].read()))
 check(document3["Patient"] == document["Patient"] and document3["Study"] == document["Study"], "revert restores version 1")
+# CopyImageSet: into a new (non-primary) image set, then a promotion refused while the series has a primary.
+copied = mi.copy_image_set(datastoreId=datastore, sourceImageSetId=image_set, copyImageSetInformation={
+    "sourceImageSet": {"latestVersionId": "3", "DICOMCopies": {"copiableAttributes": json.dumps(
+        {"SchemaVersion": 1.1, "Study": {"Series": {series_uid: {"Instances": {sop: {}}}}}})}}})
+copy_id = copied["destinationImageSetProperties"]["imageSetId"]
+check(copy_id != image_set and copied["destinationImageSetProperties"]["latestVersionId"] == "1", f"copy: {copied}")
+check(copied["sourceImageSetProperties"]["latestVersionId"] == "3", "source unchanged")
+check(mi.get_image_set(datastoreId=datastore, imageSetId=copy_id)["isPrimary"] is False, "copy is not primary")
+copy_document = json.loads(gzip.decompress(mi.get_image_set_metadata(
+    datastoreId=datastore, imageSetId=copy_id)["imageSetMetadataBlob"].read()))
+check(list(copy_document["Study"]["Series"][series_uid]["Instances"]) == [sop], "copy holds the chosen instance")
+copy_frames = [frame["ID"] for frame in copy_document["Study"]["Series"][series_uid]["Instances"][sop].get("ImageFrames", [])]
+if copy_frames:
+    frame = mi.get_image_frame(datastoreId=datastore, imageSetId=copy_id, imageFrameInformation={"imageFrameId": copy_frames[0]})
+    check(len(frame["imageFrameBlob"].read()) > 0, "frame of the copy")
+try:
+    mi.copy_image_set(datastoreId=datastore, sourceImageSetId=copy_id, promoteToPrimary=True,
+                      copyImageSetInformation={"sourceImageSet": {"latestVersionId": "1"}})
+    check(False, "a second primary image set for the series accepted")
+except mi.exceptions.ConflictException:
+    pass
 seen["versionsAfterUpdates"] = len(mi.list_image_set_versions(datastoreId=datastore, imageSetId=image_set)["imageSetPropertiesList"])
 
 try:

@@ -190,6 +190,13 @@ public protocol ImageSetStore: Sendable {
     func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion]
     /// Marks an image set DELETED (its versions stay on disk but are no longer served).
     func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord
+    /// CopyImageSet: the source's instances (all, or those chosen) into a new image set, or as one new version of
+    /// the destination, in one transaction; the frames' bytes are not copied, only their records.
+    /// - Throws: `notFound`, `conflict` (a stale version, or a second primary image set for the series), `invalid`
+    ///   (an instance the source lacks, another series, metadata that differs without `force`), `quotaExceeded`
+    ///   (more than `ImageSetCopy.maxFrames` frames).
+    func copyImageSet(datastoreId: String, copy: ImageSetCopy, now: Double) throws -> (source: ImageSetRecord, destination: ImageSetRecord)
+
     /// UpdateImageSetMetadata: applies `update` as one new version of the image set, in one transaction.
     /// - Throws: `notFound` (no such image set, or version to revert to), `conflict` (`latestVersion` is not the
     ///   image set's latest), `invalid` (a change names an instance the image set lacks, or leaves it empty).

@@ -163,3 +163,75 @@ public struct MetadataChanges: Sendable {
         return out
     }
 }
+
+/// A CopyImageSet request (spec §1), as the catalog carries it out.
+public struct ImageSetCopy: Sendable {
+    /// HealthImaging's quota of image frames per copy (spec §8).
+    public static let maxFrames = 1_000
+
+    public struct Destination: Sendable {
+        public var imageSetId: String
+        public var latestVersion: Int
+
+        public init(imageSetId: String, latestVersion: Int) {
+            self.imageSetId = imageSetId
+            self.latestVersion = latestVersion
+        }
+    }
+
+    public var sourceImageSetId: String
+    public var sourceLatestVersion: Int
+    /// SOP Instance UIDs to copy (`copiableAttributes`); nil copies every instance.
+    public var instances: [String]?
+    /// Nil copies into a new image set.
+    public var destination: Destination?
+    /// Copy into a destination whose patient, study or series metadata differ from the source's (the destination's stay).
+    public var force: Bool
+    /// Make the new image set the series' primary one (refused when the series has one).
+    public var promoteToPrimary: Bool
+
+    public init(
+        sourceImageSetId: String, sourceLatestVersion: Int, instances: [String]? = nil, destination: Destination? = nil,
+        force: Bool = false, promoteToPrimary: Bool = false
+    ) {
+        self.sourceImageSetId = sourceImageSetId
+        self.sourceLatestVersion = sourceLatestVersion
+        self.instances = instances
+        self.destination = destination
+        self.force = force
+        self.promoteToPrimary = promoteToPrimary
+    }
+
+    /// The SOP Instance UIDs `copiableAttributes` names: `{"SchemaVersion":1.1,"Study":{"Series":{"<series>":
+    /// {"Instances":{"<sop>":{},…}}}}}`.
+    /// - Throws: `ValidationException` for anything else.
+    public static func instances(copiableAttributes text: String, seriesInstanceUID: String) throws(IngestServiceError) -> [String] {
+        guard case .object(let top)? = try? JSONValue.parse(Array(text.utf8)) else {
+            throw .validation("copiableAttributes is not a JSON object")
+        }
+        var chosen: [String] = []
+        for (name, value) in top {
+            switch name {
+            case "SchemaVersion": continue
+            case "Study":
+                guard case .object(let study) = value else { throw .validation("copiableAttributes.Study must be an object") }
+                for (member, seriesMap) in study {
+                    guard member == "Series", case .object(let entries) = seriesMap else {
+                        throw .validation("copiableAttributes.Study may hold Series only")
+                    }
+                    for (uid, entry) in entries {
+                        guard uid == seriesInstanceUID else { throw .validation("Series \(uid) is not the series of the source image set") }
+                        guard case .object(let series) = entry, case .object(let instances)? = series.first(where: { $0.0 == "Instances" })?.1 else {
+                            throw .validation("copiableAttributes names instances under Study.Series.<series>.Instances")
+                        }
+                        chosen += instances.map(\.0)
+                    }
+                }
+            default:
+                throw .validation("copiableAttributes may hold SchemaVersion and Study, not \(name)")
+            }
+        }
+        guard !chosen.isEmpty else { throw .validation("copiableAttributes names no instance") }
+        return chosen
+    }
+}
