@@ -10,7 +10,7 @@ extension DICOMIngestCommand {
         static let configuration = CommandConfiguration(
             commandName: "image-set",
             abstract: "List image sets, show one, print its metadata document, get a frame, update its metadata.",
-            subcommands: [List.self, Get.self, Metadata.self, Frame.self, Update.self])
+            subcommands: [List.self, Get.self, Metadata.self, Frame.self, Update.self, Copy.self])
 
         struct List: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List image sets (like SearchImageSets without filters).")
@@ -116,6 +116,42 @@ extension DICOMIngestCommand {
                         datastoreId: datastore, imageSetId: imageSetId, latestVersion: latestVersion, update: update,
                         now: Date().timeIntervalSince1970)
                     printJSON(updated.propertiesJSON(version: updated.latestVersion, arn: ResourceARN().imageSet(datastore, updated.imageSetId)))
+                }
+            }
+        }
+
+        struct Copy: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Copy an image set's instances into a new image set or a new version of another (CopyImageSet).")
+            @OptionGroup var options: StoreOptions
+            @Option(help: "Data store ID (default: the only one).") var datastoreId: String?
+            @Option(help: "The source's latest version, as the caller last saw it.") var latestVersion: Int
+            @Option(help: "SOP Instance UIDs to copy, comma-separated (default: all).") var instances: String?
+            @Option(help: "Image set to add a version to (default: a new image set).") var destination: String?
+            @Option(help: "The destination's latest version.") var destinationVersion: Int?
+            @Flag(help: "Copy even when patient, study or series metadata differ from the destination's.") var force = false
+            @Flag(help: "Make the new image set the series' primary one.") var promoteToPrimary = false
+            @Argument(help: "Source image set ID.") var imageSetId: String
+
+            func validate() throws {
+                guard (destination == nil) == (destinationVersion == nil) else {
+                    throw ValidationError("--destination and --destination-version go together")
+                }
+            }
+
+            func run() throws {
+                try reportingErrors {
+                    let store = try options.open()
+                    let datastore = try resolveDatastore(datastoreId, in: store)
+                    let (_, copied) = try store.copyImageSet(
+                        datastoreId: datastore,
+                        copy: ImageSetCopy(
+                            sourceImageSetId: imageSetId, sourceLatestVersion: latestVersion,
+                            instances: instances.map { $0.split(separator: ",").map(String.init) },
+                            destination: destination.map { .init(imageSetId: $0, latestVersion: destinationVersion ?? 0) },
+                            force: force, promoteToPrimary: promoteToPrimary),
+                        now: Date().timeIntervalSince1970)
+                    printJSON(copied.propertiesJSON(version: copied.latestVersion, arn: ResourceARN().imageSet(datastore, copied.imageSetId)))
                 }
             }
         }

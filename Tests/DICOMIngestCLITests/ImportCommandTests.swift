@@ -67,6 +67,11 @@ import Testing
         #expect(stale.stderr.contains("ConflictException"))
         let reverted = try runner.run(["image-set", "update", imageSetId, "--latest-version", "2", "--revert-to", "1", "--store", store])
         #expect(try json(reverted.stdout)["versionId"] as? String == "3", "\(reverted.stderr)")
+        let copied = try runner.run(["image-set", "copy", imageSetId, "--latest-version", "3", "--store", store])
+        let copy = try json(copied.stdout)
+        #expect(copy["versionId"] as? String == "1", "\(copied.stderr)")
+        #expect(copy["isPrimary"] as? Bool == false)
+        #expect(copy["imageSetId"] as? String != imageSetId)
 
         let missing = try runner.run(["image-set", "get", String(repeating: "0", count: 32), "--store", store])
         #expect(missing.status == 3)
