@@ -662,16 +662,9 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 ])
             }
         }
-        // The document is composed when read: the version keeps only its top-level pieces.
-        try db.execute(
-            sql: """
-                INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
-                VALUES (?, ?, ?, ?, x'', ?, ?, ?)
-                """,
-            arguments: [
-                imageSetId, version, commit.jobId, commit.committedAt, Data(last.patientJSON), Data(last.studyJSON),
-                Data(last.seriesJSON),
-            ])
+        try insertVersion(
+            imageSetId, version, jobId: commit.jobId, at: commit.committedAt,
+            VersionPieces(patient: last.patientJSON, study: last.studyJSON, series: last.seriesJSON), db)
         if commit.imageSetId == nil {
             try insertImageSet(record, db)
         } else {
@@ -680,6 +673,38 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 arguments: [record.latestVersion, record.updatedAt, record.instanceCount, imageSetId])
         }
         return record
+    }
+
+    /// An image set that is not DELETED, at `version` when one is given.
+    /// - Throws: `notFound`, or `conflict` when its latest version is another.
+    private static func liveImageSet(_ datastoreId: String, _ imageSetId: String, at version: Int? = nil, _ db: Database) throws -> ImageSetRecord {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
+                arguments: [datastoreId, imageSetId])
+        else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) does not exist") }
+        let record = Self.imageSet(row)
+        if let version, record.latestVersion != version {
+            throw ImageSetStoreError(.conflict, "Image set \(imageSetId) is at version \(record.latestVersion), not \(version)")
+        }
+        return record
+    }
+
+    /// A version row: the document is composed when read, so the version keeps only its top-level pieces.
+    private static func insertVersion(
+        _ imageSetId: String, _ version: Int, jobId: String?, at time: Double, _ pieces: VersionPieces, _ db: Database
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
+                VALUES (?, ?, ?, ?, x'', ?, ?, ?)
+                """,
+            arguments: [imageSetId, version, jobId, time, Data(pieces.patient), Data(pieces.study), Data(pieces.series)])
+    }
+
+    private static func currentInstanceCount(_ imageSetId: String, _ db: Database) throws -> Int {
+        try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL", arguments: [imageSetId]) ?? 0
     }
 
     private static func insertImageSet(_ record: ImageSetRecord, _ db: Database) throws {
@@ -701,19 +726,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
     public func copyImageSet(datastoreId: String, copy: ImageSetCopy, now: Double) throws -> (source: ImageSetRecord, destination: ImageSetRecord) {
         try run {
             try pool.write { db in
-                func live(_ id: String, at version: Int, _ role: String) throws -> ImageSetRecord {
-                    guard
-                        let row = try Row.fetchOne(
-                            db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
-                            arguments: [datastoreId, id])
-                    else { throw ImageSetStoreError(.notFound, "Image set \(id) does not exist") }
-                    let record = Self.imageSet(row)
-                    guard record.latestVersion == version else {
-                        throw ImageSetStoreError(.conflict, "The \(role) image set \(id) is at version \(record.latestVersion), not \(version)")
-                    }
-                    return record
-                }
-                let source = try live(copy.sourceImageSetId, at: copy.sourceLatestVersion, "source")
+                let source = try Self.liveImageSet(datastoreId, copy.sourceImageSetId, at: copy.sourceLatestVersion, db)
                 var instances = try Row.fetchAll(
                     db,
                     sql: "SELECT sop_uid, input_key, job_id, instance FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL ORDER BY sop_uid",
@@ -750,7 +763,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     guard target.imageSetId != source.imageSetId else {
                         throw ImageSetStoreError(.invalid, "An image set cannot be copied into itself")
                     }
-                    destination = try live(target.imageSetId, at: target.latestVersion, "destination")
+                    destination = try Self.liveImageSet(datastoreId, target.imageSetId, at: target.latestVersion, db)
                     guard destination.key.seriesInstanceUID == source.key.seriesInstanceUID else {
                         throw ImageSetStoreError(.invalid, "The destination image set holds another series")
                     }
@@ -798,15 +811,8 @@ public final class SQLiteImageSetStore: ImageSetStore {
                         try copyFrame.execute(arguments: [destination.imageSetId, source.imageSetId, id])
                     }
                 }
-                try db.execute(
-                    sql: """
-                        INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
-                        VALUES (?, ?, NULL, ?, x'', ?, ?, ?)
-                        """,
-                    arguments: [destination.imageSetId, version, now, Data(pieces.patient), Data(pieces.study), Data(pieces.series)])
-                destination.instanceCount = try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL",
-                    arguments: [destination.imageSetId]) ?? 0
+                try Self.insertVersion(destination.imageSetId, version, jobId: nil, at: now, pieces, db)
+                destination.instanceCount = try Self.currentInstanceCount(destination.imageSetId, db)
                 destination.updatedAt = now
                 destination.workflowStatus = "COPIED"
                 if copy.destination == nil {
@@ -861,11 +867,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
     public func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord {
         try run {
             try pool.write { db in
-                guard
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
-                        arguments: [datastoreId, imageSetId])
-                else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) does not exist") }
+                var record = try Self.liveImageSet(datastoreId, imageSetId, db)
                 try db.execute(
                     sql: """
                         UPDATE image_sets SET state = 'DELETED', workflow_status = 'DELETED', is_primary = 0,
@@ -877,7 +879,6 @@ public final class SQLiteImageSetStore: ImageSetStore {
                 for table in ["frames", "instance_versions", "image_set_versions"] {
                     try db.execute(sql: "DELETE FROM \(table) WHERE image_set_id = ?", arguments: [imageSetId])
                 }
-                var record = Self.imageSet(row)
                 record.state = "DELETED"
                 record.workflowStatus = "DELETED"
                 record.updatedAt = now
@@ -891,16 +892,7 @@ public final class SQLiteImageSetStore: ImageSetStore {
     ) throws -> ImageSetRecord {
         try run {
             try pool.write { db in
-                guard
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT * FROM image_sets WHERE datastore_id = ? AND id = ? AND state != 'DELETED'",
-                        arguments: [datastoreId, imageSetId])
-                else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) does not exist") }
-                var record = Self.imageSet(row)
-                guard latestVersion == record.latestVersion else {
-                    throw ImageSetStoreError(
-                        .conflict, "Image set \(imageSetId) is at version \(record.latestVersion), not \(latestVersion)")
-                }
+                var record = try Self.liveImageSet(datastoreId, imageSetId, at: latestVersion, db)
                 let version = record.latestVersion + 1
                 var pieces: VersionPieces
                 switch update {
@@ -933,18 +925,11 @@ public final class SQLiteImageSetStore: ImageSetStore {
                     pieces = try Self.pieces(of: imageSetId, version: target, db)
                     try Self.restoreInstances(of: imageSetId, to: target, as: version, stored: pieces.storedInstances, db)
                 }
-                record.instanceCount = try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM instance_versions WHERE image_set_id = ? AND last_version IS NULL",
-                    arguments: [imageSetId]) ?? 0
+                record.instanceCount = try Self.currentInstanceCount(imageSetId, db)
                 guard record.instanceCount > 0 else {
                     throw ImageSetStoreError(.invalid, "An image set keeps at least one instance; delete the image set instead")
                 }
-                try db.execute(
-                    sql: """
-                        INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document, patient, study, series)
-                        VALUES (?, ?, NULL, ?, x'', ?, ?, ?)
-                        """,
-                    arguments: [imageSetId, version, now, Data(pieces.patient), Data(pieces.study), Data(pieces.series)])
+                try Self.insertVersion(imageSetId, version, jobId: nil, at: now, pieces, db)
                 record.key = pieces.key(seriesInstanceUID: record.key.seriesInstanceUID, seriesNumber: record.key.seriesNumber)
                 record.latestVersion = version
                 record.updatedAt = now
