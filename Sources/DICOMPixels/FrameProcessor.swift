@@ -87,7 +87,10 @@ public struct FrameProcessor: Sendable {
         scratch: PixelScratch
     ) throws(PixelError) {
         let decoded = try codestream.withPixelBytes { (bytes) throws(PixelError) -> UInt32 in
-            let stored = try Self.decodeStored(bytes, transferSyntaxUID: transferSyntaxUID, description: description, scratch: scratch)
+            // The codestream our encoder has just written is not outside input: no OpenJPEG gate (it would double
+            // the verification's cost on every frame).
+            let stored = try Self.decodeStored(
+                bytes, transferSyntaxUID: transferSyntaxUID, description: description, scratch: scratch, fromOutside: false)
             return FrameStatistics.crc32(stored)
         }
         guard decoded == checksum else {
@@ -100,9 +103,11 @@ public struct FrameProcessor: Sendable {
     /// Decodes a frame stored as HTJ2K or JPEG 2000 into `scratch` (the decoder's own output, as a client gets it),
     /// dropping `skipResolutions` resolutions. The result points into `scratch`: valid while `scratch` lives and
     /// until its next decode.
+    /// - Parameter fromOutside: whether the codestream may be crafted (a frame kept as it arrived, or read back from
+    ///   storage); such HTJ2K passes OpenJPEG's checks first.
     public static func decodeStored(
         _ codestream: UnsafeRawBufferPointer, transferSyntaxUID: String, description: PixelDescription,
-        skipResolutions: Int = 0, scratch: PixelScratch
+        skipResolutions: Int = 0, scratch: PixelScratch, fromOutside: Bool = true
     ) throws(PixelError) -> UnsafeRawBufferPointer {
         guard let bufferBytes = description.decodeBufferBytes else {
             throw PixelError(.unsupported, "the frame needs more than \(PixelLimits.maxDecodeBufferBytes) bytes to decode")
@@ -113,7 +118,7 @@ public struct FrameProcessor: Sendable {
         switch encoding {
         case .htj2k:
             // A frame kept as it arrived (lossy HTJ2K) is outside input: through OpenJPEG's gate first, as at import.
-            _ = try Codecs.decodeIncomingHTJ2K(codestream, into: output)
+            if fromOutside { _ = try Codecs.decodeIncomingHTJ2K(codestream, into: output) }
             (image, written) = try Codecs.decodeHTJ2K(codestream, skipResolutions: skipResolutions, into: output)
         case .jpeg2000: (image, written) = try Codecs.decodeJPEG2000(codestream, skipResolutions: skipResolutions, into: output)
         default: throw PixelError(.unsupported, "stored frames of \(transferSyntaxUID) are not decoded here")
