@@ -61,6 +61,13 @@ enum FuzzTarget: String, CaseIterable {
             _ = S3ObjectSource.listPage(text)
             _ = XML.decode(text)
         case .request:
+            // UpdateImageSetMetadata and CopyImageSet documents: the order-keeping parser, the checks, the apply step.
+            if let changes = try? MetadataChanges.parse(updatable: bytes, removable: bytes, seriesInstanceUID: "1.2", force: true) {
+                _ = try? changes.check(primary: true)
+                _ = try? MetadataChanges.apply(changes.patient, toDICOM: Array(#"{"PatientID":"P","PatientName":"A^B"}"#.utf8))
+                _ = try? MetadataChanges.apply(changes.instances.values.first ?? .init(), toInstance: Array(#"{"DICOM":{"Rows":2},"ImageFrames":[]}"#.utf8))
+            }
+            _ = try? ImageSetCopy.instances(copiableAttributes: String(decoding: bytes, as: UTF8.self), seriesInstanceUID: "1.2")
             guard let body = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return }
             let start = StartDICOMImportJobRequest(
                 datastoreId: body["datastoreId"] as? String ?? "", jobName: body["jobName"] as? String,
