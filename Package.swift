@@ -20,6 +20,8 @@ let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting",
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+let postgresNIO: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 
 /// DCMTK is linked by library name: Debian's `dcmtk.pc` requires `sndfile`, so pkg-config cannot be used.
 let dcmtkLibraries: [LinkerSetting] = ["dcmjpeg", "dcmjpls", "dcmimage", "dcmimgle", "dcmdata", "oflog", "ofstd"]
@@ -35,7 +37,9 @@ let package = Package(
         .library(name: "DICOMPixels", targets: ["DICOMPixels"]),
         .library(name: "DICOMIngestModel", targets: ["DICOMIngestModel"]),
         .library(name: "DICOMIngest", targets: ["DICOMIngest"]),
+        .library(name: "DICOMIngestSQL", targets: ["DICOMIngestSQL"]),
         .library(name: "DICOMIngestSQLite", targets: ["DICOMIngestSQLite"]),
+        .library(name: "DICOMIngestPostgres", targets: ["DICOMIngestPostgres"]),
         .library(name: "DICOMIngestS3", targets: ["DICOMIngestS3"]),
         .library(name: "DICOMIngestServer", targets: ["DICOMIngestServer"]),
         .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
@@ -52,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // MARK: - Layer 0: C modules and pure value types
@@ -89,9 +94,15 @@ let package = Package(
         ),
 
         // MARK: - Layer 3: adapters
+        .target(name: "DICOMIngestSQL", dependencies: ["DICOMIngest", "DICOMIngestModel"], swiftSettings: swiftSettings),
         .target(
             name: "DICOMIngestSQLite",
-            dependencies: ["DICOMIngest", "DICOMIngestModel", grdb],
+            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMIngestSQL", grdb],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "DICOMIngestPostgres",
+            dependencies: ["DICOMIngest", "DICOMIngestModel", "DICOMIngestSQL", postgresNIO, nioCore, nioPosix, logging],
             swiftSettings: swiftSettings
         ),
 
@@ -115,8 +126,8 @@ let package = Package(
         .executableTarget(
             name: "DICOMIngestCLI",
             dependencies: [
-                "DICOMIngest", "DICOMIngestSQLite", "DICOMIngestS3", "DICOMIngestServer", "DICOMIngestModel",
-                "DICOMCore", "DICOMPixels", argumentParser, logging, prometheus,
+                "DICOMIngest", "DICOMIngestSQL", "DICOMIngestSQLite", "DICOMIngestPostgres", "DICOMIngestS3",
+                "DICOMIngestServer", "DICOMIngestModel", "DICOMCore", "DICOMPixels", argumentParser, logging, prometheus,
             ],
             swiftSettings: swiftSettings
         ),
@@ -151,14 +162,15 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestSQLiteTests",
             dependencies: [
-                "DICOMIngestSQLite", "DICOMIngest", "DICOMIngestModel", "DICOMPixels", "DICOMParser", "DICOMIngestTestSupport", grdb,
+                "DICOMIngestSQLite", "DICOMIngestSQL", "DICOMIngestPostgres", "DICOMIngest", "DICOMIngestModel", "DICOMPixels",
+                "DICOMParser", "DICOMIngestTestSupport", grdb,
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "DICOMIngestS3Tests",
             dependencies: [
-                "DICOMIngestS3", "AWSSigV4", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMParser",
+                "DICOMIngestS3", "AWSSigV4", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQL", "DICOMIngestSQLite", "DICOMParser",
                 "DICOMPixels", "DICOMIngestTestSupport",
             ],
             swiftSettings: swiftSettings
@@ -166,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestServerTests",
             dependencies: [
-                "DICOMIngestServer", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQLite", "DICOMPixels", "AWSSigV4",
+                "DICOMIngestServer", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQL", "DICOMIngestSQLite", "DICOMPixels", "AWSSigV4",
                 "DICOMIngestTestSupport", hummingbirdTesting, httpTypes, nioCore, prometheus,
             ],
             swiftSettings: swiftSettings

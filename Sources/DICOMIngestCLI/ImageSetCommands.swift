@@ -1,6 +1,7 @@
 import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMPixels
 import Foundation

@@ -2,6 +2,7 @@ import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestS3
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import Dispatch
 import Foundation

@@ -1,11 +1,12 @@
 import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import Foundation
 
 /// Picks the data store a command works on: the one named, or the only one in the store.
-func resolveDatastore(_ requested: String?, in store: SQLiteImageSetStore, createIfNone: Bool = false) throws -> String {
+func resolveDatastore(_ requested: String?, in store: any SQLBackedImageSetStore, createIfNone: Bool = false) throws -> String {
     if let requested { return requested }
     let all = try store.datastores()
     if all.count == 1 { return all[0].datastoreId }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DICOMIngest
 import DICOMIngestServer
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import Foundation
 import Logging

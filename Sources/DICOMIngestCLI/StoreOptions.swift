@@ -1,6 +1,8 @@
 import ArgumentParser
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
+import DICOMIngestPostgres
 import DICOMIngestSQLite
 import Foundation
 import CoreMetrics
@@ -8,13 +10,31 @@ import Logging
 
 /// Options every store-facing command shares.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "Data store folder (default: $DICOM_INGEST_STORE, else $XDG_DATA_HOME/dicom-ingest or ~/.local/share/dicom-ingest).")
+    @Option(help: "Data store folder: frames, job journals and, unless --catalog names another, the SQLite catalog (default: $DICOM_INGEST_STORE, else $XDG_DATA_HOME/dicom-ingest or ~/.local/share/dicom-ingest).")
     var store: String?
+
+    @Option(help: "The catalog, when not the store folder's SQLite file: postgres://user:password@host:port/database, with optional ?sslmode=disable|prefer|require|verify-full, &schema=NAME, &pool=CONNECTIONS (default: $DICOM_INGEST_CATALOG).")
+    var catalog: String?
 
     var directory: String { store ?? SQLiteImageSetStore.defaultDirectory() }
 
-    func open() throws -> SQLiteImageSetStore {
+    /// The catalog URL from the flag or the environment; nil for the embedded SQLite catalog.
+    func catalogURL(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        let url = catalog ?? environment["DICOM_INGEST_CATALOG"]
+        return url.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func validate() throws {
+        if let url = catalogURL(), !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
+            throw ValidationError("--catalog takes a postgres:// URL (the embedded catalog needs none)")
+        }
+    }
+
+    func open() throws -> any SQLBackedImageSetStore {
         do {
+            if let url = catalogURL() {
+                return try PostgresImageSetStore(url: url, directory: directory)
+            }
             return try SQLiteImageSetStore(directory: directory)
         } catch {
             throw CLIError(IngestServiceError(error))
@@ -39,7 +59,7 @@ struct EngineOptions: ParsableArguments {
         if !(objectTimeLimit > 0) { throw ValidationError("--object-time-limit must be a positive number of seconds") }
     }
 
-    func configuration(store: SQLiteImageSetStore, metrics: (any MetricsFactory)? = nil) -> ImportEngine.Configuration {
+    func configuration(store: any SQLBackedImageSetStore, metrics: (any MetricsFactory)? = nil) -> ImportEngine.Configuration {
         ImportEngine.Configuration(
             threads: threads, metrics: metrics, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit,
             journalFolder: store.journalFolder)
@@ -108,7 +128,7 @@ let loggingConfigured: Void = {
 
 /// Deletes the frame packs of the store that no committed or staged frame references (a failed or killed job's),
 /// logging what it freed; a failure is logged, not fatal: the packs wait for the next run.
-func reclaimFramePacks(_ store: SQLiteImageSetStore, logger: Logger) {
+func reclaimFramePacks(_ store: any SQLBackedImageSetStore, logger: Logger) {
     do {
         let reclaimed = try store.reclaimUnreferencedFramePacks()
         if reclaimed.packs > 0 {

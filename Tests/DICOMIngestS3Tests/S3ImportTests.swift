@@ -1,6 +1,7 @@
 import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestS3
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser

@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+@testable import DICOMIngestSQL
 @testable import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import Foundation
@@ -11,19 +12,25 @@ import Testing
 @Suite struct CatalogQueryTests {
     struct Catalog {
         let folder: TemporaryFolder
-        let store: SQLiteImageSetStore
+        let store: any SQLBackedImageSetStore
         let datastoreId: String
 
-        init() throws {
+        init(_ backend: StoreBackend = .sqlite) throws {
             folder = try TemporaryFolder("catalog")
-            store = try SQLiteImageSetStore(directory: folder.sub("store"))
+            store = try backend.open(folder.sub("store"))
             datastoreId = try store.createDatastore(name: "search", now: 0).datastoreId
         }
 
-        init(folder: TemporaryFolder, store: SQLiteImageSetStore, datastoreId: String) {
+        init(folder: TemporaryFolder, store: any SQLBackedImageSetStore, datastoreId: String) {
             self.folder = folder
             self.store = store
             self.datastoreId = datastoreId
+        }
+
+        /// A count read with SQL from the catalog, whichever the backend.
+        func count(_ sql: String, _ arguments: (any SQLValueConvertible)?...) throws -> Int {
+            let values = arguments.map { $0?.sqlValue ?? .null }
+            return try store.catalog.database.read { db in try db.rows(sql, values).first?.int("n") ?? -1 }
         }
 
         /// Commits one image set of one instance and one frame (a pack that is never read).
@@ -49,8 +56,8 @@ import Testing
     static let dates = ["20240101", "20240215", "20240301", "20241231", ""]
 
     /// 240 image sets: five patients, five study dates, four accession numbers, shared times (ties in every sort).
-    static func populated() throws -> (Catalog, [ImageSetRecord]) {
-        let catalog = try Catalog()
+    static func populated(_ backend: StoreBackend = .sqlite) throws -> (Catalog, [ImageSetRecord]) {
+        let catalog = try Catalog(backend)
         var records: [ImageSetRecord] = []
         for index in 0..<240 {
             let study = "1.2.826.0.1.3680043.14.\(index % 12)"
@@ -123,8 +130,8 @@ import Testing
         return (ids, pages)
     }
 
-    @Test func everyFilterAndSortPagesToTheBruteForceAnswer() throws {
-        let (catalog, records) = try Self.populated()
+    @Test(arguments: StoreBackend.all) func everyFilterAndSortPagesToTheBruteForceAnswer(backend: StoreBackend) throws {
+        let (catalog, records) = try Self.populated(backend)
         let filters: [[ImageSetQuery.Filter]] = [
             [],
             [.init(field: .patientID, lower: .text("P2"))],
@@ -157,13 +164,11 @@ import Testing
     }
 
     static func frames(of imageSetId: String, in catalog: Catalog) throws -> Int {
-        try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite")).read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM frames WHERE image_set_id = ?", arguments: [imageSetId]) ?? 0
-        }
+        try catalog.count("SELECT COUNT(*) AS n FROM frames WHERE image_set_id = $1", imageSetId)
     }
 
-    @Test func deletedImageSetsLeaveSearchesAndTakeWhatTheyOwned() throws {
-        let (catalog, records) = try Self.populated()
+    @Test(arguments: StoreBackend.all) func deletedImageSetsLeaveSearchesAndTakeWhatTheyOwned(backend: StoreBackend) throws {
+        let (catalog, records) = try Self.populated(backend)
         let store = catalog.store
         let gone = records[10]
         #expect(try Self.frames(of: gone.imageSetId, in: catalog) == 1)
@@ -179,8 +184,8 @@ import Testing
         #expect(try store.imageSet(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId)?.state == "DELETED")
     }
 
-    @Test func aTokenOfAnotherSortOrGarbageIsRefused() throws {
-        let (catalog, _) = try Self.populated()
+    @Test(arguments: StoreBackend.all) func aTokenOfAnotherSortOrGarbageIsRefused(backend: StoreBackend) throws {
+        let (catalog, _) = try Self.populated(backend)
         let first = try catalog.store.searchImageSets(datastoreId: catalog.datastoreId, query: ImageSetQuery(limit: 5))
         let token = try #require(first.nextToken)
         #expect(throws: ImageSetStoreError.self) {
@@ -190,6 +195,16 @@ import Testing
         #expect(PageToken(encoded: "not a token") == nil)
         #expect(PageToken(encoded: String(repeating: "A", count: 9_000)) == nil)
         #expect(PageToken(encoded: token.encoded) == token)
+    }
+
+    /// SQLite's plan of a search, one line per step.
+    static func plan(_ search: ImageSetSearchSQL, _ database: DatabaseQueue) throws -> [String] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "EXPLAIN QUERY PLAN " + GRDBConnection.sqlite(search.sql),
+                arguments: StatementArguments(search.arguments.map(GRDBConnection.databaseValue))
+            ).map { $0["detail"] as String }
+        }
     }
 
     /// Each filter and sort reads through an index: no query scans the image sets of a data store.
@@ -207,14 +222,12 @@ import Testing
             case .isPrimary: value = .flag(true)
             default: value = .text("x")
             }
-            let search = try SQLiteImageSetSearch(
-                datastoreId: catalog.datastoreId, query: ImageSetQuery(filters: [.init(field: field, lower: value)], limit: 7))
-            let plan = try database.read { db in
-                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + search.sql, arguments: StatementArguments(search.arguments))
-                    .map { $0["detail"] as String }
-            }
+            let search = try ImageSetSearchSQL(
+                datastoreId: catalog.datastoreId, query: ImageSetQuery(filters: [.init(field: field, lower: value)], limit: 7),
+                dialect: .sqlite)
+            let plan = try Self.plan(search, database)
             // The index is searched on the filter's own column, not merely on the data store.
-            let column = SQLiteImageSetSearch.column(field)
+            let column = ImageSetSearchSQL.column(field)
             #expect(plan.contains { $0.contains("INDEX") && $0.contains("\(column)=?") }, "\(field): \(plan)")
             #expect(!plan.contains { $0.hasPrefix("SCAN image_sets") && !$0.contains("INDEX") }, "\(field): \(plan)")
         }
@@ -234,17 +247,14 @@ import Testing
             ImageSetQuery(filters: [.init(field: .studyInstanceUID, lower: .text("1.2"))], ascending: true, limit: 7),
         ]
         for query in queries {
-            let search = try SQLiteImageSetSearch(datastoreId: catalog.datastoreId, query: query)
-            let plan = try database.read { db in
-                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + search.sql, arguments: StatementArguments(search.arguments))
-                    .map { $0["detail"] as String }
-            }
+            let search = try ImageSetSearchSQL(datastoreId: catalog.datastoreId, query: query, dialect: .sqlite)
+            let plan = try Self.plan(search, database)
             #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(query): \(plan)")
         }
     }
 
-    @Test func jobsPageNewestFirstWithAndWithoutAStatus() throws {
-        let catalog = try Catalog()
+    @Test(arguments: StoreBackend.all) func jobsPageNewestFirstWithAndWithoutAStatus(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
         var all: [DICOMImportJobProperties] = []
         for index in 0..<60 {
             let job = DICOMImportJobProperties(

@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import Foundation
@@ -7,17 +8,18 @@ import Synchronization
 import Testing
 
 /// Catalog writes that race: concurrent submits of one token, the job quota, concurrent jobs on one new series.
-/// Two `SQLiteImageSetStore`s open the same folder, as two processes would (two connection pools, one file).
+/// Two stores open the same catalog, as two processes would (two connection pools, one SQLite file or one
+/// PostgreSQL schema).
 @Suite struct ConcurrentCommitTests {
     struct TwoProcesses {
         let folder: TemporaryFolder
-        let stores: [SQLiteImageSetStore]
+        let stores: [any SQLBackedImageSetStore]
         let engines: [ImportEngine]
         let datastoreId: String
 
-        init() throws {
+        init(backend: StoreBackend) throws {
             folder = try TemporaryFolder("concurrent")
-            stores = [try SQLiteImageSetStore(directory: folder.sub("store")), try SQLiteImageSetStore(directory: folder.sub("store"))]
+            stores = [try backend.open(folder.sub("store")), try backend.open(folder.sub("store"))]
             engines = stores.map { ImportEngine(store: $0, frameStorage: $0.frameStorage, configuration: .init(threads: 1)) }
             datastoreId = try stores[0].createDatastore(name: "race", now: 0).datastoreId
         }
@@ -49,8 +51,8 @@ import Testing
         return results.withLock { all in (0..<count).map { all[$0]! } }
     }
 
-    @Test func concurrentStartsWithOneClientTokenRecordOneJob() throws {
-        let processes = try TwoProcesses()
+    @Test(arguments: StoreBackend.all) func concurrentStartsWithOneClientTokenRecordOneJob(backend: StoreBackend) throws {
+        let processes = try TwoProcesses(backend: backend)
         let engines = processes.engines
         let request = processes.request(token: "one-token")
         let jobIds = Self.together(50) { index in
@@ -61,8 +63,8 @@ import Testing
         #expect(try processes.stores[1].jobs(datastoreId: processes.datastoreId).count == 1)
     }
 
-    @Test func theActiveJobQuotaHoldsUnderConcurrentStarts() throws {
-        let processes = try TwoProcesses()
+    @Test(arguments: StoreBackend.all) func theActiveJobQuotaHoldsUnderConcurrentStarts(backend: StoreBackend) throws {
+        let processes = try TwoProcesses(backend: backend)
         let engines = processes.engines
         let requests = (0..<30).map { processes.request(token: "token-\($0)") }
         let results = Self.together(30) { index in
@@ -95,8 +97,8 @@ import Testing
 
     /// Two jobs, each with one instance of the same 60 new series, commit at once: each series ends with one
     /// primary image set holding both instances, at version 2, and no other image set.
-    @Test func twoJobsOnTheSameNewSeriesShareOnePrimaryImageSet() throws {
-        let processes = try TwoProcesses()
+    @Test(arguments: StoreBackend.all) func twoJobsOnTheSameNewSeriesShareOnePrimaryImageSet(backend: StoreBackend) throws {
+        let processes = try TwoProcesses(backend: backend)
         let seriesCount = 60
         let study = "1.2.826.0.1.3680043.11.1"
         for job in 0..<2 {
@@ -135,8 +137,8 @@ import Testing
 
     /// The decision is taken inside the write transaction: a second process that commits the same new series
     /// while the first one's transaction is open waits, then sees the image set the first one created.
-    @Test func aSecondCommitOfANewSeriesSeesTheFirstOnesPrimary() throws {
-        let processes = try TwoProcesses()
+    @Test(arguments: StoreBackend.all) func aSecondCommitOfANewSeriesSeesTheFirstOnesPrimary(backend: StoreBackend) throws {
+        let processes = try TwoProcesses(backend: backend)
         let stores = processes.stores
         let datastoreId = processes.datastoreId
         let key = ImageSetKey(studyInstanceUID: "1.2.3", seriesInstanceUID: "1.2.3.4")

@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import Foundation
@@ -30,8 +31,8 @@ import Testing
         return path
     }
 
-    @Test func packsNoFrameOrStagedInstanceNamesAreReclaimed() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func packsNoFrameOrStagedInstanceNamesAreReclaimed(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         try Self.writeSeries(5, in: environment.input)
         let (outcome, _) = try environment.runJob()
         #expect(outcome.job.jobStatus == .completed)
@@ -84,12 +85,12 @@ import Testing
     /// Frame storage that checks, at each sync, that every frame staged so far lay within bytes synced before.
     final class CheckedStorage: FrameStorage {
         let storage: DirectoryFrameStorage
-        let store: SQLiteImageSetStore
+        let store: any SQLBackedImageSetStore
         let jobId = Mutex("")
         /// Durable bytes per blob, and how many syncs found staged frames to check.
         let state = Mutex<(durable: [String: Int], checks: Int, uncovered: [String])>(([:], 0, []))
 
-        init(store: SQLiteImageSetStore) {
+        init(store: any SQLBackedImageSetStore) {
             self.store = store
             storage = store.frameStorage
         }
@@ -165,8 +166,8 @@ import Testing
     }
 
     /// A frame is reached only through its own image set and data store, and not once the image set is deleted.
-    @Test func framesAreReachedOnlyThroughTheirImageSet() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func framesAreReachedOnlyThroughTheirImageSet(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         try Self.writeSeries(2, in: environment.input + "/a", study: "1.2.826.0.1.3680043.12.2")
         try Self.writeSeries(2, in: environment.input + "/b", study: "1.2.826.0.1.3680043.12.3")
         let (outcome, _) = try environment.runJob()

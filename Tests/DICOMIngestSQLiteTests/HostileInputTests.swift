@@ -1,6 +1,7 @@
 import DICOMCore
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser

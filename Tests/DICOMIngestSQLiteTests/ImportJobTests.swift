@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser
@@ -7,20 +8,20 @@ import DICOMPixels
 import Foundation
 import Testing
 
-/// Import jobs end to end: real files on disk, the SQLite store, the local result sink.
+/// Import jobs end to end: real files on disk, the store (SQLite, and PostgreSQL where marked), the local result sink.
 @Suite struct ImportJobTests {
     static let study1 = "1.2.826.0.1.3680043.10.1"
     static let study2 = "1.2.826.0.1.3680043.10.2"
 
     struct Environment {
         let folder: TemporaryFolder
-        let store: SQLiteImageSetStore
+        let store: any SQLBackedImageSetStore
         let engine: ImportEngine
         let datastoreId: String
 
-        init(losslessStorageFormat: LosslessStorageFormat = .htj2k, threads: Int = 2) throws {
+        init(backend: StoreBackend = .sqlite, losslessStorageFormat: LosslessStorageFormat = .htj2k, threads: Int = 2) throws {
             folder = try TemporaryFolder("import")
-            store = try SQLiteImageSetStore(directory: folder.sub("store"))
+            store = try backend.open(folder.sub("store"))
             engine = ImportEngine(store: store, frameStorage: store.frameStorage, configuration: .init(threads: threads))
             datastoreId = try store.createDatastore(name: "test", losslessStorageFormat: losslessStorageFormat, now: 0).datastoreId
         }
@@ -156,8 +157,8 @@ import Testing
         try #require(process.terminationStatus == 0, "python3 failed")
     }
 
-    @Test func importsAMixedArchiveExactlyAsHealthImagingReportsIt() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func importsAMixedArchiveExactlyAsHealthImagingReportsIt(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         defer { environment.folder.remove() }
         let (instances, failures) = try Self.writeArchive(in: environment)
         let (outcome, folder) = try environment.runJob()
@@ -227,8 +228,8 @@ import Testing
         #expect(job.endedAt != nil)
     }
 
-    @Test func storesMetadataDocumentsAndFramesThatReadBack() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func storesMetadataDocumentsAndFramesThatReadBack(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         defer { environment.folder.remove() }
         var instance = SyntheticInstance(study: Self.study1, series: Self.study1 + ".2", sop: Self.study1 + ".2.1")
         instance.frames = 3
@@ -403,7 +404,7 @@ import Testing
     /// imported (spec §4.3): those with the primary's key overwrite one another in it, the copy whose input key
     /// sorts last wins, and a copy with another key goes to a non-primary image set. Run with the files listed in
     /// two orders, the image sets are the same (issue 14).
-    @Test func copiesOfOneSOPInstanceAreAllImportedWhateverTheOrder() throws {
+    @Test(arguments: StoreBackend.all) func copiesOfOneSOPInstanceAreAllImportedWhateverTheOrder(backend: StoreBackend) throws {
         let series = Self.study1 + ".7"
         func instance(_ number: Int, copy: String) -> SyntheticInstance {
             var instance = SyntheticInstance(study: Self.study1, series: series, sop: series + ".\(number)")
@@ -413,7 +414,7 @@ import Testing
         /// (image set isPrimary, SOP Instance UID → InstanceNumber of the copy the image set holds) per image set.
         var results: [[String]] = []
         for listedInReverse in [false, true] {
-            let environment = try Environment(threads: listedInReverse ? 1 : 2)
+            let environment = try Environment(backend: backend, threads: listedInReverse ? 1 : 2)
             defer { environment.folder.remove() }
             let input = environment.input
             for number in 1...3 { try instance(number, copy: "\(number)0").write(to: input + "/series/\(number).dcm") }
@@ -493,8 +494,8 @@ import Testing
         #expect(results == expected + expected)
     }
 
-    @Test func reimportingBumpsVersionsWithoutDuplicatingInstances() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func reimportingBumpsVersionsWithoutDuplicatingInstances(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         defer { environment.folder.remove() }
         for index in 1...3 {
             try SyntheticInstance(study: Self.study1, series: Self.study1 + ".1", sop: Self.study1 + ".1.\(index)")
@@ -647,8 +648,8 @@ import Testing
         #expect(try folder.lines(.failure).allSatisfy { (($0["exception"] as? [String: Any])?["message"] as? String)?.isEmpty == false })
     }
 
-    @Test func clientTokenIsIdempotentAndRejectsDifferentParameters() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func clientTokenIsIdempotentAndRejectsDifferentParameters(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         defer { environment.folder.remove() }
         let first = try environment.engine.submit(environment.request(token: "token-1"))
         let again = try environment.engine.submit(environment.request(token: "token-1"))
@@ -661,8 +662,8 @@ import Testing
         }
     }
 
-    @Test func unknownOrInactiveDatastoreIsRefused() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func unknownOrInactiveDatastoreIsRefused(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         defer { environment.folder.remove() }
         var request = environment.request()
         request.datastoreId = String(repeating: "0", count: 32)
@@ -693,8 +694,8 @@ import Testing
         #expect(try environment.store.imageSets(datastoreId: environment.datastoreId).isEmpty)
     }
 
-    @Test func deletingADatastoreWithImageSetsIsAConflict() throws {
-        let environment = try Environment()
+    @Test(arguments: StoreBackend.all) func deletingADatastoreWithImageSetsIsAConflict(backend: StoreBackend) throws {
+        let environment = try Environment(backend: backend)
         defer { environment.folder.remove() }
         try SyntheticInstance(study: Self.study1, series: Self.study1 + ".1", sop: Self.study1 + ".1.1").write(to: environment.input + "/1.dcm")
         _ = try environment.runJob()

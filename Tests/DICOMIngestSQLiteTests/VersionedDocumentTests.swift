@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 @testable import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import Foundation
@@ -34,7 +35,7 @@ import Testing
     }
 
     /// The instances of a version's document: SOP Instance UID → its `Text`, and the study's `StudyID`.
-    static func contents(_ store: SQLiteImageSetStore, _ catalog: Catalog, _ imageSetId: String, version: Int?) throws -> ([String: String], String) {
+    static func contents(_ store: any SQLBackedImageSetStore, _ catalog: Catalog, _ imageSetId: String, version: Int?) throws -> ([String: String], String) {
         let gzip = try #require(try store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: version))
         let data = Data(try #require(Compression.gunzip(gzip)))
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -44,13 +45,11 @@ import Testing
     }
 
     static func instanceRows(_ catalog: Catalog) throws -> Int {
-        try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite")).read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM instance_versions") ?? 0
-        }
+        try catalog.count("SELECT COUNT(*) AS n FROM instance_versions")
     }
 
-    @Test func eachVersionsDocumentStaysExactWhileLaterVersionsChangeTheImageSet() throws {
-        let catalog = try Catalog()
+    @Test(arguments: StoreBackend.all) func eachVersionsDocumentStaysExactWhileLaterVersionsChangeTheImageSet(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
         let first = try Self.commit([Self.instance("1.1", "a1"), Self.instance("1.2", "b1"), Self.instance("1.3", "c1")], in: catalog)
         let imageSetId = first.imageSetId
         let v1 = try Self.contents(catalog.store, catalog, imageSetId, version: 1)
@@ -62,7 +61,7 @@ import Testing
         #expect(try Self.instanceRows(catalog) == 6)
 
         // Read through a new connection (nothing cached): every version as it was committed.
-        let reopened = try SQLiteImageSetStore(directory: catalog.folder.sub("store"))
+        let reopened = try backend.open(catalog.folder.sub("store"))
         let expected: [(Int?, [String: String], String)] = [
             (1, ["1.1": "a1", "1.2": "b1", "1.3": "c1"], "c1"),
             (2, ["1.1": "a1", "1.2": "b2", "1.3": "c1", "1.4": "d2"], "d2"),
@@ -78,19 +77,40 @@ import Testing
         #expect(try reopened.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: 4) == nil)
     }
 
-    @Test func whatAnImageSetOwnsMustNameOne() throws {
-        let catalog = try Catalog()
+    @Test(arguments: StoreBackend.all) func whatAnImageSetOwnsMustNameOne(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
         try Self.commit([Self.instance("1.1", "a1")], in: catalog)
-        let database = try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite"))
-        let violations = try database.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
-        #expect(violations.isEmpty)
-        for insert in [
-            "INSERT INTO frames (id, datastore_id, image_set_id, blob, offset, length) VALUES ('f', 'd', 'no-such-image-set', 'p', 0, 1)",
-            "INSERT INTO image_set_versions (image_set_id, version, created_at, document) VALUES ('no-such-image-set', 1, 0, x'')",
-            "INSERT INTO instance_versions (image_set_id, sop_uid, first_version, input_key, job_id, instance) VALUES ('no-such-image-set', '1', 1, 'k', 'j', x'')",
-        ] {
-            #expect(throws: DatabaseError.self, "\(insert)") { try database.write { db in try db.execute(sql: insert) } }
+        if backend == .sqlite {
+            let database = try DatabaseQueue(path: catalog.folder.sub("store/catalog.sqlite"))
+            let violations = try database.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+            #expect(violations.isEmpty)
         }
+        let datastore = SQLValue.text(catalog.datastoreId)
+        var inserts: [(String, [SQLValue])] = [
+            (#"INSERT INTO frames (id, datastore_id, image_set_id, blob, "offset", length) VALUES ('f', $1, 'no-such-image-set', 'p', 0, 1)"#, [datastore]),
+            ("INSERT INTO image_set_versions (image_set_id, version, created_at, document) VALUES ('no-such-image-set', 1, 0, $1)", [.blob([])]),
+            ("INSERT INTO instance_versions (image_set_id, sop_uid, first_version, input_key, job_id, instance) VALUES ('no-such-image-set', '1', 1, 'k', 'j', $1)", [.blob([])]),
+        ]
+        if backend == .postgres {
+            // PostgreSQL's catalog also ties image sets and jobs to their data store.
+            inserts += [
+                ("""
+                 INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
+                     workflow_status, created_at, updated_at, instance_count)
+                 VALUES ('orphan', 'no-such-datastore', 's', 'k', 0, 1, 'ACTIVE', 'IMPORTED', 0, 0, 1)
+                 """, []),
+                ("""
+                 INSERT INTO jobs (id, datastore_id, name, status, role_arn, client_token, submitted_at, input_uri, output_uri)
+                 VALUES ('orphan', 'no-such-datastore', 'j', 'COMPLETED', 'r', 't', 0, 'i', 'o')
+                 """, []),
+            ]
+        }
+        for (insert, arguments) in inserts {
+            #expect(throws: (any Error).self, "\(insert)") {
+                try catalog.store.catalog.database.write { db in try db.execute(insert, arguments) }
+            }
+        }
+        #expect(try catalog.count("SELECT COUNT(*) AS n FROM frames WHERE id = 'f'") == 0)
     }
 
     @Test func aCatalogFromBeforeKeepsItsStoredDocumentsAndGrowsFromThem() throws {
@@ -134,7 +154,7 @@ import Testing
         #expect(try store.metadataDocument(datastoreId: datastoreId, imageSetId: imageSetId, version: 1) == stored)
     }
 
-    static func patient(_ store: SQLiteImageSetStore, _ catalog: Catalog, _ imageSetId: String, version: Int?) throws -> [String: Any] {
+    static func patient(_ store: any SQLBackedImageSetStore, _ catalog: Catalog, _ imageSetId: String, version: Int?) throws -> [String: Any] {
         let gzip = try #require(try store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: imageSetId, version: version))
         let text = try #require(Compression.gunzip(gzip))
         let document = try #require(try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any])
@@ -154,8 +174,8 @@ import Testing
     }
 
     /// On a non-primary image set (a primary one keeps its patient and series levels).
-    @Test func anUpdateIsOneNewVersionAndARevertBringsAVersionBack() throws {
-        let catalog = try Catalog()
+    @Test(arguments: StoreBackend.all) func anUpdateIsOneNewVersionAndARevertBringsAVersionBack(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
         let imageSetId = try Self.commit(
             [Self.instance("1.1", "a1"), Self.instance("1.2", "b1"), Self.instance("1.3", "c1")], in: catalog, primary: false).imageSetId
         let store = catalog.store
@@ -202,7 +222,7 @@ import Testing
         #expect(try Self.contents(store, catalog, imageSetId, version: 4).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c4"])
     }
 
-    @Test func updatesThatCannotBeMadeAreRefused() throws {
+    @Test(arguments: StoreBackend.all) func updatesThatCannotBeMadeAreRefused(backend: StoreBackend) throws {
         for (updatable, force) in [
             (#"{"Patient":{"DICOM":{"PixelData":"AAAA"}}}"#, true),
             (#"{"Study":{"DICOM":{"StudyInstanceUID":"1.2.3"}}}"#, false),
@@ -218,7 +238,7 @@ import Testing
         }
         _ = try Self.changes(updatable: #"{"Study":{"DICOM":{"StudyID":"9"}}}"#, force: true)
 
-        let catalog = try Catalog()
+        let catalog = try Catalog(backend)
         let imageSetId = try Self.commit([Self.instance("1.1", "a1")], in: catalog).imageSetId
         // A primary image set: study and instance levels change, patient and series levels and its UIDs do not.
         _ = try catalog.store.updateImageSetMetadata(
@@ -262,8 +282,8 @@ import Testing
 
     static func frameIds(_ instance: PreparedInstance) -> [String] { instance.frames.map(\.id) }
 
-    @Test func copiesMakeNewImageSetsOrNewVersionsAndKeepTheirFrames() throws {
-        let catalog = try Catalog()
+    @Test(arguments: StoreBackend.all) func copiesMakeNewImageSetsOrNewVersionsAndKeepTheirFrames(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
         let store = catalog.store
         let instances = [Self.framed("1.1", "a", frames: 2), Self.framed("1.2", "b"), Self.framed("1.3", "c")]
         let primary = try Self.commit(instances, in: catalog)

@@ -3,6 +3,7 @@ import DICOMIngest
 import DICOMIngestModel
 import DICOMPixels
 import DICOMIngestServer
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import Foundation

@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import Foundation
 

@@ -1,6 +1,7 @@
 import Benchmark
 import DICOMCore
 import DICOMIngest
+import DICOMIngestSQL
 import DICOMIngestSQLite
 import DICOMIngestTestSupport
 import DICOMParser

@@ -1,49 +1,59 @@
 import DICOMIngest
-import GRDB
 
 /// The SQL of one SearchImageSets page: every filter a condition on an indexed column of `image_sets`, the sort on
 /// `(column, id)`, and the previous page's last row as the bound, so that a page without filters (or with an
 /// EQUAL filter, sorted by updatedAt) reads `limit + 1` index entries whatever its depth, and one with a filter
 /// reads only the rows that pass it.
 ///
-/// The index is named (`INDEXED BY`): without statistics SQLite prefers the sort's index and then reads every image
-/// set of the data store to filter them, which is the plan a catalog of millions cannot afford. A filter is taken
-/// to be selective (a patient, a study, a date range), so its index drives, EQUAL filters first.
-struct SQLiteImageSetSearch {
+/// On SQLite the index is named (`INDEXED BY`): without statistics SQLite prefers the sort's index and then reads
+/// every image set of the data store to filter them, which is the plan a catalog of millions cannot afford. A
+/// filter is taken to be selective (a patient, a study, a date range), so its index drives, EQUAL filters first.
+/// PostgreSQL keeps statistics (autovacuum's ANALYZE) and picks among the same indexes itself.
+struct ImageSetSearchSQL {
     let query: ImageSetQuery
     let sql: String
-    let arguments: [(any DatabaseValueConvertible)?]
+    let arguments: [SQLValue]
 
     /// - Throws: `invalid` when the page token was not made for this sort.
-    init(datastoreId: String, query: ImageSetQuery) throws {
+    init(datastoreId: String, query: ImageSetQuery, dialect: SQLDialect) throws {
         self.query = query
-        var conditions = ["datastore_id = ?", "state != 'DELETED'"]
-        var arguments: [(any DatabaseValueConvertible)?] = [datastoreId]
+        var conditions = ["datastore_id = $1", "state != 'DELETED'"]
+        var arguments: [SQLValue] = [.text(datastoreId)]
+        func bind(_ value: SQLValue) -> String {
+            arguments.append(value)
+            return "$\(arguments.count)"
+        }
         for filter in query.filters {
             let column = Self.column(filter.field)
-            conditions.append(filter.upper == nil ? "\(column) = ?" : "\(column) BETWEEN ? AND ?")
-            arguments.append(Self.databaseValue(filter.lower))
-            if let upper = filter.upper { arguments.append(Self.databaseValue(upper)) }
+            let lower = bind(Self.value(filter.lower))
+            if let upper = filter.upper {
+                conditions.append("\(column) BETWEEN \(lower) AND \(bind(Self.value(upper)))")
+            } else {
+                conditions.append("\(column) = \(lower)")
+            }
         }
         let sort = Self.column(query.sortField)
         let direction = query.ascending ? "ASC" : "DESC"
         if let after = query.after {
             let beyond = query.ascending ? ">" : "<"
-            conditions.append("(\(sort) \(beyond) ? OR (\(sort) = ? AND id \(beyond) ?))")
-            let value: any DatabaseValueConvertible
+            let value: SQLValue
             switch (after.sortValue, query.sortField) {
-            case (.text(let text), .studyDate): value = text
-            case (.number(let number), .updatedAt), (.number(let number), .createdAt): value = number
+            case (.text(let text), .studyDate): value = .text(text)
+            case (.number(let number), .updatedAt), (.number(let number), .createdAt): value = .real(number)
             default: throw ImageSetStoreError(.invalid, "Invalid nextToken: it belongs to a search with another sort")
             }
-            arguments += [value, value, after.id]
+            let bound = bind(value)
+            conditions.append("(\(sort) \(beyond) \(bound) OR (\(sort) = \(bound) AND id \(beyond) \(bind(.text(after.id)))))")
         }
-        arguments.append(query.limit + 1)
-        let driving = query.filters.first { $0.upper == nil && $0.field != .isPrimary } ?? query.filters.first
-        let index = driving.map { Self.index($0.field) } ?? Self.index(query.sortField)
+        let limit = bind(.integer(Int64(query.limit + 1)))
+        var hint = ""
+        if dialect == .sqlite {
+            let driving = query.filters.first { $0.upper == nil && $0.field != .isPrimary } ?? query.filters.first
+            hint = " INDEXED BY " + (driving.map { Self.index($0.field) } ?? Self.index(query.sortField))
+        }
         sql = """
-            SELECT * FROM image_sets INDEXED BY \(index) WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY \(sort) \(direction), id \(direction) LIMIT ?
+            SELECT * FROM image_sets\(hint) WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY \(sort) \(direction), id \(direction) LIMIT \(limit)
             """
         self.arguments = arguments
     }
@@ -102,11 +112,11 @@ struct SQLiteImageSetSearch {
         }
     }
 
-    static func databaseValue(_ value: ImageSetQuery.Value) -> any DatabaseValueConvertible {
+    static func value(_ value: ImageSetQuery.Value) -> SQLValue {
         switch value {
-        case .text(let text): text
-        case .time(let time): time
-        case .flag(let flag): flag
+        case .text(let text): .text(text)
+        case .time(let time): .real(time)
+        case .flag(let flag): .integer(flag ? 1 : 0)
         }
     }
 }
