@@ -18,6 +18,7 @@ let package = Package(
                 .product(name: "DICOMCore", package: "dicom-ingest"),
                 .product(name: "DICOMParser", package: "dicom-ingest"),
                 .product(name: "DICOMIngest", package: "dicom-ingest"),
+                .product(name: "DICOMIngestSQL", package: "dicom-ingest"),
                 .product(name: "DICOMIngestSQLite", package: "dicom-ingest"),
                 .product(name: "DICOMIngestTestSupport", package: "dicom-ingest"),
             ],
@@ -30,7 +31,9 @@ let package = Package(
             dependencies: [
                 .product(name: "DICOMIngest", package: "dicom-ingest"),
                 .product(name: "DICOMIngestModel", package: "dicom-ingest"),
+                .product(name: "DICOMIngestSQL", package: "dicom-ingest"),
                 .product(name: "DICOMIngestSQLite", package: "dicom-ingest"),
+                .product(name: "DICOMIngestPostgres", package: "dicom-ingest"),
             ],
             path: "Benchmarks/CatalogScale"
         ),

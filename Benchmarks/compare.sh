@@ -4,7 +4,7 @@
 #
 # Usage: Benchmarks/compare.sh            (environment: FILES=3000 BIG_MB=2048 SMALL=100000 RUNS=5 ORTHANC_FILES=500
 #                                          PIXEL_FILES=400 CATALOG_SIZES="100000 1000000")
-# Needs root on Debian 12 (installs dcmtk, libgdcm-tools, orthanc, libopenjp2-tools, hyperfine and the pinned
+# Needs root on Debian 12 (installs dcmtk, libgdcm-tools, orthanc, libopenjp2-tools, hyperfine, postgresql-15 and the pinned
 # PyPI packages). Takes about 10 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ ORTHANC_FILES=${ORTHANC_FILES:-500}
 PIXEL_FILES=${PIXEL_FILES:-400}
 scripts/install-deps.sh
 missing=""
-for package in libgdcm-tools orthanc libopenjp2-tools hyperfine awscli; do
+for package in libgdcm-tools orthanc libopenjp2-tools hyperfine awscli postgresql-15; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
 done
 [ -z "$missing" ] || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; }
@@ -173,13 +173,21 @@ source "$work/s3.env"
 kill $S3_TEST_SERVER_PIDS 2>/dev/null || true
 s3_bytes=$(xargs -a "$work/s3-files" du -cb | tail -1 | cut -f1)
 
-# MARK: - Catalog at archive scale (CATALOG_SIZES instances, 100 per image set)
+# MARK: - Catalog at archive scale (CATALOG_SIZES instances, 100 per image set), on SQLite and on PostgreSQL (a
+# throwaway cluster with PostgreSQL's durable defaults: fsync, synchronous_commit, full_page_writes)
 (cd Benchmarks && swift build -c release --product CatalogScale >/dev/null)
+scripts/postgres/start-throwaway.sh "$work/postgres.env" durable
+source "$work/postgres.env"
 : > "$results/catalog.md"
 for instances in ${CATALOG_SIZES:-100000 1000000}; do
   Benchmarks/.build/release/CatalogScale "$work/catalog" "$instances" >> "$results/catalog.md"
   rm -rf "$work/catalog"
+  Benchmarks/.build/release/CatalogScale "$work/catalog" "$instances" 100 "$DICOM_INGEST_TEST_POSTGRES&schema=scale_$instances" >> "$results/catalog.md"
+  rm -rf "$work/catalog"
 done
+kill "$POSTGRES_TEST_PID"
+while kill -0 "$POSTGRES_TEST_PID" 2>/dev/null; do sleep 0.2; done
+rm -rf "$POSTGRES_TEST_DIR"
 
 # MARK: - Report
 python3 Benchmarks/render_report.py "$results" BENCHMARKS.md \

@@ -10,7 +10,14 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
-    @Test func importsThenListsAndPrintsMetadata() throws {
+    /// The catalogs to run the store commands against: the store folder's SQLite file, and PostgreSQL when
+    /// `DICOM_INGEST_TEST_POSTGRES` names a server (`scripts/test.sh` starts one), in a schema of the test's own.
+    static let catalogs: [String?] = {
+        guard let url = ProcessInfo.processInfo.environment["DICOM_INGEST_TEST_POSTGRES"], !url.isEmpty else { return [nil] }
+        return [nil, url]
+    }()
+
+    @Test(arguments: Self.catalogs) func importsThenListsAndPrintsMetadata(catalog: String?) throws {
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("cli-import")
         defer { folder.remove() }
@@ -21,8 +28,11 @@ import Testing
         }
         try Data("junk".utf8).write(to: URL(fileURLWithPath: folder.sub("in/junk.bin")))
         let store = folder.sub("store")
+        let schema = "cli_" + UUID().uuidString.prefix(8).lowercased()
+        let catalogURL = catalog.map { $0 + ($0.contains("?") ? "&" : "?") + "schema=" + schema }
+        let storeArguments = ["--store", store] + (catalogURL.map { ["--catalog", $0] } ?? [])
 
-        let imported = try runner.run(["import", "file://" + folder.sub("in"), "--output", folder.sub("out"), "--store", store, "--json", "--threads", "2"])
+        let imported = try runner.run(["import", "file://" + folder.sub("in"), "--output", folder.sub("out")] + storeArguments + ["--json", "--threads", "2"])
         #expect(imported.status == 0, "\(imported.stderr)")
         let summary = try json(imported.stdout)
         #expect(summary["jobStatus"] as? String == "COMPLETED")
@@ -33,49 +43,56 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: jobFolder + "/job-output-manifest.json"))
         let jobId = try #require(summary["jobId"] as? String)
 
-        let job = try json(try runner.run(["job", "get", jobId, "--store", store]).stdout)
+        let job = try json(try runner.run(["job", "get", jobId] + storeArguments).stdout)
         #expect((job["jobProperties"] as? [String: Any])?["jobStatus"] as? String == "COMPLETED")
         let progress = try #require((job["jobProperties"] as? [String: Any])?["jobSummary"] as? [String: Any])
         #expect(progress["numberOfScannedFiles"] as? Int == 4)
         #expect(progress["numberOfImportedFiles"] as? Int == 3)
         #expect(progress["numberOfFilesWithCustomerError"] as? Int == 1)
 
-        let listed = try json(try runner.run(["image-set", "list", "--store", store]).stdout)
+        let listed = try json(try runner.run(["image-set", "list"] + storeArguments).stdout)
         let sets = try #require(listed["imageSetsMetadataSummaries"] as? [[String: Any]])
         #expect(sets.count == 1)
         let imageSetId = try #require(sets.first?["imageSetId"] as? String)
 
-        let metadata = try json(try runner.run(["image-set", "metadata", imageSetId, "--store", store]).stdout)
+        let metadata = try json(try runner.run(["image-set", "metadata", imageSetId] + storeArguments).stdout)
         #expect(metadata["SchemaVersion"] as? String == "1.1")
-        let got = try json(try runner.run(["image-set", "get", imageSetId, "--store", store]).stdout)
+        let got = try json(try runner.run(["image-set", "get", imageSetId] + storeArguments).stdout)
         #expect(got["versionId"] as? String == "1")
         #expect((got["imageSetArn"] as? String)?.hasSuffix("/imageset/" + imageSetId) == true)
 
-        let datastores = try json(try runner.run(["datastore", "list", "--store", store]).stdout)
+        // The environment names the catalog as the flag does.
+        let datastores = try json(try runner.run(
+            ["datastore", "list", "--store", store], environment: ["DICOM_INGEST_CATALOG": catalogURL ?? ""]).stdout)
         #expect((datastores["datastoreSummaries"] as? [Any])?.count == 1)
 
         // UpdateImageSetMetadata from the command line: a new version, an answer to a stale one, a revert.
         try Data(#"{"SchemaVersion":1.1,"Study":{"DICOM":{"StudyDescription":"CLI UPDATED"}}}"#.utf8)
             .write(to: URL(fileURLWithPath: folder.sub("updates.json")))
-        let updated = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--updatable", folder.sub("updates.json"), "--store", store])
+        let updated = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--updatable", folder.sub("updates.json")] + storeArguments)
         #expect(updated.status == 0, "\(updated.stderr)")
         #expect(try json(updated.stdout)["versionId"] as? String == "2")
-        let studyLevel = try json(try runner.run(["image-set", "metadata", imageSetId, "--store", store]).stdout)["Study"] as? [String: Any]
+        let studyLevel = try json(try runner.run(["image-set", "metadata", imageSetId] + storeArguments).stdout)["Study"] as? [String: Any]
         #expect((studyLevel?["DICOM"] as? [String: Any])?["StudyDescription"] as? String == "CLI UPDATED")
-        let stale = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--revert-to", "1", "--store", store])
+        let stale = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--revert-to", "1"] + storeArguments)
         #expect(stale.status == 4, "\(stale.stderr)")
         #expect(stale.stderr.contains("ConflictException"))
-        let reverted = try runner.run(["image-set", "update", imageSetId, "--latest-version", "2", "--revert-to", "1", "--store", store])
+        let reverted = try runner.run(["image-set", "update", imageSetId, "--latest-version", "2", "--revert-to", "1"] + storeArguments)
         #expect(try json(reverted.stdout)["versionId"] as? String == "3", "\(reverted.stderr)")
-        let copied = try runner.run(["image-set", "copy", imageSetId, "--latest-version", "3", "--store", store])
+        let copied = try runner.run(["image-set", "copy", imageSetId, "--latest-version", "3"] + storeArguments)
         let copy = try json(copied.stdout)
         #expect(copy["versionId"] as? String == "1", "\(copied.stderr)")
         #expect(copy["isPrimary"] as? Bool == false)
         #expect(copy["imageSetId"] as? String != imageSetId)
 
-        let missing = try runner.run(["image-set", "get", String(repeating: "0", count: 32), "--store", store])
+        let missing = try runner.run(["image-set", "get", String(repeating: "0", count: 32)] + storeArguments)
         #expect(missing.status == 3)
         #expect(missing.stderr.contains("ResourceNotFoundException"))
+        if catalogURL != nil {
+            // The catalog is PostgreSQL's: the store folder holds frames and journals, no SQLite file.
+            #expect(!FileManager.default.fileExists(atPath: store + "/catalog.sqlite"))
+            #expect(FileManager.default.fileExists(atPath: store + "/frames"))
+        }
     }
 
     @Test func servesFramesAsCodestreamLowerResolutionAndPNG() throws {

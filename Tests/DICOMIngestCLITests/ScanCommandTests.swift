@@ -10,10 +10,15 @@ import Testing
     }
 
     /// Runs the built binary (or `executable`) to its end; returns its exit status, stdout and stderr.
-    func run(_ arguments: [String], executable: URL = binary) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(
+        _ arguments: [String], executable: URL = binary, environment: [String: String] = [:]
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

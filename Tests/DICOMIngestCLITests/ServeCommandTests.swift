@@ -37,12 +37,17 @@ struct ServeCommandTests {
         return (process.terminationStatus, object, errorText + lastLine)
     }
 
-    @Test func boto3AndTheAwsCliDriveTheServerUnchanged() throws {
+    /// On the store folder's SQLite catalog, and on PostgreSQL (named by the environment, as a deployment would).
+    @Test(arguments: ImportCommandTests.catalogs) func boto3AndTheAwsCliDriveTheServerUnchanged(catalog: String?) throws {
         try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
         let folder = try TemporaryFolder("serve-e2e")
         defer { folder.remove() }
         let files = try instances(6, in: folder)
-        let server = try RunningServer(store: folder.sub("store"), environment: Self.identity)
+        var environment = Self.identity
+        if let catalog {
+            environment["DICOM_INGEST_CATALOG"] = catalog + (catalog.contains("?") ? "&" : "?") + "schema=serve_" + UUID().uuidString.prefix(8).lowercased()
+        }
+        let server = try RunningServer(store: folder.sub("store"), environment: environment)
         defer { server.stop() }
         let (status, seen, output) = try python(
             "boto3_e2e.py", [server.url, ProcessInfo.processInfo.environment["S3_TEST_ENDPOINT"]!] + files,

@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMIngestPostgres
 import DICOMIngestSQL
 import DICOMIngestSQLite
 import Foundation
@@ -7,18 +8,26 @@ import Foundation
 /// The catalog at archive scale (run by compare.sh): commits `instances` synthetic instances in image sets of
 /// `perImageSet`, then measures SearchImageSets by patient and by study-date range, GetImageSetMetadata of a
 /// 5,000-instance image set (composed, nothing cached), and the catalog's bytes per instance. Prints one
-/// markdown table row.
+/// markdown table row. The catalog is the store folder's SQLite file, or the PostgreSQL catalog at `catalog-url`
+/// (give it an empty schema: `…&schema=NAME`).
 ///
-///     CatalogScale <store-folder> <instances> [perImageSet=100]
+///     CatalogScale <store-folder> <instances> [perImageSet=100] [catalog-url]
 let arguments = CommandLine.arguments
 guard arguments.count >= 3, let total = Int(arguments[2]) else {
-    FileHandle.standardError.write(Data("usage: CatalogScale <store-folder> <instances> [perImageSet]\n".utf8))
+    FileHandle.standardError.write(Data("usage: CatalogScale <store-folder> <instances> [perImageSet] [catalog-url]\n".utf8))
     exit(2)
 }
 let folder = arguments[1]
 let perImageSet = arguments.count > 3 ? Int(arguments[3]) ?? 100 : 100
+let catalogURL = arguments.count > 4 ? arguments[4] : nil
 try? FileManager.default.removeItem(atPath: folder)
-let store = try SQLiteImageSetStore(directory: folder)
+
+func open() throws -> any SQLBackedImageSetStore {
+    if let catalogURL { return try PostgresImageSetStore(url: catalogURL, directory: folder) }
+    return try SQLiteImageSetStore(directory: folder)
+}
+
+let store = try open()
 let datastoreId = try store.createDatastore(name: "scale", now: 0).datastoreId
 let imageSets = max(1, total / perImageSet)
 let patients = max(1, imageSets / 2)
@@ -109,19 +118,32 @@ let bigId = try store.searchImageSets(
 var metadata: [Double] = []
 var documentBytes = 0
 for _ in 0..<5 {
-    let cold = try SQLiteImageSetStore(directory: folder)
+    let cold = try open()
     let start = now()
     documentBytes = try cold.metadataDocument(datastoreId: datastoreId, imageSetId: bigId, version: nil)?.count ?? 0
     metadata.append(now() - start)
 }
 
-let catalogBytes = ["catalog.sqlite", "catalog.sqlite-wal"].reduce(0) { sum, name in
-    sum + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? Int) ?? 0)
+/// The catalog's size on disk: the SQLite files, or the PostgreSQL schema's tables with their indexes and TOAST.
+let catalogBytes: Int
+if catalogURL == nil {
+    catalogBytes = ["catalog.sqlite", "catalog.sqlite-wal"].reduce(0) { sum, name in
+        sum + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? Int) ?? 0)
+    }
+} else {
+    catalogBytes = try store.catalog.database.read { db in
+        try db.rows(
+            """
+            SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT AS n FROM pg_class c
+            JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = current_schema() AND c.relkind = 'r'
+            """, []
+        ).first?.int("n") ?? 0
+    }
 }
 let committed = imageSets * perImageSet + 5_000
 func ms(_ seconds: Double) -> String { String(format: "%.1f", seconds * 1_000) }
 print(
-    "| \(committed.formatted()) | \(imageSets.formatted()) | \(Int(Double(imageSets * perImageSet) / commitSeconds).formatted()) "
+    "| \(catalogURL == nil ? "SQLite" : "PostgreSQL") | \(committed.formatted()) | \(imageSets.formatted()) | \(Int(Double(imageSets * perImageSet) / commitSeconds).formatted()) "
         + "| \(ms(percentile(byPatient, 0.5))) / \(ms(percentile(byPatient, 0.99))) "
         + "| \(ms(percentile(byDate, 0.5))) / \(ms(percentile(byDate, 0.99))) "
         + "| \(ms(percentile(metadata, 0.5))) (\((documentBytes / 1024).formatted()) KiB gzip) "
