@@ -170,7 +170,8 @@ let package = Package(
         .testTarget(
             name: "DICOMIngestS3Tests",
             dependencies: [
-                "DICOMIngestS3", "AWSSigV4", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQL", "DICOMIngestSQLite", "DICOMParser",
+                "DICOMIngestS3", "AWSSigV4", "DICOMIngest", "DICOMIngestModel", "DICOMIngestSQL", "DICOMIngestSQLite",
+                "DICOMIngestPostgres", "DICOMParser",
                 "DICOMPixels", "DICOMIngestTestSupport",
             ],
             swiftSettings: swiftSettings

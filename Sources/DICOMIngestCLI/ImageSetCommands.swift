@@ -180,7 +180,7 @@ extension DICOMIngestCommand {
                     else {
                         throw CLIError(.notFound("Image frame \(frameId) does not exist in image set \(imageSetId)"))
                     }
-                    let stored = try store.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+                    let stored = try options.frameStorage(for: store).read(blob: frame.blob, offset: frame.offset, length: frame.length)
                     let bytes: [UInt8]
                     do {
                         bytes = try FrameOutput(

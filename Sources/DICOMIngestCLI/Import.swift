@@ -73,8 +73,9 @@ extension DICOMIngestCommand {
             let ran = try reportingErrors { () throws -> Ran in
                 let store = try options.open()
                 let datastore = try resolveDatastore(datastoreId, in: store, createIfNone: true)
+                let frames = try options.frameStorage(for: store, endpointURL: endpointURL)
                 let engine = ImportEngine(
-                    store: store, frameStorage: store.frameStorage, configuration: engineOptions.configuration(store: store))
+                    store: store, frameStorage: frames, configuration: engineOptions.configuration(store: store))
                 let io = CommandLineObjectIO(endpointURL: endpointURL)
                 let job: DICOMImportJobProperties
                 if let resume {
@@ -122,7 +123,7 @@ extension DICOMIngestCommand {
                 let outcome = try engine.run(job, source: source) { job in
                     try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
                 }
-                reclaimFramePacks(store, logger: Logger(label: "dicom-ingest"))
+                reclaimFramePacks(store, frames: frames, logger: Logger(label: "dicom-ingest"))
                 return .ran(outcome)
             }
             switch ran {

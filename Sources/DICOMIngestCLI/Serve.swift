@@ -42,15 +42,16 @@ extension DICOMIngestCommand {
             }
             let store = try options.open()
             let registry = PrometheusCollectorRegistry()
+            let frames = try options.frameStorage(for: store, endpointURL: endpointURL)
             let engine = ImportEngine(
-                store: store, frameStorage: store.frameStorage,
+                store: store, frameStorage: frames,
                 configuration: engineOptions.configuration(store: store, metrics: IngestService.metricsFactory(for: registry)))
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
             let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in
-                reclaimFramePacks(store, logger: logger)
+                reclaimFramePacks(store, frames: frames, logger: logger)
             }
-            reclaimFramePacks(store, logger: logger)
+            reclaimFramePacks(store, frames: frames, logger: logger)
             let resumed = try runner.resumeUnfinishedJobs()
             if !resumed.isEmpty { logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))]) }
             try await runServer(

@@ -3,6 +3,7 @@ import DICOMIngest
 import DICOMIngestModel
 import DICOMIngestSQL
 import DICOMIngestPostgres
+import DICOMIngestS3
 import DICOMIngestSQLite
 import Foundation
 import CoreMetrics
@@ -16,7 +17,26 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "The catalog, when not the store folder's SQLite file: postgres://user:password@host:port/database, with optional ?sslmode=disable|prefer|require|verify-full, &schema=NAME, &pool=CONNECTIONS (default: $DICOM_INGEST_CATALOG).")
     var catalog: String?
 
+    @Option(help: "Where frames are kept, when not the store folder's frames/: s3://bucket/prefix, so that processes on several machines share them (default: $DICOM_INGEST_FRAMES). Give the same frame store to every command on one catalog.")
+    var frames: String?
+
     var directory: String { store ?? SQLiteImageSetStore.defaultDirectory() }
+
+    /// The S3 frame store from the flag or the environment; nil for the store folder's.
+    func framesLocation(environment: [String: String] = ProcessInfo.processInfo.environment) -> S3Location? {
+        (frames ?? environment["DICOM_INGEST_FRAMES"]).flatMap { $0.isEmpty ? nil : S3Location(uri: $0) }
+    }
+
+    /// The frame store of `store`: the S3 prefix named, or the store folder's `frames/`.
+    /// - Parameter endpointURL: the command's `--endpoint-url`, if it has one.
+    func frameStorage(for store: any SQLBackedImageSetStore, endpointURL: String? = nil) throws -> any FrameStorage {
+        guard let location = framesLocation() else { return store.frameStorage }
+        do {
+            return S3FrameStorage(client: S3Client(configuration: try S3Configuration.resolve(endpointOverride: endpointURL)), location: location)
+        } catch {
+            throw CLIError(.validation("\(error)"))
+        }
+    }
 
     /// The catalog URL from the flag or the environment; nil for the embedded SQLite catalog.
     func catalogURL(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
@@ -27,6 +47,11 @@ struct StoreOptions: ParsableArguments {
     func validate() throws {
         if let url = catalogURL(), !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
             throw ValidationError("--catalog takes a postgres:// URL (the embedded catalog needs none)")
+        }
+        if let named = frames ?? ProcessInfo.processInfo.environment["DICOM_INGEST_FRAMES"], !named.isEmpty,
+            S3Location(uri: named) == nil
+        {
+            throw ValidationError("--frames takes an s3://bucket/prefix (local frames live in the store folder)")
         }
     }
 
@@ -126,9 +151,11 @@ let loggingConfigured: Void = {
     }
 }()
 
-/// Deletes the frame packs of the store that no committed or staged frame references (a failed or killed job's),
-/// logging what it freed; a failure is logged, not fatal: the packs wait for the next run.
-func reclaimFramePacks(_ store: any SQLBackedImageSetStore, logger: Logger) {
+/// Deletes the frame packs of the store folder that no committed or staged frame references (a failed or killed
+/// job's), logging what it freed; a failure is logged, not fatal: the packs wait for the next run. Frames in S3 are
+/// left alone (an instance's object is written only once its frames all are).
+func reclaimFramePacks(_ store: any SQLBackedImageSetStore, frames: any FrameStorage, logger: Logger) {
+    guard frames is DirectoryFrameStorage else { return }
     do {
         let reclaimed = try store.reclaimUnreferencedFramePacks()
         if reclaimed.packs > 0 {

@@ -4,18 +4,13 @@ import Synchronization
 
 /// Writes a job's result files to `s3://bucket/prefix/<datastoreId>-DicomImport-<jobId>/`.
 ///
-/// Each NDJSON file is streamed: lines accumulate in memory until a part of `partSize` bytes is full, which is
-/// uploaded as a part of a multipart upload started on first need; `finish` completes the uploads (or writes
-/// small files with one PutObject) and then writes the manifest. If finishing fails, the open uploads are aborted.
+/// Each NDJSON file is streamed (`S3ObjectUpload`): lines accumulate in memory until a part of `partSize` bytes is
+/// full, which is uploaded as a part of a multipart upload started on first need; `finish` completes the uploads (or
+/// writes small files with one PutObject) and then writes the manifest. If finishing fails, the open uploads are
+/// aborted.
 public final class S3ResultSink: ResultSink {
-    private struct Upload {
-        var buffer: [UInt8] = []
-        var uploadId: String?
-        var parts: [(number: Int, etag: String)] = []
-    }
-
     private struct State {
-        var uploads: [ResultFile: Upload] = [:]
+        var uploads: [ResultFile: S3ObjectUpload] = [:]
         var finished = false
     }
 
@@ -43,15 +38,16 @@ public final class S3ResultSink: ResultSink {
         }
     }
 
+    private func upload(_ file: ResultFile) -> S3ObjectUpload {
+        S3ObjectUpload(client: client, bucket: bucket, key: folderKey + file.rawValue, partSize: partSize)
+    }
+
     public func append(_ line: [UInt8], to file: ResultFile) throws {
         try state.withLock { state in
             guard !state.finished else { return }
-            var upload = state.uploads[file] ?? Upload()
-            upload.buffer.append(contentsOf: line)
-            upload.buffer.append(0x0A)
-            if upload.buffer.count >= partSize {
-                try uploadPart(&upload, file: file)
-            }
+            var upload = state.uploads[file] ?? self.upload(file)
+            try upload.append(line)
+            try upload.append(CollectionOfOne(UInt8(0x0A)))
             state.uploads[file] = upload
         }
     }
@@ -62,55 +58,20 @@ public final class S3ResultSink: ResultSink {
             state.finished = true
             do {
                 for file in ResultFile.allCases {
-                    var upload = state.uploads[file] ?? Upload()
-                    if upload.uploadId == nil {
-                        _ = try client.send(method: .PUT, bucket: bucket, key: folderKey + file.rawValue, body: upload.buffer)
-                    } else {
-                        if !upload.buffer.isEmpty { try uploadPart(&upload, file: file) }
-                        try complete(upload, file: file)
-                    }
+                    var upload = state.uploads[file] ?? self.upload(file)
+                    try upload.finish()
                     state.uploads[file] = nil
                 }
                 _ = try client.send(
                     method: .PUT, bucket: bucket, key: folderKey + "job-output-manifest.json",
                     headers: [("content-type", "application/json")], body: manifest)
             } catch {
-                for (file, upload) in state.uploads {
-                    if let id = upload.uploadId {
-                        _ = try? client.send(method: .DELETE, bucket: bucket, key: folderKey + file.rawValue, query: [("uploadId", id)])
-                    }
+                for (file, var upload) in state.uploads {
+                    upload.abort()
+                    state.uploads[file] = nil
                 }
                 throw (error as? S3Error)?.objectIOError ?? error
             }
         }
-    }
-
-    private func uploadPart(_ upload: inout Upload, file: ResultFile) throws {
-        let key = folderKey + file.rawValue
-        do {
-            if upload.uploadId == nil {
-                let created = try client.send(method: .POST, bucket: bucket, key: key, query: [("uploads", "")])
-                guard let id = XML.firstValue("UploadId", in: String(decoding: created.body, as: UTF8.self)) else {
-                    throw ObjectIOError(.io, "CreateMultipartUpload for \(key) returned no UploadId")
-                }
-                upload.uploadId = id
-            }
-            let number = upload.parts.count + 1
-            let response = try client.send(
-                method: .PUT, bucket: bucket, key: key,
-                query: [("partNumber", String(number)), ("uploadId", upload.uploadId!)], body: upload.buffer)
-            upload.parts.append((number, response.header("ETag") ?? ""))
-            upload.buffer.removeAll(keepingCapacity: true)
-        } catch let error as S3Error {
-            throw error.objectIOError
-        }
-    }
-
-    private func complete(_ upload: Upload, file: ResultFile) throws {
-        let parts = upload.parts.map { "<Part><PartNumber>\($0.number)</PartNumber><ETag>\(XML.escape($0.etag))</ETag></Part>" }
-        let body = "<CompleteMultipartUpload>\(parts.joined())</CompleteMultipartUpload>"
-        _ = try client.send(
-            method: .POST, bucket: bucket, key: folderKey + file.rawValue, query: [("uploadId", upload.uploadId!)],
-            body: Array(body.utf8))
     }
 }

@@ -162,6 +162,12 @@ public final class WorkerScratch {
         try writer?.finish()
         writer = nil
     }
+
+    /// Forgets the current pack unfinished (an instance failed after writing some frames to a blob that ends with
+    /// it: nothing names them, and an object store never shows them).
+    func dropPack() {
+        writer = nil
+    }
 }
 
 /// Reads one object, validates it, stores its frames (streamed through a bounded buffer, never the whole
@@ -255,9 +261,12 @@ public struct InstancePreparer: Sendable {
                 checksummed = stored.checksummed
                 warnings += stored.warnings
                 if let problem = pixel.offsetTableProblem { warnings.append(.invalidOffsetTable(problem)) }
+                if frameStorage.blobsEndWithEachInstance { try scratch.finish() }
             } catch let failure as ImportFailure {
+                if frameStorage.blobsEndWithEachInstance { scratch.dropPack() }
                 return .failure(ImportFailure(inputKey: inputKey, exceptionType: failure.exceptionType, message: failure.message))
             } catch {
+                if frameStorage.blobsEndWithEachInstance { scratch.dropPack() }
                 return .failure(ImportFailure(inputKey: inputKey, exceptionType: "InternalServerException", message: "storing frames failed: \(error)"))
             }
         }

@@ -11,6 +11,14 @@ public protocol FrameStorage: Sendable {
     /// Makes what a blob holds now durable, while its writer may still append (and its name too, when `withName`),
     /// and returns how many bytes that is.
     func makeDurable(blob: String, withName: Bool) throws -> Int
+    /// Whether a blob can be read only once it is finished (an object store's object appears whole or not at
+    /// all): the preparer then finishes its blob at the end of each instance, before the instance is staged, and
+    /// drops the blob of an instance that fails.
+    var blobsEndWithEachInstance: Bool { get }
+}
+
+extension FrameStorage {
+    public var blobsEndWithEachInstance: Bool { false }
 }
 
 /// Writes one blob; `finish` makes it durable and closes it. The catalog may reference a frame of a blob still
