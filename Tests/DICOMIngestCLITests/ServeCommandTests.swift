@@ -1,5 +1,8 @@
 import DICOMIngestTestSupport
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 
 /// `dicom-ingest serve` driven by the real boto3 client and aws cli (scripts/server/*.py), against S3 on loopback.
@@ -44,8 +47,12 @@ struct ServeCommandTests {
         defer { folder.remove() }
         let files = try instances(6, in: folder)
         var environment = Self.identity
+        let framesBucket = "frames-" + UUID().uuidString.lowercased()
         if let catalog {
+            // The shape several machines share: the catalog in PostgreSQL, the frames in S3.
             environment["DICOM_INGEST_CATALOG"] = catalog + (catalog.contains("?") ? "&" : "?") + "schema=serve_" + UUID().uuidString.prefix(8).lowercased()
+            #expect(try Self.s3(method: "PUT", path: framesBucket).status == 200)
+            environment["DICOM_INGEST_FRAMES"] = "s3://\(framesBucket)/frames/"
         }
         let server = try RunningServer(store: folder.sub("store"), environment: environment)
         defer { server.stop() }
@@ -56,6 +63,26 @@ struct ServeCommandTests {
         #expect(seen?["ok"] as? Bool == true)
         #expect(seen?["imported"] as? Int == 6)
         #expect(seen?["frameContentType"] as? String == "image/jph")
+        if catalog != nil {
+            // GetImageFrame answered from the objects the import wrote, one per instance.
+            let listing = try Self.s3(method: "GET", path: framesBucket + "?list-type=2").body
+            #expect(listing.components(separatedBy: "<Key>frames/").count - 1 == 6, "\(listing)")
+            #expect(!FileManager.default.fileExists(atPath: folder.sub("store/frames")))
+        }
+    }
+
+    /// One unsigned request to the open moto server.
+    static func s3(method: String, path: String) throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: ProcessInfo.processInfo.environment["S3_TEST_ENDPOINT"]! + "/" + path)!)
+        request.httpMethod = method
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, String)?
+        URLSession.shared.dataTask(with: request) { data, response, _ in
+            result = ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data ?? Data(), as: UTF8.self))
+            done.signal()
+        }.resume()
+        done.wait()
+        return try #require(result)
     }
 
     @Test func aJobKilledMidwayResumesToTheSameOutcomeAsACleanRun() throws {
