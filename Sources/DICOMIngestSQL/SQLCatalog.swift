@@ -249,27 +249,29 @@ public final class SQLCatalog: ImageSetStore {
 
     public func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String, progress: ImportJobProgress) throws {
         try write { db in
-            for instance in instances {
-                try db.execute(
-                    """
-                    INSERT INTO staged_instances (job_id, input_key, sop_uid, series_uid, image_set_key, patient,
-                                                  study, series, instance, frames, warnings)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                    """,
-                    jobId, instance.inputKey, instance.sopInstanceUID, instance.key.seriesInstanceUID,
-                    instance.key.encoded, instance.patientJSON, instance.studyJSON, instance.seriesJSON,
-                    instance.instanceJSON, StagedLists.encode(instance.frames), StagedLists.encode(instance.warnings))
+            let rows = instances.map { instance -> [SQLValue] in
+                [.text(jobId), .text(instance.inputKey), .text(instance.sopInstanceUID), .text(instance.key.seriesInstanceUID),
+                 .text(instance.key.encoded), .blob(instance.patientJSON), .blob(instance.studyJSON), .blob(instance.seriesJSON),
+                 .blob(instance.instanceJSON), .blob(StagedLists.encode(instance.frames)), .blob(StagedLists.encode(instance.warnings))]
+            }
+            for chunk in rows.chunked(by: 200) {
+                try Self.insertRows(
+                    into: """
+                        staged_instances (job_id, input_key, sop_uid, series_uid, image_set_key, patient, study, series, instance,
+                                          frames, warnings)
+                        """,
+                    columns: 11, rows: Array(chunk), suffix: "", db)
             }
             try Self.record(lines, jobId: jobId, db)
             try Self.record(progress, jobId: jobId, db)
         }
     }
 
+    /// In the order given: `seq` numbers them as they are inserted, row by row within a statement too.
     private static func record(_ lines: [JobLine], jobId: String, _ db: any SQLConnection) throws {
-        for line in lines {
-            try db.execute(
-                "INSERT INTO job_lines (job_id, kind, input_key, line) VALUES ($1, $2, $3, $4)",
-                jobId, line.kind.rawValue, line.inputKey, line.json)
+        let rows = lines.map { line -> [SQLValue] in [.text(jobId), .text(line.kind.rawValue), .text(line.inputKey), .blob(line.json)] }
+        for chunk in rows.chunked(by: rowsPerStatement) {
+            try insertRows(into: "job_lines (job_id, kind, input_key, line)", columns: 4, rows: Array(chunk), suffix: "", db)
         }
     }
 
@@ -388,28 +390,37 @@ public final class SQLCatalog: ImageSetStore {
         let imageSetId = record.imageSetId
         let version = record.latestVersion
         // A SOP instance already in the image set is replaced by this version's copy (spec §4.3): its current row
-        // ends with the previous version and a new row starts with this one.
-        for instance in commit.instances {
+        // ends with the previous version and a new row starts with this one. Within one version the last copy of a
+        // SOP instance (in input-key order) is the one kept. Rows go in a few multi-row statements, not one per
+        // instance: a round trip per row is what a networked catalog cannot afford.
+        var latest: [String: Int] = [:]
+        for (index, instance) in commit.instances.enumerated() { latest[instance.sopInstanceUID] = index }
+        let instances = commit.instances.enumerated().filter { latest[$0.element.sopInstanceUID] == $0.offset }.map(\.element)
+        for chunk in instances.chunked(by: rowsPerStatement) {
+            let list = (0..<chunk.count).map { "$\($0 + 3)" }.joined(separator: ", ")
             let retired = try db.execute(
-                "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND sop_uid = $3 AND last_version IS NULL",
-                version - 1, imageSetId, instance.sopInstanceUID)
-            if retired == 0 { record.instanceCount += 1 }
-            try db.execute(
-                """
-                INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
-                VALUES ($1, $2, $3, NULL, $4, $5, $6)
-                ON CONFLICT (image_set_id, sop_uid, first_version) DO UPDATE
-                    SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
-                """,
-                imageSetId, instance.sopInstanceUID, version, instance.inputKey, commit.jobId, instance.instanceJSON)
-            for frame in instance.frames {
-                try db.execute(
-                    """
-                    INSERT INTO frames (id, datastore_id, image_set_id, blob, "offset", length, transfer_syntax)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7)
-                    """,
-                    frame.id, commit.datastoreId, imageSetId, frame.blob, frame.offset, frame.length, frame.transferSyntaxUID)
-            }
+                "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND last_version IS NULL AND sop_uid IN (\(list))",
+                [.integer(Int64(version - 1)), .text(imageSetId)] + chunk.map { .text($0.sopInstanceUID) })
+            record.instanceCount += chunk.count - retired
+            try insertRows(
+                into: "instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)",
+                columns: 7, rows: chunk.map { instance -> [SQLValue] in
+                    [.text(imageSetId), .text(instance.sopInstanceUID), .integer(Int64(version)), .null, .text(instance.inputKey),
+                     .text(commit.jobId), .blob(instance.instanceJSON)]
+                },
+                suffix: """
+                    ON CONFLICT (image_set_id, sop_uid, first_version) DO UPDATE
+                        SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
+                    """, db)
+        }
+        let frames = instances.flatMap(\.frames).map { frame -> [SQLValue] in
+            [.text(frame.id), .text(commit.datastoreId), .text(imageSetId), .text(frame.blob), .integer(Int64(frame.offset)),
+             .integer(Int64(frame.length)), .text(frame.transferSyntaxUID)]
+        }
+        for chunk in frames.chunked(by: rowsPerStatement) {
+            try insertRows(
+                into: #"frames (id, datastore_id, image_set_id, blob, "offset", length, transfer_syntax)"#, columns: 7, rows: Array(chunk),
+                suffix: "", db)
         }
         try insertVersion(
             imageSetId, version, jobId: commit.jobId, at: commit.committedAt,
@@ -422,6 +433,24 @@ public final class SQLCatalog: ImageSetStore {
                 record.latestVersion, record.updatedAt, record.instanceCount, imageSetId)
         }
         return record
+    }
+
+    /// Rows per multi-row statement: 7 columns × 500 rows stays under both backends' limits on bound parameters
+    /// (SQLite 32,766, PostgreSQL 65,535).
+    private static let rowsPerStatement = 500
+
+    /// One `INSERT INTO table (columns) VALUES (…), (…) suffix` for `rows`.
+    private static func insertRows(
+        into table: String, columns: Int, rows: [[SQLValue]], suffix: String, _ db: any SQLConnection
+    ) throws {
+        guard !rows.isEmpty else { return }
+        var sql = "INSERT INTO \(table) VALUES "
+        for row in 0..<rows.count {
+            sql += row == 0 ? "(" : ", ("
+            sql += (0..<columns).map { "$\(row * columns + $0 + 1)" }.joined(separator: ", ")
+            sql += ")"
+        }
+        try db.execute(sql + " " + suffix, rows.flatMap { $0 })
     }
 
     /// An image set that is not DELETED, at `version` when one is given.
@@ -935,6 +964,12 @@ public final class SQLCatalog: ImageSetStore {
             isPrimary: row.bool("is_primary"), latestVersion: row.int("latest_version"), state: row.string("state"),
             workflowStatus: row.string("workflow_status"), createdAt: row.double("created_at"),
             updatedAt: row.double("updated_at"), instanceCount: row.int("instance_count"))
+    }
+}
+
+extension Array {
+    func chunked(by size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min(count, $0 + size)] }
     }
 }
 
