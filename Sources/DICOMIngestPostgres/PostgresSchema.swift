@@ -47,11 +47,12 @@ enum PostgresSchema {
             created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, instance_count BIGINT NOT NULL,
             patient_id \(text) NOT NULL DEFAULT '', accession_number \(text) NOT NULL DEFAULT '',
             study_id \(text) NOT NULL DEFAULT '', study_uid \(text) NOT NULL DEFAULT '',
-            study_date \(text) NOT NULL DEFAULT '');
+            study_date \(text) NOT NULL DEFAULT '', study_time \(text) NOT NULL DEFAULT '',
+            study_date_time \(text) NOT NULL DEFAULT '');
         CREATE UNIQUE INDEX one_primary_per_series ON image_sets (datastore_id, series_uid) WHERE is_primary = 1;
         CREATE INDEX image_sets_by_updated ON image_sets (datastore_id, updated_at, id);
         CREATE INDEX image_sets_by_created ON image_sets (datastore_id, created_at, id);
-        CREATE INDEX image_sets_by_study_date ON image_sets (datastore_id, study_date, id);
+        CREATE INDEX image_sets_by_study_date_time ON image_sets (datastore_id, study_date_time, id);
         CREATE INDEX image_sets_by_patient ON image_sets (datastore_id, patient_id, updated_at, id);
         CREATE INDEX image_sets_by_accession ON image_sets (datastore_id, accession_number, updated_at, id);
         CREATE INDEX image_sets_by_study_id ON image_sets (datastore_id, study_id, updated_at, id);

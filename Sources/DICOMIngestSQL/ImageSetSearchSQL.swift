@@ -26,7 +26,13 @@ struct ImageSetSearchSQL {
         for filter in query.filters {
             let column = Self.column(filter.field)
             let lower = bind(Self.value(filter.lower))
-            if let upper = filter.upper {
+            if case .studyDate = filter.field, case .text(let low) = filter.lower {
+                // A bound without a time stands for the whole day: EQUAL to a date is every time of it, and an
+                // upper date includes its last moment.
+                var high = low
+                if case .text(let upper)? = filter.upper { high = upper }
+                conditions.append("\(column) BETWEEN \(lower) AND \(bind(.text(ImageSetQuery.endOfDay(high))))")
+            } else if let upper = filter.upper {
                 conditions.append("\(column) BETWEEN \(lower) AND \(bind(Self.value(upper)))")
             } else {
                 conditions.append("\(column) = \(lower)")
@@ -63,7 +69,7 @@ struct ImageSetSearchSQL {
         switch query.sortField {
         case .updatedAt: PageToken(sortValue: .number(record.updatedAt), id: record.imageSetId)
         case .createdAt: PageToken(sortValue: .number(record.createdAt), id: record.imageSetId)
-        case .studyDate: PageToken(sortValue: .text(record.key.studyDate), id: record.imageSetId)
+        case .studyDate: PageToken(sortValue: .text(record.studyDateTime), id: record.imageSetId)
         }
     }
 
@@ -76,7 +82,7 @@ struct ImageSetSearchSQL {
         case .seriesInstanceUID: "series_uid"
         case .createdAt: "created_at"
         case .updatedAt: "updated_at"
-        case .studyDate: "study_date"
+        case .studyDate: "study_date_time"
         case .isPrimary: "is_primary"
         }
     }
@@ -91,7 +97,7 @@ struct ImageSetSearchSQL {
         case .seriesInstanceUID: "image_sets_by_series"
         case .createdAt: "image_sets_by_created"
         case .updatedAt: "image_sets_by_updated"
-        case .studyDate: "image_sets_by_study_date"
+        case .studyDate: "image_sets_by_study_date_time"
         case .isPrimary: "image_sets_by_primary"
         }
     }
@@ -100,7 +106,7 @@ struct ImageSetSearchSQL {
         switch field {
         case .updatedAt: "image_sets_by_updated"
         case .createdAt: "image_sets_by_created"
-        case .studyDate: "image_sets_by_study_date"
+        case .studyDate: "image_sets_by_study_date_time"
         }
     }
 
@@ -108,7 +114,7 @@ struct ImageSetSearchSQL {
         switch field {
         case .updatedAt: "updated_at"
         case .createdAt: "created_at"
-        case .studyDate: "study_date"
+        case .studyDate: "study_date_time"
         }
     }
 

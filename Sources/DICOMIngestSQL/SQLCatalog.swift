@@ -371,6 +371,7 @@ public final class SQLCatalog: ImageSetStore {
         guard let last = commit.instances.last else {
             throw ImageSetStoreError(.conflict, "an image set version needs at least one instance")
         }
+        let pieces = VersionPieces(patient: last.patientJSON, study: last.studyJSON, series: last.seriesJSON)
         var record: ImageSetRecord
         if let imageSetId = commit.imageSetId {
             guard
@@ -387,6 +388,7 @@ public final class SQLCatalog: ImageSetStore {
                 isPrimary: commit.isPrimary, latestVersion: 1, createdAt: commit.committedAt,
                 updatedAt: commit.committedAt, instanceCount: 0)
         }
+        record.studyTime = pieces.studyTime
         let imageSetId = record.imageSetId
         let version = record.latestVersion
         // A SOP instance already in the image set is replaced by this version's copy (spec §4.3): its current row
@@ -422,15 +424,17 @@ public final class SQLCatalog: ImageSetStore {
                 into: #"frames (id, datastore_id, image_set_id, blob, "offset", length, transfer_syntax)"#, columns: 7, rows: Array(chunk),
                 suffix: "", db)
         }
-        try insertVersion(
-            imageSetId, version, jobId: commit.jobId, at: commit.committedAt,
-            VersionPieces(patient: last.patientJSON, study: last.studyJSON, series: last.seriesJSON), db)
+        try insertVersion(imageSetId, version, jobId: commit.jobId, at: commit.committedAt, pieces, db)
         if commit.imageSetId == nil {
             try insertImageSet(record, db)
         } else {
             try db.execute(
-                "UPDATE image_sets SET latest_version = $1, updated_at = $2, instance_count = $3 WHERE id = $4",
-                record.latestVersion, record.updatedAt, record.instanceCount, imageSetId)
+                """
+                UPDATE image_sets SET latest_version = $1, updated_at = $2, instance_count = $3, study_time = $4,
+                    study_date_time = $5
+                WHERE id = $6
+                """,
+                record.latestVersion, record.updatedAt, record.instanceCount, record.studyTime, record.studyDateTime, imageSetId)
         }
         return record
     }
@@ -502,13 +506,13 @@ public final class SQLCatalog: ImageSetStore {
             """
             INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
                 workflow_status, created_at, updated_at, instance_count, patient_id, accession_number, study_id,
-                study_uid, study_date)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                study_uid, study_date, study_time, study_date_time)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
             """,
             record.imageSetId, record.datastoreId, record.key.seriesInstanceUID, record.key.encoded, record.isPrimary,
             record.latestVersion, record.state, record.workflowStatus, record.createdAt, record.updatedAt,
             record.instanceCount, record.key.patientID, record.key.accessionNumber, record.key.studyID,
-            record.key.studyInstanceUID, record.key.studyDate)
+            record.key.studyInstanceUID, record.key.studyDate, record.studyTime, record.studyDateTime)
     }
 
     public func copyImageSet(datastoreId: String, copy: ImageSetCopy, now: Double) throws -> (source: ImageSetRecord, destination: ImageSetRecord) {
@@ -582,7 +586,7 @@ public final class SQLCatalog: ImageSetStore {
                 }
                 destination = ImageSetRecord(
                     imageSetId: ResourceID.make(), datastoreId: datastoreId, key: source.key, isPrimary: copy.promoteToPrimary,
-                    latestVersion: 1, createdAt: now, updatedAt: now, instanceCount: 0)
+                    latestVersion: 1, createdAt: now, updatedAt: now, instanceCount: 0, studyTime: source.studyTime)
                 pieces = sourcePieces
             }
             let version = destination.latestVersion
@@ -708,18 +712,20 @@ public final class SQLCatalog: ImageSetStore {
             }
             try Self.insertVersion(imageSetId, version, jobId: nil, at: now, pieces, db)
             record.key = pieces.key(seriesInstanceUID: record.key.seriesInstanceUID, seriesNumber: record.key.seriesNumber)
+            record.studyTime = pieces.studyTime
             record.latestVersion = version
             record.updatedAt = now
             record.workflowStatus = "UPDATED"
             try db.execute(
                 """
                 UPDATE image_sets SET latest_version = $1, updated_at = $2, instance_count = $3, workflow_status = $4,
-                    image_set_key = $5, patient_id = $6, accession_number = $7, study_id = $8, study_uid = $9, study_date = $10
-                WHERE id = $11
+                    image_set_key = $5, patient_id = $6, accession_number = $7, study_id = $8, study_uid = $9, study_date = $10,
+                    study_time = $11, study_date_time = $12
+                WHERE id = $13
                 """,
                 version, now, record.instanceCount, record.workflowStatus, record.key.encoded, record.key.patientID,
                 record.key.accessionNumber, record.key.studyID, record.key.studyInstanceUID, record.key.studyDate,
-                imageSetId)
+                record.studyTime, record.studyDateTime, imageSetId)
             return record
         }
     }
@@ -732,18 +738,23 @@ public final class SQLCatalog: ImageSetStore {
         var series: [UInt8]
         var storedInstances: [(String, [UInt8])]?
 
+        /// The text of a top-level attribute of a `DICOM` object (values of several, joined by `\`).
+        static func text(_ object: [UInt8], _ keyword: String) -> String {
+            guard case .object(let members)? = try? JSONValue.parse(object),
+                let value = members.first(where: { $0.0 == keyword })?.1
+            else { return "" }
+            switch value {
+            case .string(let text): return text
+            case .array(let items): return items.compactMap { if case .string(let text) = $0 { text } else { nil } }.joined(separator: "\\")
+            default: return ""
+            }
+        }
+
+        var studyTime: String { Self.text(study, "StudyTime") }
+
         /// The image set key these pieces give (key attributes live at the patient and study levels).
         func key(seriesInstanceUID: String, seriesNumber: String) -> ImageSetKey {
-            func text(_ object: [UInt8], _ keyword: String) -> String {
-                guard case .object(let members)? = try? JSONValue.parse(object),
-                    let value = members.first(where: { $0.0 == keyword })?.1
-                else { return "" }
-                switch value {
-                case .string(let text): return text
-                case .array(let items): return items.compactMap { if case .string(let text) = $0 { text } else { nil } }.joined(separator: "\\")
-                default: return ""
-                }
-            }
+            let text = Self.text
             return ImageSetKey(
                 studyInstanceUID: text(study, "StudyInstanceUID"), seriesInstanceUID: seriesInstanceUID,
                 patientID: text(patient, "PatientID"), patientName: text(patient, "PatientName"),
@@ -956,6 +967,11 @@ public final class SQLCatalog: ImageSetStore {
         }
     }
 
+    /// StudyTime from a version's study-level `DICOM` object.
+    public static func studyTime(ofStudy study: [UInt8]) -> String {
+        VersionPieces.text(study, "StudyTime")
+    }
+
     static func imageSet(_ row: SQLRow) -> ImageSetRecord {
         ImageSetRecord(
             imageSetId: row.string("id"), datastoreId: row.string("datastore_id"),
@@ -963,7 +979,7 @@ public final class SQLCatalog: ImageSetStore {
                 ?? ImageSetKey(studyInstanceUID: "", seriesInstanceUID: row.string("series_uid")),
             isPrimary: row.bool("is_primary"), latestVersion: row.int("latest_version"), state: row.string("state"),
             workflowStatus: row.string("workflow_status"), createdAt: row.double("created_at"),
-            updatedAt: row.double("updated_at"), instanceCount: row.int("instance_count"))
+            updatedAt: row.double("updated_at"), instanceCount: row.int("instance_count"), studyTime: row.string("study_time"))
     }
 }
 

@@ -223,6 +223,33 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
                     ALTER TABLE image_set_versions_new RENAME TO image_set_versions;
                     """)
         }
+        migrator.registerMigration("v11-study-time") { db in
+            // DICOMStudyDateAndTime filters and sorts on date and time together (`ImageSetQuery.studyDateTime`).
+            // Versions since v9 keep their study piece, which holds StudyTime; older ones sort by date alone.
+            try db.execute(
+                sql: """
+                    ALTER TABLE image_sets ADD COLUMN study_time TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE image_sets ADD COLUMN study_date_time TEXT NOT NULL DEFAULT '';
+                    """)
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT s.id, s.study_date, v.study FROM image_sets s
+                    LEFT JOIN image_set_versions v ON v.image_set_id = s.id AND v.version = s.latest_version
+                    """)
+            for row in rows {
+                let study: Data? = row["study"]
+                let time = study.map { SQLCatalog.studyTime(ofStudy: [UInt8]($0)) } ?? ""
+                try db.execute(
+                    sql: "UPDATE image_sets SET study_time = ?, study_date_time = ? WHERE id = ?",
+                    arguments: [time, ImageSetQuery.studyDateTime(date: row["study_date"], time: time), row["id"]])
+            }
+            try db.execute(
+                sql: """
+                    DROP INDEX image_sets_by_study_date;
+                    CREATE INDEX image_sets_by_study_date_time ON image_sets (datastore_id, study_date_time, id);
+                    """)
+        }
         return migrator
     }
 }

@@ -306,10 +306,15 @@ enum ImageSetFilter {
                     guard let flag = raw as? Bool else { throw IngestServiceError.validation("isPrimary must be a boolean") }
                     return .flag(flag)
                 case .studyDate:
-                    guard let date = (raw as? [String: Any])?["DICOMStudyDate"] as? String else {
-                        throw IngestServiceError.validation("DICOMStudyDateAndTime needs DICOMStudyDate")
+                    let value = raw as? [String: Any]
+                    guard let date = value?["DICOMStudyDate"] as? String, date.utf8.count <= 36 else {
+                        throw IngestServiceError.validation("DICOMStudyDateAndTime needs DICOMStudyDate (at most 36 characters)")
                     }
-                    return .text(date)
+                    let time = value?["DICOMStudyTime"] as? String ?? ""
+                    guard time.utf8.count <= 56 else {
+                        throw IngestServiceError.validation("DICOMStudyTime has at most 56 characters")
+                    }
+                    return .text(ImageSetQuery.studyDateTime(date: date, time: time))
                 default:
                     guard let text = raw as? String else { throw IngestServiceError.validation("\(name) must be a string") }
                     return .text(text)

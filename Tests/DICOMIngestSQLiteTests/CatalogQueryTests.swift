@@ -35,10 +35,10 @@ import Testing
 
         /// Commits one image set of one instance and one frame (a pack that is never read).
         @discardableResult
-        func imageSet(_ index: Int, key: ImageSetKey, at time: Double, primary: Bool = true) throws -> ImageSetRecord {
+        func imageSet(_ index: Int, key: ImageSetKey, at time: Double, primary: Bool = true, studyTime: String = "") throws -> ImageSetRecord {
             let instance = PreparedInstance(
                 inputKey: "in/\(index).dcm", sopInstanceUID: key.seriesInstanceUID + ".1", key: key, patientJSON: Array("{}".utf8),
-                studyJSON: Array("{}".utf8), seriesJSON: Array("{}".utf8), instanceJSON: Array("{}".utf8),
+                studyJSON: Array((studyTime.isEmpty ? "{}" : "{\"StudyTime\":\"\(studyTime)\"}").utf8), seriesJSON: Array("{}".utf8), instanceJSON: Array("{}".utf8),
                 frames: [StoredFrame(id: ResourceID.make(), blob: "pack-\(index % 3)", offset: 0, length: 1, transferSyntaxUID: "1.2.840.10008.1.2.1")],
                 warnings: [])
             let records = try store.commitSeries(
@@ -226,9 +226,11 @@ import Testing
                 datastoreId: catalog.datastoreId, query: ImageSetQuery(filters: [.init(field: field, lower: value)], limit: 7),
                 dialect: .sqlite)
             let plan = try Self.plan(search, database)
-            // The index is searched on the filter's own column, not merely on the data store.
+            // The index is searched on the filter's own column, not merely on the data store (a date is a range:
+            // the whole day).
             let column = ImageSetSearchSQL.column(field)
-            #expect(plan.contains { $0.contains("INDEX") && $0.contains("\(column)=?") }, "\(field): \(plan)")
+            let bound = field == .studyDate ? "\(column)>?" : "\(column)=?"
+            #expect(plan.contains { $0.contains("INDEX") && $0.contains(bound) }, "\(field): \(plan)")
             #expect(!plan.contains { $0.hasPrefix("SCAN image_sets") && !$0.contains("INDEX") }, "\(field): \(plan)")
         }
     }
@@ -251,6 +253,49 @@ import Testing
             let plan = try Self.plan(search, database)
             #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(query): \(plan)")
         }
+    }
+
+    /// DICOMStudyDateAndTime compares and sorts by the moment: date, then time written out in full (TM may leave
+    /// out minutes, seconds or the fraction, PS3.5 §6.2); a bound without a time stands for its whole day.
+    @Test(arguments: StoreBackend.all) func studyDateAndTimeFilterAndSortByTheMoment(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
+        #expect(ImageSetQuery.studyDateTime(date: "20240301", time: "0930") == "20240301093000.000000")
+        #expect(ImageSetQuery.studyDateTime(date: "20240301", time: "09:30:15.5") == "20240301093015.500000")
+        #expect(ImageSetQuery.studyDateTime(date: "20240301", time: "") == "20240301")
+        let moments = [
+            ("20240229", "235959.999"), ("20240301", ""), ("20240301", "07"), ("20240301", "0930"), ("20240301", "093000.5"),
+            ("20240301", "18:45:00"), ("20240302", "000000"),
+        ]
+        var ids: [String] = []
+        for (index, (date, time)) in moments.enumerated() {
+            let study = "1.2.826.0.1.3680043.17.\(index)"
+            let key = ImageSetKey(studyInstanceUID: study, seriesInstanceUID: study + ".1", studyDate: date)
+            let record = try catalog.imageSet(index, key: key, at: Double(100 - index), studyTime: time)
+            #expect(record.studyTime == time)
+            ids.append(record.imageSetId)
+        }
+        func search(_ filters: [ImageSetQuery.Filter], ascending: Bool = true) throws -> [String] {
+            try Self.allPages(catalog, ImageSetQuery(filters: filters, sortField: .studyDate, ascending: ascending, limit: 2)).ids
+        }
+        func moment(_ date: String, _ time: String = "") -> ImageSetQuery.Value {
+            .text(ImageSetQuery.studyDateTime(date: date, time: time))
+        }
+        // Sorted by the moment, in both directions, across pages.
+        #expect(try search([]) == ids)
+        #expect(try search([], ascending: false) == ids.reversed())
+        // A date alone is the whole day; with a time, the moment.
+        #expect(try search([.init(field: .studyDate, lower: moment("20240301"))]) == Array(ids[1...5]))
+        #expect(try search([.init(field: .studyDate, lower: moment("20240301", "093000"))]) == [ids[3]])
+        #expect(try search([.init(field: .studyDate, lower: moment("20240301", "0800"), upper: moment("20240301", "120000"))]) == [ids[3], ids[4]])
+        #expect(try search([.init(field: .studyDate, lower: moment("20240229", "12"), upper: moment("20240301"))]) == Array(ids[0...5]))
+        // The summary carries the time as stored.
+        let first = try #require(try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: ids[5]))
+        #expect(first.dicomTags == JSONValue.object([
+            ("DICOMPatientId", .string("")), ("DICOMPatientName", .string("")),
+            ("DICOMStudyInstanceUID", .string("1.2.826.0.1.3680043.17.5")), ("DICOMStudyId", .string("")),
+            ("DICOMAccessionNumber", .string("")), ("DICOMSeriesInstanceUID", .string("1.2.826.0.1.3680043.17.5.1")),
+            ("DICOMStudyDate", .string("20240301")), ("DICOMStudyTime", .string("18:45:00")),
+        ]))
     }
 
     @Test(arguments: StoreBackend.all) func jobsPageNewestFirstWithAndWithoutAStatus(backend: StoreBackend) throws {

@@ -53,6 +53,33 @@ public struct ImageSetQuery: Hashable, Sendable {
     }
 }
 
+extension ImageSetQuery {
+    /// The value DICOMStudyDateAndTime sorts and compares by: StudyDate (DA, `YYYYMMDD`) followed by StudyTime (TM)
+    /// written out in full, `HHMMSS.FFFFFF` (PS3.5 §6.2: hours alone, minutes or seconds may be left out, and the
+    /// fraction has up to six digits; the colons of the ACR-NEMA form are dropped), so that text order is time order.
+    /// Without a time it is the date alone, which sorts before every time of that day.
+    public static func studyDateTime(date: String, time: String) -> String {
+        let date = date.trimmingCharacters(in: .whitespaces)
+        let compact = time.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ":", with: "")
+        guard !compact.isEmpty else { return date }
+        let parts = compact.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let clock = String(parts[0].prefix(6))
+        let fraction = parts.count > 1 ? String(parts[1].prefix(6)) : ""
+        return date + clock.padding(toLength: 6, withPad: "0", startingAt: 0) + "."
+            + fraction.padding(toLength: 6, withPad: "0", startingAt: 0)
+    }
+
+    /// Past every time of a day whose value is `date` alone (`~` sorts after the digits and `.`).
+    public static func endOfDay(_ value: String) -> String {
+        value.utf8.count <= 8 ? value + "~" : value
+    }
+}
+
+extension ImageSetRecord {
+    /// What SearchImageSets sorts and filters DICOMStudyDateAndTime by (`ImageSetQuery.studyDateTime`).
+    public var studyDateTime: String { ImageSetQuery.studyDateTime(date: key.studyDate, time: studyTime) }
+}
+
 /// One page of a listing, and the token of the next when there is one.
 public struct Page<Item: Sendable>: Sendable {
     public var items: [Item]

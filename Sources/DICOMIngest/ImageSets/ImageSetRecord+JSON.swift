@@ -9,6 +9,7 @@ extension ImageSetRecord {
             ("DICOMAccessionNumber", .string(key.accessionNumber)),
             ("DICOMSeriesInstanceUID", .string(key.seriesInstanceUID)), ("DICOMStudyDate", .string(key.studyDate)),
         ]
+        if !studyTime.isEmpty { tags.append(("DICOMStudyTime", .string(studyTime))) }
         if let number = Int32(key.seriesNumber) { tags.append(("DICOMSeriesNumber", .int(Int64(number)))) }
         return .object(tags)
     }

@@ -14,12 +14,15 @@ public struct ImageSetRecord: Hashable, Sendable {
     public var createdAt: Double
     public var updatedAt: Double
     public var instanceCount: Int
+    /// The study's StudyTime (0008,0030) as its latest version holds it; not part of the grouping key (spec §4.1).
+    public var studyTime: String
 
     public init(
         imageSetId: String, datastoreId: String, key: ImageSetKey, isPrimary: Bool, latestVersion: Int,
         state: String = "ACTIVE", workflowStatus: String = "IMPORTED", createdAt: Double, updatedAt: Double,
-        instanceCount: Int
+        instanceCount: Int, studyTime: String = ""
     ) {
+        self.studyTime = studyTime
         self.imageSetId = imageSetId
         self.datastoreId = datastoreId
         self.key = key
