@@ -18,6 +18,10 @@ extension SQLBackedImageSetStore {
 
     public func datastore(id: String) throws -> DatastoreProperties? { try catalog.datastore(id: id) }
     public func datastores() throws -> [DatastoreProperties] { try catalog.datastores() }
+
+    public func datastores(status: DatastoreStatus?, limit: Int, after: PageToken?) throws -> Page<DatastoreProperties> {
+        try catalog.datastores(status: status, limit: limit, after: after)
+    }
     public func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties { try catalog.deleteDatastore(id: id, now: now) }
 
     public func insertJob(_ job: DICOMImportJobProperties, maxActiveJobs: Int) throws -> (job: DICOMImportJobProperties, inserted: Bool) {
@@ -64,8 +68,8 @@ extension SQLBackedImageSetStore {
         try catalog.searchImageSets(datastoreId: datastoreId, query: query)
     }
 
-    public func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion] {
-        try catalog.imageSetVersions(datastoreId: datastoreId, imageSetId: imageSetId)
+    public func imageSetVersions(datastoreId: String, imageSetId: String, limit: Int, after: PageToken?) throws -> Page<ImageSetVersion> {
+        try catalog.imageSetVersions(datastoreId: datastoreId, imageSetId: imageSetId, limit: limit, after: after)
     }
 
     public func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord {

@@ -83,6 +83,27 @@ public final class SQLCatalog: ImageSetStore {
         }
     }
 
+    public func datastores(status: DatastoreStatus?, limit: Int, after: PageToken?) throws -> Page<DatastoreProperties> {
+        var conditions = [status == nil ? "status != 'DELETED'" : "status = $1"]
+        var arguments: [SQLValue] = status.map { [.text($0.rawValue)] } ?? []
+        if let after {
+            guard case .number(let createdAt) = after.sortValue else { throw ImageSetStoreError(.invalid, "Invalid nextToken") }
+            arguments += [.real(createdAt), .text(after.id)]
+            let time = arguments.count - 1
+            conditions.append("(created_at > $\(time) OR (created_at = $\(time) AND id > $\(time + 1)))")
+        }
+        let limit = max(1, limit)
+        arguments.append(.integer(Int64(limit + 1)))
+        let sql = """
+            SELECT * FROM datastores WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY created_at, id LIMIT $\(arguments.count)
+            """
+        let found = try read { db in try db.rows(sql, arguments).map(Self.datastore) }
+        let page = Array(found.prefix(limit))
+        guard found.count > limit, let last = page.last else { return Page(items: page, nextToken: nil) }
+        return Page(items: page, nextToken: PageToken(sortValue: .number(last.createdAt), id: last.datastoreId))
+    }
+
     public func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties {
         try write { db in
             try db.lock(Self.datastoreLock(id))
@@ -635,17 +656,28 @@ public final class SQLCatalog: ImageSetStore {
         return Page(items: records, nextToken: search.token(after: last))
     }
 
-    public func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion] {
-        try read { db in
+    public func imageSetVersions(datastoreId: String, imageSetId: String, limit: Int, after: PageToken?) throws -> Page<ImageSetVersion> {
+        var below = Int64.max
+        if let after {
+            guard case .number(let version) = after.sortValue, after.id == imageSetId, version >= 0, version < 9e18 else {
+                throw ImageSetStoreError(.invalid, "Invalid nextToken")
+            }
+            below = Int64(version)
+        }
+        let limit = max(1, limit)
+        let versions = try read { db in
             try db.rows(
                 """
                 SELECT v.version, v.created_at, v.job_id FROM image_set_versions v
                 JOIN image_sets s ON s.id = v.image_set_id
-                WHERE s.datastore_id = $1 AND v.image_set_id = $2 ORDER BY v.version
+                WHERE s.datastore_id = $1 AND v.image_set_id = $2 AND v.version < $3 ORDER BY v.version DESC LIMIT $4
                 """,
-                datastoreId, imageSetId
+                datastoreId, imageSetId, below, limit + 1
             ).map { ImageSetVersion(version: $0.int("version"), createdAt: $0.double("created_at"), jobId: $0.optionalString("job_id")) }
         }
+        let page = Array(versions.prefix(limit))
+        guard versions.count > limit, let last = page.last else { return Page(items: page, nextToken: nil) }
+        return Page(items: page, nextToken: PageToken(sortValue: .number(Double(last.version)), id: imageSetId))
     }
 
     public func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord {

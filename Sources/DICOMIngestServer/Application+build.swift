@@ -193,17 +193,8 @@ extension Request {
         uri.queryParameters.get(name).map { String($0).removingPercentEncoding ?? String($0) }
     }
 
-    /// `maxResults` (1–50 in the model) and `nextToken` (an offset we issued).
-    /// `maxResults` and the opaque `nextToken` of a listing paged by key (image sets, jobs).
+    /// `maxResults` (1–50 in the model) and the opaque `nextToken` of a listing, every one of which is paged by key.
     func keysetPage() throws -> (limit: Int, after: PageToken?) {
-        let (limit, _) = try page(offsetToken: false)
-        guard let token = query("nextToken") else { return (limit, nil) }
-        guard let after = PageToken(encoded: token) else { throw IngestServiceError.validation("Invalid nextToken") }
-        return (limit, after)
-    }
-
-    /// `maxResults` and `nextToken` of a short listing paged by position (data stores, versions of an image set).
-    func page(offsetToken: Bool = true) throws -> (limit: Int, offset: Int) {
         var limit = 50
         if let text = query("maxResults") {
             guard let value = Int(text), (1...50).contains(value) else {
@@ -211,12 +202,9 @@ extension Request {
             }
             limit = value
         }
-        var offset = 0
-        if offsetToken, let token = query("nextToken") {
-            guard let value = Int(token), value >= 0 else { throw IngestServiceError.validation("Invalid nextToken") }
-            offset = value
-        }
-        return (limit, offset)
+        guard let token = query("nextToken") else { return (limit, nil) }
+        guard let after = PageToken(encoded: token) else { throw IngestServiceError.validation("Invalid nextToken") }
+        return (limit, after)
     }
 }
 
@@ -233,13 +221,6 @@ extension IngestRequestContext {
         }
         return value
     }
-}
-
-/// A page of `items` and the token for the next one.
-func paginate<T>(_ items: [T], limit: Int, offset: Int) -> ([T], String?) {
-    let page = Array(items.dropFirst(offset).prefix(limit))
-    let next = offset + page.count < items.count ? String(offset + page.count) : nil
-    return (page, next)
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }

@@ -131,11 +131,12 @@ struct ImageSetRoutes {
 
     func versions(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
         let (datastoreId, record) = try await imageSet(context)
-        let (limit, offset) = try request.page()
+        let (limit, after) = try request.keysetPage()
         let store = service.store
-        let all = try await blocking { try store.imageSetVersions(datastoreId: datastoreId, imageSetId: record.imageSetId) }
-        let (page, next) = paginate(all.reversed(), limit: limit, offset: offset)
-        var members: [(String, JSONValue)] = [("imageSetPropertiesList", .array(page.map { version in
+        let page = try await blocking {
+            try store.imageSetVersions(datastoreId: datastoreId, imageSetId: record.imageSetId, limit: limit, after: after)
+        }
+        var members: [(String, JSONValue)] = [("imageSetPropertiesList", .array(page.items.map { version in
             .object([
                 ("imageSetId", .string(record.imageSetId)), ("versionId", .string(String(version.version))),
                 ("imageSetState", .string(version.version == record.latestVersion ? record.state : "ACTIVE")),
@@ -143,7 +144,7 @@ struct ImageSetRoutes {
                 ("updatedAt", .double(version.createdAt)), ("isPrimary", .bool(record.isPrimary)),
             ])
         }))]
-        if let next { members.append(("nextToken", .string(next))) }
+        if let next = page.nextToken { members.append(("nextToken", .string(next.encoded))) }
         return JSONResponse.ok(.object(members))
     }
 

@@ -43,13 +43,16 @@ struct DatastoreRoutes {
     }
 
     func list(_ request: Request) async throws -> Response {
-        let (limit, offset) = try request.page()
-        let status = request.query("datastoreStatus")
+        let (limit, after) = try request.keysetPage()
+        let text = request.query("datastoreStatus")
+        let status = text.flatMap(DatastoreStatus.init(rawValue:))
+        if text != nil && status == nil {
+            throw IngestServiceError.validation("1 validation error detected: Value at 'datastoreStatus' failed to satisfy enum value set")
+        }
         let store = service.store
-        let all = try await blocking { try store.datastores() }.filter { status == nil || $0.datastoreStatus.rawValue == status }
-        let (page, next) = paginate(all, limit: limit, offset: offset)
-        var members: [(String, JSONValue)] = [("datastoreSummaries", .array(page.map(properties)))]
-        if let next { members.append(("nextToken", .string(next))) }
+        let page = try await blocking { try store.datastores(status: status, limit: limit, after: after) }
+        var members: [(String, JSONValue)] = [("datastoreSummaries", .array(page.items.map(properties)))]
+        if let next = page.nextToken { members.append(("nextToken", .string(next.encoded))) }
         return JSONResponse.ok(.object(members))
     }
 

@@ -178,7 +178,7 @@ import Testing
         #expect(!everything.contains(gone.imageSetId))
         let byPatient = try Self.allPages(catalog, ImageSetQuery(filters: [.init(field: .patientID, lower: .text(gone.key.patientID))])).ids
         #expect(!byPatient.contains(gone.imageSetId))
-        #expect(try store.imageSetVersions(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId).isEmpty)
+        #expect(try store.imageSetVersions(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId, limit: 50, after: nil).items.isEmpty)
         #expect(try store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId, version: 1) == nil)
         #expect(try Self.frames(of: gone.imageSetId, in: catalog) == 0)
         #expect(try store.imageSet(datastoreId: catalog.datastoreId, imageSetId: gone.imageSetId)?.state == "DELETED")
@@ -296,6 +296,58 @@ import Testing
             ("DICOMAccessionNumber", .string("")), ("DICOMSeriesInstanceUID", .string("1.2.826.0.1.3680043.17.5.1")),
             ("DICOMStudyDate", .string("20240301")), ("DICOMStudyTime", .string("18:45:00")),
         ]))
+    }
+
+    /// ListImageSetVersions pages newest first and ListDatastores oldest first, both by key.
+    @Test(arguments: StoreBackend.all) func versionsAndDatastoresPageByKey(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
+        let key = ImageSetKey(studyInstanceUID: "1.2.826.0.1.3680043.18", seriesInstanceUID: "1.2.826.0.1.3680043.18.1")
+        var imageSetId = ""
+        for version in 1...7 {
+            let instance = PreparedInstance(
+                inputKey: "in/\(version).dcm", sopInstanceUID: "1.2.826.0.1.3680043.18.1.\(version)", key: key,
+                patientJSON: Array("{}".utf8), studyJSON: Array("{}".utf8), seriesJSON: Array("{}".utf8),
+                instanceJSON: Array("{}".utf8), frames: [], warnings: [])
+            imageSetId = try catalog.store.commitSeries(
+                datastoreId: catalog.datastoreId, jobId: "job", seriesInstanceUID: key.seriesInstanceUID,
+                plan: { primary in
+                    [ImageSetCommit(
+                        datastoreId: catalog.datastoreId, jobId: "job", imageSetId: primary?.imageSetId, key: key, isPrimary: true,
+                        instances: [instance], committedAt: Double(version))]
+                }, lines: { _ in ([], ImportJobProgress()) })[0].imageSetId
+        }
+        var versions: [[Int]] = []
+        var after: PageToken?
+        repeat {
+            let page = try catalog.store.imageSetVersions(datastoreId: catalog.datastoreId, imageSetId: imageSetId, limit: 3, after: after)
+            versions.append(page.items.map(\.version))
+            after = page.nextToken.flatMap { PageToken(encoded: $0.encoded) }
+        } while after != nil && versions.count < 10
+        #expect(versions == [[7, 6, 5], [4, 3, 2], [1]])
+        // A token names its image set: another's is refused.
+        let token = try #require(try catalog.store.imageSetVersions(datastoreId: catalog.datastoreId, imageSetId: imageSetId, limit: 3, after: nil).nextToken)
+        #expect(throws: ImageSetStoreError.self) {
+            try catalog.store.imageSetVersions(datastoreId: catalog.datastoreId, imageSetId: ResourceID.make(), limit: 3, after: token)
+        }
+
+        var created = [catalog.datastoreId]
+        for index in 1...4 { created.append(try catalog.store.createDatastore(name: "more-\(index)", now: Double(index % 2)).datastoreId) }
+        _ = try catalog.store.deleteDatastore(id: created[2], now: 9)
+        func all(_ status: DatastoreStatus?) throws -> [String] {
+            var ids: [String] = []
+            var after: PageToken?
+            repeat {
+                let page = try catalog.store.datastores(status: status, limit: 2, after: after)
+                ids += page.items.map(\.datastoreId)
+                after = page.nextToken
+            } while after != nil && ids.count < 20
+            return ids
+        }
+        let expected = try catalog.store.datastores().sorted { ($0.createdAt, $0.datastoreId) < ($1.createdAt, $1.datastoreId) }.map(\.datastoreId)
+        #expect(expected.count == 4)
+        #expect(try all(nil) == expected)
+        #expect(try all(.deleted) == [created[2]])
+        #expect(try all(.active) == expected)
     }
 
     @Test(arguments: StoreBackend.all) func jobsPageNewestFirstWithAndWithoutAStatus(backend: StoreBackend) throws {

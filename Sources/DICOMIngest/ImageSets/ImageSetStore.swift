@@ -129,7 +129,10 @@ public struct ImageSetStoreError: Error, Hashable, Sendable, CustomStringConvert
 public protocol ImageSetStore: Sendable {
     func createDatastore(name: String, losslessStorageFormat: LosslessStorageFormat, now: Double) throws -> DatastoreProperties
     func datastore(id: String) throws -> DatastoreProperties?
+    /// Every data store that is not DELETED, oldest first.
     func datastores() throws -> [DatastoreProperties]
+    /// One page of ListDatastores (DELETED ones only when `status` asks for them), oldest first, read by key.
+    func datastores(status: DatastoreStatus?, limit: Int, after: PageToken?) throws -> Page<DatastoreProperties>
     /// - Throws: `ImageSetStoreError.conflict` when image sets remain (spec §1.5) or a job is SUBMITTED or
     ///   IN_PROGRESS in it (it would import into a deleted data store).
     func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties
@@ -189,8 +192,8 @@ public protocol ImageSetStore: Sendable {
     /// One page of SearchImageSets: the data store's image sets, DELETED ones excluded, that pass every filter, in
     /// the query's order.
     func searchImageSets(datastoreId: String, query: ImageSetQuery) throws -> Page<ImageSetRecord>
-    /// Every version of an image set, oldest first.
-    func imageSetVersions(datastoreId: String, imageSetId: String) throws -> [ImageSetVersion]
+    /// One page of an image set's versions, newest first (ListImageSetVersions), read by key.
+    func imageSetVersions(datastoreId: String, imageSetId: String, limit: Int, after: PageToken?) throws -> Page<ImageSetVersion>
     /// Marks an image set DELETED (its versions stay on disk but are no longer served).
     func deleteImageSet(datastoreId: String, imageSetId: String, now: Double) throws -> ImageSetRecord
     /// CopyImageSet: the source's instances (all, or those chosen) into a new image set, or as one new version of
