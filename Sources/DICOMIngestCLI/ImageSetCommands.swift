@@ -14,16 +14,19 @@ extension DICOMIngestCommand {
             subcommands: [List.self, Get.self, Metadata.self, Frame.self, Update.self, Copy.self])
 
         struct List: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List image sets (like SearchImageSets without filters).")
+            static let configuration = CommandConfiguration(
+                abstract: "List image sets, most recently updated first (SearchImageSets without filters), a page at a time.")
             @OptionGroup var options: StoreOptions
+            @OptionGroup var page: PageOptions
             @Option(help: "Data store ID (default: the only one).") var datastoreId: String?
 
             func run() throws {
                 try reportingErrors {
                     let store = try options.open()
                     let datastore = try resolveDatastore(datastoreId, in: store)
-                    let sets = try store.imageSets(datastoreId: datastore)
-                    printJSON(.object([("imageSetsMetadataSummaries", .array(sets.map(\.summaryJSON)))]))
+                    let found = try store.searchImageSets(
+                        datastoreId: datastore, query: ImageSetQuery(limit: page.maxResults, after: try page.after()))
+                    page.print(found, as: "imageSetsMetadataSummaries", \.summaryJSON)
                 }
             }
         }

@@ -23,8 +23,9 @@ extension DICOMIngestCommand {
             abstract: "List and show import jobs.", subcommands: [List.self, Get.self])
 
         struct List: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List import jobs (ListDICOMImportJobs).")
+            static let configuration = CommandConfiguration(abstract: "List import jobs, newest first (ListDICOMImportJobs), a page at a time.")
             @OptionGroup var options: StoreOptions
+            @OptionGroup var page: PageOptions
             @Option(help: "Data store ID (default: the only one).") var datastoreId: String?
             @Option(help: "Only jobs in this status (SUBMITTED, IN_PROGRESS, COMPLETED, FAILED).") var jobStatus: String?
 
@@ -38,10 +39,10 @@ extension DICOMIngestCommand {
                 try reportingErrors {
                     let store = try options.open()
                     let datastore = try resolveDatastore(datastoreId, in: store)
-                    let jobs = try store.jobs(datastoreId: datastore).filter { job in
-                        jobStatus.map { job.jobStatus.rawValue == $0 } ?? true
-                    }
-                    printJSON(.object([("jobSummaries", .array(jobs.map(\.summaryJSON)))]))
+                    let found = try store.jobs(
+                        datastoreId: datastore, status: jobStatus.flatMap(JobStatus.init(rawValue:)), limit: page.maxResults,
+                        after: try page.after())
+                    page.print(found, as: "jobSummaries", \.summaryJSON)
                 }
             }
         }

@@ -67,6 +67,28 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
+/// One page of a listing: `--max-results` items after `--next-token` (the `nextToken` a previous page printed).
+struct PageOptions: ParsableArguments {
+    @Option(help: "Items per page, 1 to 1000 (default: 1000).") var maxResults = 1000
+    @Option(help: "The nextToken printed with the previous page.") var nextToken: String?
+
+    func validate() throws {
+        guard (1...1000).contains(maxResults) else { throw ValidationError("--max-results must be from 1 to 1000") }
+    }
+
+    func after() throws -> PageToken? {
+        guard let nextToken else { return nil }
+        guard let token = PageToken(encoded: nextToken) else { throw CLIError(.validation("Invalid --next-token")) }
+        return token
+    }
+
+    func print<Item>(_ page: Page<Item>, as name: String, _ json: (Item) -> JSONValue) {
+        var members: [(String, JSONValue)] = [(name, .array(page.items.map(json)))]
+        if let next = page.nextToken { members.append(("nextToken", .string(next.encoded))) }
+        printJSON(.object(members))
+    }
+}
+
 /// The engine's limits, shared by `import` and `serve` (whose jobs share one pool of workers and one budget).
 struct EngineOptions: ParsableArguments {
     @Option(help: "Worker threads, shared by every job the process runs (default: the number of processors).")

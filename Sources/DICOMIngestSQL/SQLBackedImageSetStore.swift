@@ -30,7 +30,6 @@ extension SQLBackedImageSetStore {
 
     public func updateJob(_ job: DICOMImportJobProperties) throws { try catalog.updateJob(job) }
     public func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties? { try catalog.job(datastoreId: datastoreId, jobId: jobId) }
-    public func jobs(datastoreId: String) throws -> [DICOMImportJobProperties] { try catalog.jobs(datastoreId: datastoreId) }
 
     public func jobs(datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?) throws -> Page<DICOMImportJobProperties> {
         try catalog.jobs(datastoreId: datastoreId, status: status, limit: limit, after: after)

@@ -190,13 +190,6 @@ public final class SQLCatalog: ImageSetStore {
         }
     }
 
-    public func jobs(datastoreId: String) throws -> [DICOMImportJobProperties] {
-        try read { db in
-            try db.rows("SELECT * FROM jobs WHERE datastore_id = $1 ORDER BY submitted_at DESC, id", datastoreId)
-                .map(Self.job)
-        }
-    }
-
     public func jobs(
         datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?
     ) throws -> Page<DICOMImportJobProperties> {

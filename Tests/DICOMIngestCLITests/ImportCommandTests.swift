@@ -84,6 +84,13 @@ import Testing
         #expect(copy["versionId"] as? String == "1", "\(copied.stderr)")
         #expect(copy["isPrimary"] as? Bool == false)
         #expect(copy["imageSetId"] as? String != imageSetId)
+        // Two image sets now: a page of one, then the rest through its token.
+        let first = try json(try runner.run(["image-set", "list", "--max-results", "1"] + storeArguments).stdout)
+        let token = try #require(first["nextToken"] as? String)
+        let second = try json(try runner.run(["image-set", "list", "--max-results", "1", "--next-token", token] + storeArguments).stdout)
+        #expect(second["nextToken"] == nil)
+        let paged = [first, second].flatMap { ($0["imageSetsMetadataSummaries"] as? [[String: Any]] ?? []).compactMap { $0["imageSetId"] as? String } }
+        #expect(Set(paged) == [imageSetId, copy["imageSetId"] as? String ?? ""])
 
         let missing = try runner.run(["image-set", "get", String(repeating: "0", count: 32)] + storeArguments)
         #expect(missing.status == 3)

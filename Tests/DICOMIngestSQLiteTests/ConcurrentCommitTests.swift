@@ -60,7 +60,7 @@ import Testing
         }
         let ids = Set(try jobIds.map { try $0.get() })
         #expect(ids.count == 1)
-        #expect(try processes.stores[1].jobs(datastoreId: processes.datastoreId).count == 1)
+        #expect(try processes.stores[1].jobs(datastoreId: processes.datastoreId, status: nil, limit: 50, after: nil).items.count == 1)
     }
 
     @Test(arguments: StoreBackend.all) func theActiveJobQuotaHoldsUnderConcurrentStarts(backend: StoreBackend) throws {

@@ -146,7 +146,6 @@ public protocol ImageSetStore: Sendable {
     func insertJob(_ job: DICOMImportJobProperties, maxActiveJobs: Int) throws -> (job: DICOMImportJobProperties, inserted: Bool)
     func updateJob(_ job: DICOMImportJobProperties) throws
     func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties?
-    func jobs(datastoreId: String) throws -> [DICOMImportJobProperties]
     /// One page of a data store's jobs, newest first (ListDICOMImportJobs), read by key from an index.
     func jobs(datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?) throws -> Page<DICOMImportJobProperties>
 
