@@ -86,6 +86,7 @@ extension DICOMIngestCommand {
             @Option(help: "JSON file of attributes (and instances) to remove.") var removable: String?
             @Option(help: "Make a new version that is a copy of this earlier one.") var revertTo: Int?
             @Flag(help: "Allow changes to StudyInstanceUID and StudyID.") var force = false
+            @Flag(help: "Apply the study-level changes to the other image sets of the study too (a new version each).") var includeStudyImageSets = false
             @Argument(help: "Image set ID.") var imageSetId: String
 
             func validate() throws {
@@ -112,9 +113,11 @@ extension DICOMIngestCommand {
                     if let revertTo {
                         update = .revert(toVersion: revertTo)
                     } else {
-                        update = .changes(try MetadataChanges.parse(
+                        var changes = try MetadataChanges.parse(
                             updatable: try read(updatable), removable: try read(removable),
-                            seriesInstanceUID: record.key.seriesInstanceUID, force: force))
+                            seriesInstanceUID: record.key.seriesInstanceUID, force: force)
+                        changes.includeStudyImageSets = includeStudyImageSets
+                        update = .changes(changes)
                     }
                     let updated = try store.updateImageSetMetadata(
                         datastoreId: datastore, imageSetId: imageSetId, latestVersion: latestVersion, update: update,

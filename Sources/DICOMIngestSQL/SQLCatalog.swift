@@ -698,61 +698,98 @@ public final class SQLCatalog: ImageSetStore {
         datastoreId: String, imageSetId: String, latestVersion: Int, update: ImageSetUpdate, now: Double
     ) throws -> ImageSetRecord {
         try write { db in
-            var record = try Self.lockedImageSet(datastoreId, imageSetId, at: latestVersion, db)
-            let version = record.latestVersion + 1
-            var pieces: VersionPieces
-            switch update {
-            case .changes(let changes):
-                try changes.check(primary: record.isPrimary)
-                pieces = try Self.pieces(of: imageSetId, version: record.latestVersion, db)
-                pieces.patient = try MetadataChanges.apply(changes.patient, toDICOM: pieces.patient)
-                pieces.study = try MetadataChanges.apply(changes.study, toDICOM: pieces.study)
-                pieces.series = try MetadataChanges.apply(changes.series, toDICOM: pieces.series)
-                for (sop, level) in changes.instances.sorted(by: { $0.key < $1.key }) {
-                    guard let current = try Self.currentInstance(imageSetId, sop, db) else {
-                        throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
-                    }
-                    try Self.replaceInstance(
-                        imageSetId, sop, version: version, inputKey: current.inputKey, jobId: current.jobId,
-                        json: try MetadataChanges.apply(level, toInstance: current.json), db)
-                }
-                for sop in changes.removedInstances {
-                    let ended = try db.execute(
-                        "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND sop_uid = $3 AND last_version IS NULL",
-                        version - 1, imageSetId, sop)
-                    guard ended == 1 else {
-                        throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
-                    }
-                }
-            case .revert(let target):
-                guard (1..<version).contains(target) else {
-                    throw ImageSetStoreError(.notFound, "Image set \(imageSetId) has no version \(target)")
-                }
-                pieces = try Self.pieces(of: imageSetId, version: target, db)
-                try Self.restoreInstances(of: imageSetId, to: target, as: version, stored: pieces.storedInstances, db)
+            let unlocked = try Self.liveImageSet(datastoreId, imageSetId, db)
+            // With includeStudyImageSets the study's other image sets change too: every series involved is locked
+            // first, in one order, so that two such updates cannot wait on each other.
+            var companions: [(id: String, series: String)] = []
+            if case .changes(let changes) = update, changes.includeStudyImageSets, !changes.study.isEmpty {
+                companions = try db.rows(
+                    """
+                    SELECT id, series_uid FROM image_sets
+                    WHERE datastore_id = $1 AND study_uid = $2 AND state != 'DELETED' AND id != $3 ORDER BY id
+                    """,
+                    datastoreId, unlocked.key.studyInstanceUID, imageSetId
+                ).map { ($0.string("id"), $0.string("series_uid")) }
             }
-            record.instanceCount = try Self.currentInstanceCount(imageSetId, db)
-            guard record.instanceCount > 0 else {
-                throw ImageSetStoreError(.invalid, "An image set keeps at least one instance; delete the image set instead")
+            for series in Set([unlocked.key.seriesInstanceUID] + companions.map(\.series)).sorted() {
+                try db.lock(Self.seriesLock(datastoreId, series))
             }
-            try Self.insertVersion(imageSetId, version, jobId: nil, at: now, pieces, db)
-            record.key = pieces.key(seriesInstanceUID: record.key.seriesInstanceUID, seriesNumber: record.key.seriesNumber)
-            record.studyTime = pieces.studyTime
-            record.latestVersion = version
-            record.updatedAt = now
-            record.workflowStatus = "UPDATED"
-            try db.execute(
-                """
-                UPDATE image_sets SET latest_version = $1, updated_at = $2, instance_count = $3, workflow_status = $4,
-                    image_set_key = $5, patient_id = $6, accession_number = $7, study_id = $8, study_uid = $9, study_date = $10,
-                    study_time = $11, study_date_time = $12
-                WHERE id = $13
-                """,
-                version, now, record.instanceCount, record.workflowStatus, record.key.encoded, record.key.patientID,
-                record.key.accessionNumber, record.key.studyID, record.key.studyInstanceUID, record.key.studyDate,
-                record.studyTime, record.studyDateTime, imageSetId)
-            return record
+            let record = try Self.liveImageSet(datastoreId, imageSetId, at: latestVersion, db)
+            let updated = try Self.addVersion(to: record, update, now: now, db)
+            if case .changes(let changes) = update {
+                for companion in companions {
+                    // Deleted since it was listed: nothing to keep consistent.
+                    guard let other = try? Self.liveImageSet(datastoreId, companion.id, db) else { continue }
+                    _ = try Self.addVersion(to: other, .changes(changes.studyLevel), now: now, db)
+                }
+            }
+            return updated
         }
+    }
+
+    /// One UpdateImageSetMetadata version of `record`, inside the caller's transaction (which holds its series' lock).
+    private static func addVersion(
+        to record: ImageSetRecord, _ update: ImageSetUpdate, now: Double, _ db: any SQLConnection
+    ) throws -> ImageSetRecord {
+        var record = record
+        let imageSetId = record.imageSetId
+        let version = record.latestVersion + 1
+        var pieces: VersionPieces
+        switch update {
+        case .changes(let changes):
+            do {
+                try changes.check(primary: record.isPrimary)
+            } catch let error as ImageSetStoreError {
+                throw ImageSetStoreError(error.kind, "Image set \(imageSetId): \(error.message)")
+            }
+            pieces = try Self.pieces(of: imageSetId, version: record.latestVersion, db)
+            pieces.patient = try MetadataChanges.apply(changes.patient, toDICOM: pieces.patient)
+            pieces.study = try MetadataChanges.apply(changes.study, toDICOM: pieces.study)
+            pieces.series = try MetadataChanges.apply(changes.series, toDICOM: pieces.series)
+            for (sop, level) in changes.instances.sorted(by: { $0.key < $1.key }) {
+                guard let current = try Self.currentInstance(imageSetId, sop, db) else {
+                    throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
+                }
+                try Self.replaceInstance(
+                    imageSetId, sop, version: version, inputKey: current.inputKey, jobId: current.jobId,
+                    json: try MetadataChanges.apply(level, toInstance: current.json), db)
+            }
+            for sop in changes.removedInstances {
+                let ended = try db.execute(
+                    "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND sop_uid = $3 AND last_version IS NULL",
+                    version - 1, imageSetId, sop)
+                guard ended == 1 else {
+                    throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
+                }
+            }
+        case .revert(let target):
+            guard (1..<version).contains(target) else {
+                throw ImageSetStoreError(.notFound, "Image set \(imageSetId) has no version \(target)")
+            }
+            pieces = try Self.pieces(of: imageSetId, version: target, db)
+            try Self.restoreInstances(of: imageSetId, to: target, as: version, stored: pieces.storedInstances, db)
+        }
+        record.instanceCount = try Self.currentInstanceCount(imageSetId, db)
+        guard record.instanceCount > 0 else {
+            throw ImageSetStoreError(.invalid, "An image set keeps at least one instance; delete the image set instead")
+        }
+        try Self.insertVersion(imageSetId, version, jobId: nil, at: now, pieces, db)
+        record.key = pieces.key(seriesInstanceUID: record.key.seriesInstanceUID, seriesNumber: record.key.seriesNumber)
+        record.studyTime = pieces.studyTime
+        record.latestVersion = version
+        record.updatedAt = now
+        record.workflowStatus = "UPDATED"
+        try db.execute(
+            """
+            UPDATE image_sets SET latest_version = $1, updated_at = $2, instance_count = $3, workflow_status = $4,
+                image_set_key = $5, patient_id = $6, accession_number = $7, study_id = $8, study_uid = $9, study_date = $10,
+                study_time = $11, study_date_time = $12
+            WHERE id = $13
+            """,
+            version, now, record.instanceCount, record.workflowStatus, record.key.encoded, record.key.patientID,
+            record.key.accessionNumber, record.key.studyID, record.key.studyInstanceUID, record.key.studyDate,
+            record.studyTime, record.studyDateTime, imageSetId)
+        return record
     }
 
     /// A version's top-level `DICOM` objects; for a version that stored its whole document (catalogs written

@@ -186,9 +186,11 @@ struct ImageSetRoutes {
                 }
                 return [UInt8](data)
             }
-            update = .changes(try MetadataChanges.parse(
+            var changes = try MetadataChanges.parse(
                 updatable: try blob("updatableAttributes"), removable: try blob("removableAttributes"),
-                seriesInstanceUID: record.key.seriesInstanceUID, force: force))
+                seriesInstanceUID: record.key.seriesInstanceUID, force: force)
+            changes.includeStudyImageSets = request.query("includeStudyImageSets") == "true"
+            update = .changes(changes)
         }
         let store = service.store
         let imageSetId = record.imageSetId

@@ -36,9 +36,13 @@ import Testing
         /// Commits one image set of one instance and one frame (a pack that is never read).
         @discardableResult
         func imageSet(_ index: Int, key: ImageSetKey, at time: Double, primary: Bool = true, studyTime: String = "") throws -> ImageSetRecord {
+            // The levels hold the key's attributes, as an import's do.
+            var study = "{\"StudyInstanceUID\":\"\(key.studyInstanceUID)\",\"StudyDate\":\"\(key.studyDate)\","
+            study += "\"AccessionNumber\":\"\(key.accessionNumber)\",\"StudyID\":\"\(key.studyID)\""
+            study += studyTime.isEmpty ? "}" : ",\"StudyTime\":\"\(studyTime)\"}"
             let instance = PreparedInstance(
-                inputKey: "in/\(index).dcm", sopInstanceUID: key.seriesInstanceUID + ".1", key: key, patientJSON: Array("{}".utf8),
-                studyJSON: Array((studyTime.isEmpty ? "{}" : "{\"StudyTime\":\"\(studyTime)\"}").utf8), seriesJSON: Array("{}".utf8), instanceJSON: Array("{}".utf8),
+                inputKey: "in/\(index).dcm", sopInstanceUID: key.seriesInstanceUID + ".1", key: key,
+                patientJSON: Array("{\"PatientID\":\"\(key.patientID)\"}".utf8), studyJSON: Array(study.utf8), seriesJSON: Array("{}".utf8), instanceJSON: Array("{}".utf8),
                 frames: [StoredFrame(id: ResourceID.make(), blob: "pack-\(index % 3)", offset: 0, length: 1, transferSyntaxUID: "1.2.840.10008.1.2.1")],
                 warnings: [])
             let records = try store.commitSeries(

@@ -222,6 +222,54 @@ import Testing
         #expect(try Self.contents(store, catalog, imageSetId, version: 4).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c4"])
     }
 
+    /// includeStudyImageSets: the study level goes to every image set of the study (a new version each, a primary
+    /// one included); patient and instance levels, and other studies, stay as they were.
+    @Test(arguments: StoreBackend.all) func studyLevelChangesCanReachEveryImageSetOfTheStudy(backend: StoreBackend) throws {
+        let catalog = try Catalog(backend)
+        let study = "1.2.826.0.1.3680043.19.1"
+        func key(_ series: Int, study: String = study) -> ImageSetKey {
+            ImageSetKey(studyInstanceUID: study, seriesInstanceUID: "\(study).\(series)", patientID: "P")
+        }
+        let target = try catalog.imageSet(1, key: key(1), at: 1, primary: false)
+        let primary = try catalog.imageSet(2, key: key(2), at: 2)
+        let sibling = try catalog.imageSet(3, key: key(3), at: 3, primary: false)
+        let stranger = try catalog.imageSet(4, key: key(1, study: "1.2.826.0.1.3680043.19.2"), at: 4, primary: false)
+        func description(_ id: String) throws -> String? {
+            let gzip = try #require(try catalog.store.metadataDocument(datastoreId: catalog.datastoreId, imageSetId: id, version: nil))
+            let text = try #require(Compression.gunzip(gzip))
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any])
+            return ((document["Study"] as? [String: Any])?["DICOM"] as? [String: Any])?["StudyDescription"] as? String
+        }
+        func update(_ text: String, everywhere: Bool, latest: Int) throws -> ImageSetRecord {
+            var changes = try MetadataChanges.parse(
+                updatable: Array(text.utf8), removable: nil, seriesInstanceUID: "\(study).1", force: false)
+            changes.includeStudyImageSets = everywhere
+            return try catalog.store.updateImageSetMetadata(
+                datastoreId: catalog.datastoreId, imageSetId: target.imageSetId, latestVersion: latest, update: .changes(changes), now: 10)
+        }
+        _ = try update(#"{"Study":{"DICOM":{"StudyDescription":"alone"}}}"#, everywhere: false, latest: 1)
+        #expect(try description(target.imageSetId) == "alone")
+        #expect(try description(primary.imageSetId) == nil)
+
+        let updated = try update(
+            #"{"Patient":{"DICOM":{"PatientName":"ONLY^HERE"}},"Study":{"DICOM":{"StudyDescription":"shared"}}}"#, everywhere: true, latest: 2)
+        #expect(updated.latestVersion == 3)
+        for record in [target, primary, sibling] {
+            #expect(try description(record.imageSetId) == "shared")
+        }
+        #expect(try description(stranger.imageSetId) == nil)
+        let versions = try [primary, sibling, stranger].map {
+            try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: $0.imageSetId)?.latestVersion
+        }
+        #expect(versions == [2, 2, 1])
+        let primaryNow = try #require(try catalog.store.imageSet(datastoreId: catalog.datastoreId, imageSetId: primary.imageSetId))
+        #expect(primaryNow.workflowStatus == "UPDATED")
+        #expect(primaryNow.isPrimary)
+        // The patient level changed only where it was asked for.
+        #expect(try Self.patient(catalog.store, catalog, primary.imageSetId, version: nil)["PatientName"] == nil)
+        #expect(try Self.patient(catalog.store, catalog, target.imageSetId, version: nil)["PatientName"] as? String == "ONLY^HERE")
+    }
+
     @Test(arguments: StoreBackend.all) func updatesThatCannotBeMadeAreRefused(backend: StoreBackend) throws {
         for (updatable, force) in [
             (#"{"Patient":{"DICOM":{"PixelData":"AAAA"}}}"#, true),

@@ -31,6 +31,18 @@ public struct MetadataChanges: Sendable {
     /// By SOP Instance UID.
     public var instances: [String: Level] = [:]
     public var removedInstances: [String] = []
+    /// `includeStudyImageSets`: the study level's changes go to every other image set of the study in the data
+    /// store too (a new version each, in the same transaction), so that the image sets of one study keep one
+    /// study level. Patient, series and instance levels stay the image set's own (a primary image set's patient
+    /// level cannot change, so carrying it over would fail wherever a study has one).
+    public var includeStudyImageSets = false
+
+    /// The changes the other image sets of the study get: the study level's.
+    public var studyLevel: MetadataChanges {
+        var shared = MetadataChanges()
+        shared.study = study
+        return shared
+    }
 
     public var isEmpty: Bool {
         patient.isEmpty && study.isEmpty && series.isEmpty && instances.isEmpty && removedInstances.isEmpty
