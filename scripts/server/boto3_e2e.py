@@ -160,6 +160,21 @@ except mi.exceptions.ConflictException:
     pass
 seen["versionsAfterUpdates"] = len(mi.list_image_set_versions(datastoreId=datastore, imageSetId=image_set)["imageSetPropertiesList"])
 
+# includeStudyImageSets: a study-level change made on the copy reaches the primary image set of the study too.
+before = int(mi.get_image_set(datastoreId=datastore, imageSetId=image_set)["versionId"])
+study_update = json.dumps({"SchemaVersion": 1.1, "Study": {"DICOM": {"StudyDescription": "STUDY WIDE"}}}).encode()
+mi.update_image_set_metadata(datastoreId=datastore, imageSetId=copy_id, latestVersionId="1", includeStudyImageSets=True,
+                             updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": study_update}})
+primary_document = json.loads(gzip.decompress(mi.get_image_set_metadata(
+    datastoreId=datastore, imageSetId=image_set)["imageSetMetadataBlob"].read()))
+check(primary_document["Study"]["DICOM"].get("StudyDescription") == "STUDY WIDE", "study-wide update reached the primary")
+check(int(mi.get_image_set(datastoreId=datastore, imageSetId=image_set)["versionId"]) == before + 1, "one new primary version")
+# ListImageSetVersions through boto3's paginator, a version a page: every version once, newest first.
+pages = mi.get_paginator("list_image_set_versions").paginate(
+    datastoreId=datastore, imageSetId=image_set, PaginationConfig={"PageSize": 1})
+listed = [item["versionId"] for page in pages for item in page["imageSetPropertiesList"]]
+check(listed == [str(v) for v in range(before + 1, 0, -1)], f"versions by page: {listed}")
+
 try:
     mi.get_datastore(datastoreId="0" * 32)
     check(False, "unknown data store accepted")
