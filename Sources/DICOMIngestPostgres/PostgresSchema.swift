@@ -1,7 +1,7 @@
 import DICOMIngestSQL
 
-/// The catalog's tables on PostgreSQL: the same tables, columns and indexes as the SQLite catalog's migrations
-/// end with (see `SQLiteImageSetStore.migrator`), plus foreign keys from jobs and image sets to their data store.
+/// The catalog's tables on PostgreSQL: the same tables, columns, indexes and foreign keys as the SQLite catalog's
+/// migrations end with (see `SQLiteImageSetStore.migrator`).
 ///
 /// Text is compared byte by byte (`COLLATE "C"`), as SQLite does, so that every listing sorts the same on both
 /// backends (SOP Instance UIDs in a metadata document, page keys) whatever the database's locale. Integers are

@@ -250,6 +250,54 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
                     CREATE INDEX image_sets_by_study_date_time ON image_sets (datastore_id, study_date_time, id);
                     """)
         }
+        migrator.registerMigration("v12-datastore-foreign-keys") { db in
+            // Jobs and image sets name their data store (which is never removed, only marked DELETED). SQLite adds
+            // a foreign key by rebuilding the table; GRDB runs migrations with foreign keys off (dropping
+            // `image_sets` does not cascade to what it owns) and checks every key before committing.
+            try db.execute(
+                sql: """
+                    CREATE TABLE jobs_new (
+                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL REFERENCES datastores (id), name TEXT NOT NULL,
+                        status TEXT NOT NULL, role_arn TEXT NOT NULL, client_token TEXT NOT NULL, submitted_at REAL NOT NULL,
+                        ended_at REAL, input_uri TEXT NOT NULL, output_uri TEXT NOT NULL, message TEXT,
+                        attempts INTEGER NOT NULL DEFAULT 0, scanned_files INTEGER NOT NULL DEFAULT 0,
+                        imported_files INTEGER NOT NULL DEFAULT 0, customer_errors INTEGER NOT NULL DEFAULT 0,
+                        server_errors INTEGER NOT NULL DEFAULT 0, image_sets INTEGER NOT NULL DEFAULT 0,
+                        bytes_read INTEGER NOT NULL DEFAULT 0);
+                    INSERT INTO jobs_new SELECT id, datastore_id, name, status, role_arn, client_token, submitted_at, ended_at,
+                        input_uri, output_uri, message, attempts, scanned_files, imported_files, customer_errors, server_errors,
+                        image_sets, bytes_read FROM jobs;
+                    DROP TABLE jobs;
+                    ALTER TABLE jobs_new RENAME TO jobs;
+                    CREATE UNIQUE INDEX jobs_by_client_token ON jobs (datastore_id, client_token);
+                    CREATE INDEX jobs_by_status ON jobs (status, datastore_id);
+                    CREATE INDEX jobs_by_page ON jobs (datastore_id, submitted_at, id);
+                    CREATE INDEX jobs_by_status_page ON jobs (datastore_id, status, submitted_at, id);
+                    CREATE TABLE image_sets_new (
+                        id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL REFERENCES datastores (id), series_uid TEXT NOT NULL,
+                        image_set_key TEXT NOT NULL, is_primary INTEGER NOT NULL, latest_version INTEGER NOT NULL,
+                        state TEXT NOT NULL, workflow_status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+                        instance_count INTEGER NOT NULL, patient_id TEXT NOT NULL DEFAULT '',
+                        accession_number TEXT NOT NULL DEFAULT '', study_id TEXT NOT NULL DEFAULT '',
+                        study_uid TEXT NOT NULL DEFAULT '', study_date TEXT NOT NULL DEFAULT '',
+                        study_time TEXT NOT NULL DEFAULT '', study_date_time TEXT NOT NULL DEFAULT '');
+                    INSERT INTO image_sets_new SELECT id, datastore_id, series_uid, image_set_key, is_primary, latest_version,
+                        state, workflow_status, created_at, updated_at, instance_count, patient_id, accession_number, study_id,
+                        study_uid, study_date, study_time, study_date_time FROM image_sets;
+                    DROP TABLE image_sets;
+                    ALTER TABLE image_sets_new RENAME TO image_sets;
+                    CREATE UNIQUE INDEX one_primary_per_series ON image_sets (datastore_id, series_uid) WHERE is_primary = 1;
+                    CREATE INDEX image_sets_by_updated ON image_sets (datastore_id, updated_at, id);
+                    CREATE INDEX image_sets_by_created ON image_sets (datastore_id, created_at, id);
+                    CREATE INDEX image_sets_by_study_date_time ON image_sets (datastore_id, study_date_time, id);
+                    CREATE INDEX image_sets_by_patient ON image_sets (datastore_id, patient_id, updated_at, id);
+                    CREATE INDEX image_sets_by_accession ON image_sets (datastore_id, accession_number, updated_at, id);
+                    CREATE INDEX image_sets_by_study_id ON image_sets (datastore_id, study_id, updated_at, id);
+                    CREATE INDEX image_sets_by_study ON image_sets (datastore_id, study_uid, updated_at, id);
+                    CREATE INDEX image_sets_by_series ON image_sets (datastore_id, series_uid, updated_at, id);
+                    CREATE INDEX image_sets_by_primary ON image_sets (datastore_id, is_primary, updated_at, id);
+                    """)
+        }
         return migrator
     }
 }

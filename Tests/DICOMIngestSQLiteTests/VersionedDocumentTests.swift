@@ -91,8 +91,8 @@ import Testing
             ("INSERT INTO image_set_versions (image_set_id, version, created_at, document) VALUES ('no-such-image-set', 1, 0, $1)", [.blob([])]),
             ("INSERT INTO instance_versions (image_set_id, sop_uid, first_version, input_key, job_id, instance) VALUES ('no-such-image-set', '1', 1, 'k', 'j', $1)", [.blob([])]),
         ]
-        if backend == .postgres {
-            // PostgreSQL's catalog also ties image sets and jobs to their data store.
+        do {
+            // Image sets and jobs name their data store.
             inserts += [
                 ("""
                  INSERT INTO image_sets (id, datastore_id, series_uid, image_set_key, is_primary, latest_version, state,
