@@ -51,7 +51,7 @@ extension DICOMIngestCommand {
             let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in
                 reclaimFramePacks(store, frames: frames, logger: logger)
             }
-            reclaimFramePacks(store, frames: frames, logger: logger)
+            reclaimFramePacks(store, frames: frames, objectStore: true, logger: logger)
             let resumed = try runner.resumeUnfinishedJobs()
             if !resumed.isEmpty { logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))]) }
             try await runServer(

@@ -173,13 +173,22 @@ let loggingConfigured: Void = {
     }
 }()
 
-/// Deletes the frame packs of the store folder that no committed or staged frame references (a failed or killed
-/// job's), logging what it freed; a failure is logged, not fatal: the packs wait for the next run. Frames in S3 are
-/// left alone (an instance's object is written only once its frames all are).
-func reclaimFramePacks(_ store: any SQLBackedImageSetStore, frames: any FrameStorage, logger: Logger) {
-    guard frames is DirectoryFrameStorage else { return }
+/// Deletes the frame packs (in the store folder) or objects (in S3) that no committed or staged frame references (a
+/// failed or killed job's, a deleted image set's), logging what it freed; a failure is logged, not fatal: they wait
+/// for the next run. An S3 prefix is gone through only when `objectStore` says so (at server start): it holds an
+/// object per instance, so listing it after every job would cost more than the job.
+func reclaimFramePacks(_ store: any SQLBackedImageSetStore, frames: any FrameStorage, objectStore: Bool = false, logger: Logger) {
     do {
-        let reclaimed = try store.reclaimUnreferencedFramePacks()
+        let reclaimed: ReclaimedFramePacks
+        if let s3 = frames as? S3FrameStorage {
+            guard objectStore else { return }
+            let now = Date().timeIntervalSince1970
+            let cutoff = min(now, try store.catalog.oldestActiveJobSubmission() ?? now)
+            let objects = try s3.reclaimUnreferencedObjects(before: cutoff) { try store.catalog.referencedFrameBlobs(among: $0) }
+            reclaimed = ReclaimedFramePacks(packs: objects.objects, bytes: objects.bytes)
+        } else {
+            reclaimed = try store.reclaimUnreferencedFramePacks()
+        }
         if reclaimed.packs > 0 {
             logger.info(
                 "reclaimed unreferenced frame packs",

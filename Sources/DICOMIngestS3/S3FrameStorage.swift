@@ -1,4 +1,5 @@
 public import DICOMIngest
+import Foundation
 import Synchronization
 
 /// Frames in objects under an S3 prefix, `<prefix><datastoreId>/<2 hex>/<32 hex>.frames`, one object per instance,
@@ -53,6 +54,65 @@ public final class S3FrameStorage: FrameStorage {
         } catch let error as S3Error {
             throw error.objectIOError
         }
+    }
+}
+
+extension S3FrameStorage {
+    /// Deletes the frame objects no committed frame names and that were written before `cutoff` (seconds since
+    /// 1970; an object written since may belong to a running job that has not staged its instance yet), a page of
+    /// the listing at a time, so memory stays bounded however many objects the prefix holds. An object no frame
+    /// names is one of an instance whose job was killed between the upload and the staging, or of a deleted image
+    /// set.
+    /// - Parameter referenced: which of the blob names given some committed frame names (a catalog query).
+    /// - Returns: the objects deleted and their bytes.
+    public func reclaimUnreferencedObjects(
+        before cutoff: Double, referenced: ([String]) throws -> Set<String>
+    ) throws -> (objects: Int, bytes: Int) {
+        var reclaimed = (objects: 0, bytes: 0)
+        var token: String?
+        let prefix = location.folderPrefix
+        repeat {
+            var query = [("list-type", "2"), ("max-keys", "1000")]
+            if !prefix.isEmpty { query.append(("prefix", prefix)) }
+            if let token { query.append(("continuation-token", token)) }
+            let text: String
+            do {
+                text = String(decoding: try client.send(method: .GET, bucket: location.bucket, query: query).body, as: UTF8.self)
+            } catch let error as S3Error {
+                throw error.objectIOError
+            }
+            var candidates: [(name: String, size: Int)] = []
+            for entry in XML.blocks("Contents", in: text) {
+                let entryText = String(entry)
+                guard let key = XML.firstValue("Key", in: entryText), key.hasPrefix(prefix), key.hasSuffix(".frames"),
+                    let modified = XML.firstValue("LastModified", in: entryText).flatMap(Self.time),
+                    // A second of slack for clocks that differ between this machine and the object store.
+                    modified < cutoff - 1
+                else { continue }
+                candidates.append((String(key.dropFirst(prefix.count)), XML.firstValue("Size", in: entryText).flatMap(Int.init) ?? 0))
+            }
+            let kept = candidates.isEmpty ? [] : try referenced(candidates.map(\.name))
+            for candidate in candidates where !kept.contains(candidate.name) {
+                do {
+                    _ = try client.send(method: .DELETE, bucket: location.bucket, key: prefix + candidate.name)
+                } catch let error as S3Error {
+                    throw error.objectIOError
+                }
+                reclaimed.objects += 1
+                reclaimed.bytes += candidate.size
+            }
+            token = XML.firstValue("IsTruncated", in: text) == "true" ? XML.firstValue("NextContinuationToken", in: text) : nil
+        } while token != nil
+        return reclaimed
+    }
+
+    /// An ISO 8601 time as S3 lists it (`2026-11-30T13:00:00.000Z`), in seconds since 1970.
+    static func time(_ text: String) -> Double? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)?.timeIntervalSince1970
     }
 }
 

@@ -1020,6 +1020,17 @@ public final class SQLCatalog: ImageSetStore {
         }
     }
 
+    /// Which of `blobs` some committed frame names (read by the frames' blob index, a few hundred names a query).
+    public func referencedFrameBlobs(among blobs: [String]) throws -> Set<String> {
+        var found = Set<String>()
+        for chunk in blobs.chunked(by: Self.rowsPerStatement) {
+            let list = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+            let rows = try read { db in try db.rows("SELECT DISTINCT blob FROM frames WHERE blob IN (\(list))", chunk.map { .text($0) }) }
+            found.formUnion(rows.map { $0.string("blob") })
+        }
+        return found
+    }
+
     /// When the oldest SUBMITTED or IN_PROGRESS job was submitted: packs modified since may belong to a running job
     /// that has not staged them yet.
     public func oldestActiveJobSubmission() throws -> Double? {

@@ -123,5 +123,24 @@ struct S3FrameStorageTests {
             }
         }
         #expect(frames == instances.reduce(0) { $0 + $1.frames })
+
+        // An object no frame names (its job was killed between the upload and the staging) and the objects of a
+        // deleted image set are reclaimed; every other object stays. The cutoff is in the future, so that age
+        // does not protect them here.
+        let orphan = try storage.makeBlobWriter(datastoreId: datastoreId)
+        try [UInt8](repeating: 1, count: 100).withUnsafeBytes { try orphan.append($0) }
+        try orphan.finish()
+        let gone = try #require(try store.imageSets(datastoreId: datastoreId).first)
+        _ = try store.deleteImageSet(datastoreId: datastoreId, imageSetId: gone.imageSetId, now: 1)
+        let reclaimed = try storage.reclaimUnreferencedObjects(before: Date().timeIntervalSince1970 + 10) {
+            try store.catalog.referencedFrameBlobs(among: $0)
+        }
+        #expect(reclaimed.objects == 1 + gone.instanceCount)
+        #expect(try Self.keys(storage.client, bucket).count == 12 - gone.instanceCount)
+        // What is left is exactly what the catalog names, and it still reads.
+        let named = try store.catalog.referencedFrameBlobs(among: try Self.keys(storage.client, bucket).map { String($0.dropFirst("store/frames/".count)) })
+        #expect(named.count == 12 - gone.instanceCount)
+        // Age protects: nothing written after the cutoff goes.
+        #expect(try storage.reclaimUnreferencedObjects(before: 0) { _ in [] }.objects == 0)
     }
 }
