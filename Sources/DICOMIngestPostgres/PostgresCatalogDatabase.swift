@@ -47,7 +47,9 @@ final class PostgresConnectionPool: Sendable {
             giveBack(lent)
             return result
         } catch let error as PostgresCatalogError where !error.connectionIsUsable {
+            // The server dropped it (a restart, a failover, an administrator): the idle ones went the same way.
             Self.close(lent)
+            for idle in state.withLock({ state in defer { state.idle = [] }; return state.idle }) { Self.close(idle) }
             throw error
         } catch {
             giveBack(lent)
@@ -105,11 +107,13 @@ struct PostgresCatalogError: Error, CustomStringConvertible {
     init(_ error: any Error) {
         if let error = error as? PSQLError, let info = error.serverInfo {
             sqlState = info[.sqlState] ?? "?"
-            message = info[.message] ?? "\(error)"
-            connectionIsUsable = true
+            message = info[.message] ?? String(reflecting: error)
+            // FATAL and PANIC end the session (57P01 when an administrator terminates it).
+            connectionIsUsable = !["FATAL", "PANIC"].contains(info[.severity] ?? "")
         } else {
             sqlState = "connection"
-            message = "\(error)"
+            // PSQLError's description hides its details on purpose; what went wrong with a connection is safe to tell.
+            message = String(reflecting: error)
             connectionIsUsable = false
         }
     }
@@ -120,16 +124,36 @@ struct PostgresCatalogError: Error, CustomStringConvertible {
 struct PostgresCatalogDatabase: SQLDatabase {
     let connections: PostgresConnectionPool
 
+    /// A read whose connection the server had dropped runs once more on a new one (reads change nothing).
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try connections.withConnection { connection in
-            try body(PostgresSQLConnection(connection: connection, logger: connections.queryLogger))
+        func attempt() throws -> T {
+            try connections.withConnection { connection in
+                try body(PostgresSQLConnection(connection: connection, logger: connections.queryLogger))
+            }
+        }
+        do {
+            return try attempt()
+        } catch let error as PostgresCatalogError where !error.connectionIsUsable {
+            return try attempt()
         }
     }
 
+    /// A write runs once more on a new connection only when its BEGIN found the connection dropped: nothing of it
+    /// ran. Past that point a dropped connection is the caller's error (a COMMIT may have landed).
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        var began = false
+        do {
+            return try transaction(body, began: &began)
+        } catch let error as PostgresCatalogError where !error.connectionIsUsable && !began {
+            return try transaction(body, began: &began)
+        }
+    }
+
+    private func transaction<T>(_ body: (any SQLConnection) throws -> T, began: inout Bool) throws -> T {
         try connections.withConnection { connection in
             let sql = PostgresSQLConnection(connection: connection, logger: connections.queryLogger)
             try sql.execute("BEGIN", [])
+            began = true
             do {
                 let result = try body(sql)
                 try sql.execute("COMMIT", [])
