@@ -37,8 +37,11 @@ final class PostgresConnectionPool: Sendable {
             connection = try PostgresConnection.connect(
                 on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: id, logger: logger
             ).wait()
-            if location.schema != "public" {
-                _ = try connection!.query(PostgresQuery(unsafeSQL: "SET search_path TO \(location.schema)"), logger: logger).wait()
+            // The catalog's schema, and a name that tells in pg_stat_activity which catalog a connection serves.
+            var setup = ["SET application_name TO 'dicom-ingest/\(location.schema)'"]
+            if location.schema != "public" { setup.append("SET search_path TO \(location.schema)") }
+            for statement in setup {
+                _ = try connection!.query(PostgresQuery(unsafeSQL: statement), logger: logger).wait()
             }
         }
         let lent = connection!

@@ -154,7 +154,9 @@ import Testing
             } else {
                 // Killed before the job was recorded (nothing to resume) or after it ended (nothing left to do): the
                 // token answers.
-                let jobs = try json(try runner.run(["job", "list", "--store", folder.sub("store-\(run)")]).stdout)["jobSummaries"] as? [[String: Any]]
+                // Killed before even the data store was created, `job list` has none to list.
+                let listing = try runner.run(["job", "list", "--store", folder.sub("store-\(run)")])
+                let jobs = listing.status == 0 ? try json(listing.stdout)["jobSummaries"] as? [[String: Any]] : nil
                 if let jobId = jobs?.first?["jobId"] as? String, jobs?.first?["jobStatus"] as? String == "IN_PROGRESS" {
                     again = try runner.run(["import", "--resume", jobId, "--store", folder.sub("store-\(run)"), "--json", "--no-progress", "--threads", "2"])
                 } else {

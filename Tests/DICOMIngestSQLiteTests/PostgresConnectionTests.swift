@@ -17,13 +17,15 @@ struct PostgresConnectionTests {
         let other = try StoreBackend.postgres.open(folder.sub("store"))
         let datastoreId = try store.createDatastore(name: "before", now: 0).datastoreId
         for round in 1...3 {
-            // Every backend of the database but the one asking goes, the idle connections of `store` among them.
+            // Every connection to this catalog but the one asking goes, the idle ones of `store` among them (other
+            // tests' catalogs, in schemas of their own, keep theirs).
+            let name = "dicom-ingest/" + StoreBackend.schema(for: folder.sub("store"))
             let terminated = try other.catalog.database.read { db in
                 try db.rows(
                     """
                     SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
-                    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-                    """, []
+                    WHERE application_name = $1 AND pid <> pg_backend_pid()
+                    """, [.text(name)]
                 ).first?.int("n") ?? 0
             }
             #expect(terminated >= 1, "round \(round)")
