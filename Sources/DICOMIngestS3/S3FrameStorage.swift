@@ -71,6 +71,7 @@ extension S3FrameStorage {
         var reclaimed = (objects: 0, bytes: 0)
         var token: String?
         let prefix = location.folderPrefix
+        let times = ListedTimes()
         repeat {
             var query = [("list-type", "2"), ("max-keys", "1000")]
             if !prefix.isEmpty { query.append(("prefix", prefix)) }
@@ -85,7 +86,7 @@ extension S3FrameStorage {
             for entry in XML.blocks("Contents", in: text) {
                 let entryText = String(entry)
                 guard let key = XML.firstValue("Key", in: entryText), key.hasPrefix(prefix), key.hasSuffix(".frames"),
-                    let modified = XML.firstValue("LastModified", in: entryText).flatMap(Self.time),
+                    let modified = XML.firstValue("LastModified", in: entryText).flatMap(times.seconds),
                     // A second of slack for clocks that differ between this machine and the object store.
                     modified < cutoff - 1
                 else { continue }
@@ -105,14 +106,21 @@ extension S3FrameStorage {
         } while token != nil
         return reclaimed
     }
+}
 
-    /// An ISO 8601 time as S3 lists it (`2026-11-30T13:00:00.000Z`), in seconds since 1970.
-    static func time(_ text: String) -> Double? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)?.timeIntervalSince1970
+/// ISO 8601 times as S3 lists them (`2026-11-30T13:00:00.000Z`, or without the fraction), in seconds since 1970;
+/// the formatters are made once per listing, not once per object.
+struct ListedTimes {
+    private let fractional = ISO8601DateFormatter()
+    private let whole = ISO8601DateFormatter()
+
+    init() {
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        whole.formatOptions = [.withInternetDateTime]
+    }
+
+    func seconds(_ text: String) -> Double? {
+        (fractional.date(from: text) ?? whole.date(from: text))?.timeIntervalSince1970
     }
 }
 

@@ -84,24 +84,37 @@ public final class SQLCatalog: ImageSetStore {
     }
 
     public func datastores(status: DatastoreStatus?, limit: Int, after: PageToken?) throws -> Page<DatastoreProperties> {
-        var conditions = [status == nil ? "status != 'DELETED'" : "status = $1"]
-        var arguments: [SQLValue] = status.map { [.text($0.rawValue)] } ?? []
+        try page(
+            of: "datastores", where: [status == nil ? "status != 'DELETED'" : "status = $1"],
+            status.map { [.text($0.rawValue)] } ?? [], by: "created_at", descending: false, limit: limit, after: after,
+            Self.datastore, key: { ($0.createdAt, $0.datastoreId) })
+    }
+
+    /// One page of `table` in `(column, id)` order, read by key from after the token's row: `limit` rows, and the
+    /// token of the next page when there are more.
+    private func page<Item>(
+        of table: String, where conditions: [String], _ arguments: [SQLValue], by column: String, descending: Bool,
+        limit: Int, after: PageToken?, _ item: (SQLRow) -> Item, key: (Item) -> (Double, String)
+    ) throws -> Page<Item> {
+        var conditions = conditions
+        var arguments = arguments
         if let after {
-            guard case .number(let createdAt) = after.sortValue else { throw ImageSetStoreError(.invalid, "Invalid nextToken") }
-            arguments += [.real(createdAt), .text(after.id)]
-            let time = arguments.count - 1
-            conditions.append("(created_at > $\(time) OR (created_at = $\(time) AND id > $\(time + 1)))")
+            guard case .number(let value) = after.sortValue else { throw ImageSetStoreError(.invalid, "Invalid nextToken") }
+            arguments += [.real(value), .text(after.id)]
+            let (bound, id, beyond) = (arguments.count - 1, arguments.count, descending ? "<" : ">")
+            conditions.append("(\(column) \(beyond) $\(bound) OR (\(column) = $\(bound) AND id \(beyond) $\(id)))")
         }
         let limit = max(1, limit)
         arguments.append(.integer(Int64(limit + 1)))
+        let direction = descending ? "DESC" : "ASC"
         let sql = """
-            SELECT * FROM datastores WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY created_at, id LIMIT $\(arguments.count)
+            SELECT * FROM \(table) WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY \(column) \(direction), id \(direction) LIMIT $\(arguments.count)
             """
-        let found = try read { db in try db.rows(sql, arguments).map(Self.datastore) }
-        let page = Array(found.prefix(limit))
-        guard found.count > limit, let last = page.last else { return Page(items: page, nextToken: nil) }
-        return Page(items: page, nextToken: PageToken(sortValue: .number(last.createdAt), id: last.datastoreId))
+        let found = try read { db in try db.rows(sql, arguments).map(item) }
+        let items = Array(found.prefix(limit))
+        guard found.count > limit, let last = items.last.map(key) else { return Page(items: items, nextToken: nil) }
+        return Page(items: items, nextToken: PageToken(sortValue: .number(last.0), id: last.1))
     }
 
     public func deleteDatastore(id: String, now: Double) throws -> DatastoreProperties {
@@ -193,28 +206,10 @@ public final class SQLCatalog: ImageSetStore {
     public func jobs(
         datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?
     ) throws -> Page<DICOMImportJobProperties> {
-        var conditions = ["datastore_id = $1"]
-        var arguments: [SQLValue] = [.text(datastoreId)]
-        if let status {
-            arguments.append(.text(status.rawValue))
-            conditions.append("status = $\(arguments.count)")
-        }
-        if let after {
-            guard case .number(let submittedAt) = after.sortValue else { throw ImageSetStoreError(.invalid, "Invalid nextToken") }
-            arguments += [.real(submittedAt), .text(after.id)]
-            let time = arguments.count - 1
-            conditions.append("(submitted_at < $\(time) OR (submitted_at = $\(time) AND id < $\(time + 1)))")
-        }
-        let limit = max(1, limit)
-        arguments.append(.integer(Int64(limit + 1)))
-        let sql = """
-            SELECT * FROM jobs WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY submitted_at DESC, id DESC LIMIT $\(arguments.count)
-            """
-        let jobs = try read { db in try db.rows(sql, arguments).map(Self.job) }
-        let page = Array(jobs.prefix(limit))
-        guard jobs.count > limit, let last = page.last else { return Page(items: page, nextToken: nil) }
-        return Page(items: page, nextToken: PageToken(sortValue: .number(last.submittedAt), id: last.jobId))
+        try page(
+            of: "jobs", where: ["datastore_id = $1"] + (status == nil ? [] : ["status = $2"]),
+            [.text(datastoreId)] + (status.map { [.text($0.rawValue)] } ?? []), by: "submitted_at", descending: true,
+            limit: limit, after: after, Self.job, key: { ($0.submittedAt, $0.jobId) })
     }
 
     public func unfinishedJobs() throws -> [DICOMImportJobProperties] {
@@ -268,7 +263,7 @@ public final class SQLCatalog: ImageSetStore {
                  .text(instance.key.encoded), .blob(instance.patientJSON), .blob(instance.studyJSON), .blob(instance.seriesJSON),
                  .blob(instance.instanceJSON), .blob(StagedLists.encode(instance.frames)), .blob(StagedLists.encode(instance.warnings))]
             }
-            for chunk in rows.chunked(by: 200) {
+            for chunk in rows.chunked(by: Self.rowsPerStatement) {
                 try Self.insertRows(
                     into: """
                         staged_instances (job_id, input_key, sop_uid, series_uid, image_set_key, patient, study, series, instance,
@@ -405,30 +400,14 @@ public final class SQLCatalog: ImageSetStore {
         record.studyTime = pieces.studyTime
         let imageSetId = record.imageSetId
         let version = record.latestVersion
-        // A SOP instance already in the image set is replaced by this version's copy (spec §4.3): its current row
-        // ends with the previous version and a new row starts with this one. Within one version the last copy of a
-        // SOP instance (in input-key order) is the one kept. Rows go in a few multi-row statements, not one per
-        // instance: a round trip per row is what a networked catalog cannot afford.
+        // A SOP instance already in the image set is replaced by this version's copy (spec §4.3). Within one
+        // version the last copy of a SOP instance (in input-key order) is the one kept.
         var latest: [String: Int] = [:]
         for (index, instance) in commit.instances.enumerated() { latest[instance.sopInstanceUID] = index }
         let instances = commit.instances.enumerated().filter { latest[$0.element.sopInstanceUID] == $0.offset }.map(\.element)
-        for chunk in instances.chunked(by: rowsPerStatement) {
-            let list = (0..<chunk.count).map { "$\($0 + 3)" }.joined(separator: ", ")
-            let retired = try db.execute(
-                "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND last_version IS NULL AND sop_uid IN (\(list))",
-                [.integer(Int64(version - 1)), .text(imageSetId)] + chunk.map { .text($0.sopInstanceUID) })
-            record.instanceCount += chunk.count - retired
-            try insertRows(
-                into: "instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)",
-                columns: 7, rows: chunk.map { instance -> [SQLValue] in
-                    [.text(imageSetId), .text(instance.sopInstanceUID), .integer(Int64(version)), .null, .text(instance.inputKey),
-                     .text(commit.jobId), .blob(instance.instanceJSON)]
-                },
-                suffix: """
-                    ON CONFLICT (image_set_id, sop_uid, first_version) DO UPDATE
-                        SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
-                    """, db)
-        }
+        record.instanceCount += try replaceInstances(
+            instances.map { InstanceRow(sop: $0.sopInstanceUID, inputKey: $0.inputKey, jobId: commit.jobId, json: $0.instanceJSON) },
+            in: imageSetId, version: version, db)
         let frames = instances.flatMap(\.frames).map { frame -> [SQLValue] in
             [.text(frame.id), .text(commit.datastoreId), .text(imageSetId), .text(frame.blob), .integer(Int64(frame.offset)),
              .integer(Int64(frame.length)), .text(frame.transferSyntaxUID)]
@@ -453,8 +432,8 @@ public final class SQLCatalog: ImageSetStore {
         return record
     }
 
-    /// Rows per multi-row statement: 7 columns × 500 rows stays under both backends' limits on bound parameters
-    /// (SQLite 32,766, PostgreSQL 65,535).
+    /// Rows per multi-row statement: 11 columns × 500 rows stays well under both backends' limits on bound
+    /// parameters (SQLite 32,766, PostgreSQL 65,535).
     private static let rowsPerStatement = 500
 
     /// One `INSERT INTO table (columns) VALUES (…), (…) suffix` for `rows`.
@@ -539,8 +518,8 @@ public final class SQLCatalog: ImageSetStore {
                 """,
                 source.imageSetId
             ).map { row in
-                (sop: row.string("sop_uid"), inputKey: row.string("input_key"), jobId: row.string("job_id"),
-                 json: row.bytes("instance") ?? [])
+                InstanceRow(sop: row.string("sop_uid"), inputKey: row.string("input_key"), jobId: row.string("job_id"),
+                            json: row.bytes("instance") ?? [])
             }
             if let chosen = copy.instances {
                 let present = Set(instances.map(\.sop))
@@ -604,20 +583,17 @@ public final class SQLCatalog: ImageSetStore {
                 pieces = sourcePieces
             }
             let version = destination.latestVersion
-            for instance in instances {
-                try Self.replaceInstance(
-                    destination.imageSetId, instance.sop, version: version, inputKey: instance.inputKey, jobId: instance.jobId,
-                    json: instance.json, db)
-            }
-            for id in frameIds {
+            _ = try Self.replaceInstances(instances, in: destination.imageSetId, version: version, db)
+            for chunk in frameIds.chunked(by: Self.rowsPerStatement) {
+                let list = (0..<chunk.count).map { "$\($0 + 3)" }.joined(separator: ", ")
                 try db.execute(
                     """
                     INSERT INTO frames (id, datastore_id, image_set_id, blob, "offset", length, transfer_syntax)
                     SELECT id, datastore_id, $1, blob, "offset", length, transfer_syntax FROM frames
-                    WHERE image_set_id = $2 AND id = $3
+                    WHERE image_set_id = $2 AND id IN (\(list))
                     ON CONFLICT (image_set_id, id) DO NOTHING
                     """,
-                    destination.imageSetId, source.imageSetId, id)
+                    [.text(destination.imageSetId), .text(source.imageSetId)] + chunk.map { .text($0) })
             }
             try Self.insertVersion(destination.imageSetId, version, jobId: nil, at: now, pieces, db)
             destination.instanceCount = try Self.currentInstanceCount(destination.imageSetId, db)
@@ -746,14 +722,15 @@ public final class SQLCatalog: ImageSetStore {
             pieces.patient = try MetadataChanges.apply(changes.patient, toDICOM: pieces.patient)
             pieces.study = try MetadataChanges.apply(changes.study, toDICOM: pieces.study)
             pieces.series = try MetadataChanges.apply(changes.series, toDICOM: pieces.series)
+            var changed: [InstanceRow] = []
             for (sop, level) in changes.instances.sorted(by: { $0.key < $1.key }) {
-                guard let current = try Self.currentInstance(imageSetId, sop, db) else {
+                guard var current = try Self.currentInstance(imageSetId, sop, db) else {
                     throw ImageSetStoreError(.invalid, "Instance \(sop) is not in image set \(imageSetId)")
                 }
-                try Self.replaceInstance(
-                    imageSetId, sop, version: version, inputKey: current.inputKey, jobId: current.jobId,
-                    json: try MetadataChanges.apply(level, toInstance: current.json), db)
+                current.json = try MetadataChanges.apply(level, toInstance: current.json)
+                changed.append(current)
             }
+            _ = try Self.replaceInstances(changed, in: imageSetId, version: version, db)
             for sop in changes.removedInstances {
                 let ended = try db.execute(
                     "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND sop_uid = $3 AND last_version IS NULL",
@@ -860,28 +837,47 @@ public final class SQLCatalog: ImageSetStore {
         return VersionPieces(patient: dicom(patient), study: dicom(study), series: dicom(series), storedInstances: instances)
     }
 
-    private static func currentInstance(
-        _ imageSetId: String, _ sop: String, _ db: any SQLConnection
-    ) throws -> (inputKey: String, jobId: String, json: [UInt8])? {
+    private static func currentInstance(_ imageSetId: String, _ sop: String, _ db: any SQLConnection) throws -> InstanceRow? {
         try db.row(
             "SELECT input_key, job_id, instance FROM instance_versions WHERE image_set_id = $1 AND sop_uid = $2 AND last_version IS NULL",
             imageSetId, sop
-        ).map { row in (row.string("input_key"), row.string("job_id"), row.bytes("instance") ?? []) }
+        ).map { row in InstanceRow(sop: sop, inputKey: row.string("input_key"), jobId: row.string("job_id"), json: row.bytes("instance") ?? []) }
     }
 
-    /// Ends an instance's current row with the previous version and starts a new one with `version`.
-    private static func replaceInstance(
-        _ imageSetId: String, _ sop: String, version: Int, inputKey: String, jobId: String, json: [UInt8], _ db: any SQLConnection
-    ) throws {
-        try db.execute(
-            "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND sop_uid = $3 AND last_version IS NULL",
-            version - 1, imageSetId, sop)
-        try db.execute(
-            """
-            INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
-            VALUES ($1, $2, $3, NULL, $4, $5, $6)
-            """,
-            imageSetId, sop, version, inputKey, jobId, json)
+    /// One instance row's contents: its SOP Instance UID, where it came from, its entry of the metadata document.
+    struct InstanceRow {
+        var sop: String
+        var inputKey: String
+        var jobId: String
+        var json: [UInt8]
+    }
+
+    /// Makes `instances` (one per SOP Instance UID) current in the image set as of `version`: the current row of
+    /// each that has one ends with the previous version, and a new row starts with this one. A few multi-row
+    /// statements, not one per instance: a round trip per row is what a networked catalog cannot afford.
+    /// - Returns: how many of them were not in the image set before.
+    private static func replaceInstances(
+        _ instances: [InstanceRow], in imageSetId: String, version: Int, _ db: any SQLConnection
+    ) throws -> Int {
+        var added = 0
+        for chunk in instances.chunked(by: rowsPerStatement) {
+            let list = (0..<chunk.count).map { "$\($0 + 3)" }.joined(separator: ", ")
+            let retired = try db.execute(
+                "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND last_version IS NULL AND sop_uid IN (\(list))",
+                [.integer(Int64(version - 1)), .text(imageSetId)] + chunk.map { .text($0.sop) })
+            added += chunk.count - retired
+            try insertRows(
+                into: "instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)",
+                columns: 7, rows: chunk.map { instance -> [SQLValue] in
+                    [.text(imageSetId), .text(instance.sop), .integer(Int64(version)), .null, .text(instance.inputKey),
+                     .text(instance.jobId), .blob(instance.json)]
+                },
+                suffix: """
+                    ON CONFLICT (image_set_id, sop_uid, first_version) DO UPDATE
+                        SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
+                    """, db)
+        }
+        return added
     }
 
     /// Makes the instances of version `target` the current ones, as of `version`: rows of `target` that are still
@@ -893,9 +889,8 @@ public final class SQLCatalog: ImageSetStore {
             try db.execute(
                 "UPDATE instance_versions SET last_version = $1 WHERE image_set_id = $2 AND last_version IS NULL",
                 version - 1, imageSetId)
-            for (sop, json) in stored {
-                try replaceInstance(imageSetId, sop, version: version, inputKey: "", jobId: "", json: json, db)
-            }
+            _ = try replaceInstances(
+                stored.map { InstanceRow(sop: $0.0, inputKey: "", jobId: "", json: $0.1) }, in: imageSetId, version: version, db)
             return
         }
         let visible = "first_version <= $2 AND (last_version IS NULL OR last_version >= $2)"
