@@ -55,7 +55,18 @@ extension DICOMIngestCommand {
         @Flag(help: "Never print the progress line, even on a terminal.")
         var noProgress = false
 
+        @Flag(help: "Only record the job, for worker processes sharing the PostgreSQL catalog (dicom-ingest worker) to run; prints its ID.")
+        var submitOnly = false
+
+        @Flag(help: "With --submit-only: wait until the workers have ended the job, then report it as a run here would.")
+        var wait = false
+
         func validate() throws {
+            if submitOnly && options.catalogURL() == nil {
+                throw ValidationError("--submit-only needs a catalog workers share: --catalog postgres://… (or DICOM_INGEST_CATALOG)")
+            }
+            if wait && !submitOnly { throw ValidationError("--wait goes with --submit-only") }
+            if submitOnly && resume != nil { throw ValidationError("--submit-only records a new job; workers resume theirs") }
             if resume != nil {
                 guard input == nil, output == nil, clientToken == nil else {
                     throw ValidationError("--resume takes the job's own input and output: leave out <input>, --output and --client-token")
@@ -89,7 +100,10 @@ extension DICOMIngestCommand {
                     let request = StartDICOMImportJobRequest(
                         datastoreId: datastore, jobName: jobName, dataAccessRoleArn: roleArn,
                         clientToken: clientToken ?? UUID().uuidString, inputS3Uri: inputURI, outputS3Uri: outputURI)
-                    job = try engine.submit(request)
+                    job = try engine.submit(request, onWorkers: submitOnly)
+                }
+                if submitOnly {
+                    return wait ? .ran(try waitForWorkers(job, store: store)) : .submitted(job)
                 }
                 guard job.jobStatus == .submitted || job.jobStatus == .inProgress else {
                     if resume != nil {
@@ -130,6 +144,12 @@ extension DICOMIngestCommand {
             case .ran(let outcome):
                 report(outcome)
                 if outcome.job.jobStatus != .completed { throw ExitCode(1) }
+            case .submitted(let job):
+                if json {
+                    printJSON(.object([("jobId", .string(job.jobId)), ("datastoreId", .string(job.datastoreId)), ("jobStatus", .string(job.jobStatus.rawValue))]))
+                } else {
+                    FileHandle.standardOutput.write(Data("job \(job.jobId) \(job.jobStatus.rawValue) in data store \(job.datastoreId) (for workers)\n".utf8))
+                }
             case .endedBefore(let job):
                 FileHandle.standardOutput.write(Data(
                     "job \(job.jobId) \(job.jobStatus.rawValue) in data store \(job.datastoreId) (ended before: the client token was used already)\n".utf8))
@@ -139,7 +159,23 @@ extension DICOMIngestCommand {
 
         enum Ran {
             case ran(ImportOutcome)
+            case submitted(DICOMImportJobProperties)
             case endedBefore(DICOMImportJobProperties)
+        }
+
+        /// Polls the job until the workers end it; its outcome is the job record's.
+        func waitForWorkers(_ submitted: DICOMImportJobProperties, store: any SQLBackedImageSetStore) throws -> ImportOutcome {
+            var job = submitted
+            while job.jobStatus == .submitted || job.jobStatus == .inProgress {
+                Thread.sleep(forTimeInterval: 0.25)
+                guard let current = try store.job(datastoreId: job.datastoreId, jobId: job.jobId) else {
+                    throw IngestServiceError.notFound("Job \(job.jobId) no longer exists")
+                }
+                job = current
+            }
+            var folder = job.outputS3Uri
+            if !folder.hasSuffix("/") { folder += "/" }
+            return ImportOutcome(ended: job, jobFolderURI: folder + "\(job.datastoreId)-DicomImport-\(job.jobId)/")
         }
 
         func report(_ outcome: ImportOutcome) {

@@ -28,6 +28,14 @@ extension DICOMIngestCommand {
         @Option(help: "JSON configuration file (identities, roles, limits).") var config: String?
         @Option(help: "S3 endpoint for s3:// prefixes (default: the AWS environment).") var endpointURL: String?
         @Flag(help: "Accept unsigned requests (local experiments only).") var noAuth = false
+        @Flag(help: "Only record the jobs this server accepts; worker processes sharing its PostgreSQL catalog run them (dicom-ingest worker).")
+        var submitOnly = false
+
+        func validate() throws {
+            if submitOnly && options.catalogURL() == nil {
+                throw ValidationError("--submit-only needs a catalog workers share: --catalog postgres://… (or DICOM_INGEST_CATALOG)")
+            }
+        }
 
         func run() async throws {
             _ = loggingConfigured
@@ -48,12 +56,16 @@ extension DICOMIngestCommand {
                 configuration: engineOptions.configuration(store: store, metrics: IngestService.metricsFactory(for: registry)))
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
-            let runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in
-                reclaimFramePacks(store, frames: frames, logger: logger)
+            var runner: JobRunner?
+            if !submitOnly {
+                runner = JobRunner(engine: engine, io: CommandLineObjectIO(endpointURL: endpointURL)) { [logger] in
+                    reclaimFramePacks(store, frames: frames, logger: logger)
+                }
             }
             reclaimFramePacks(store, frames: frames, objectStore: true, logger: logger)
-            let resumed = try runner.resumeUnfinishedJobs()
-            if !resumed.isEmpty { logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))]) }
+            if let resumed = try runner?.resumeUnfinishedJobs(), !resumed.isEmpty {
+                logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))])
+            }
             try await runServer(
                 service: IngestService(configuration: configuration, engine: engine, runner: runner, registry: registry),
                 logger: logger)

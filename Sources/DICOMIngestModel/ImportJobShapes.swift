@@ -148,12 +148,15 @@ public struct DICOMImportJobProperties: Hashable, Sendable {
     public var message: String?
     /// How far the job has got (an extension of ours: HealthImaging has no progress on a job).
     public var progress: ImportJobProgress
+    /// Run by worker processes sharing the catalog (`dicom-ingest worker`), not by the process that took it.
+    public var runsOnWorkers: Bool
 
     public init(
         jobId: String, jobName: String, jobStatus: JobStatus, datastoreId: String, dataAccessRoleArn: String,
         clientToken: String, submittedAt: Double, endedAt: Double? = nil, inputS3Uri: String, outputS3Uri: String,
-        message: String? = nil, progress: ImportJobProgress = ImportJobProgress()
+        message: String? = nil, progress: ImportJobProgress = ImportJobProgress(), runsOnWorkers: Bool = false
     ) {
+        self.runsOnWorkers = runsOnWorkers
         self.jobId = jobId
         self.jobName = jobName
         self.jobStatus = jobStatus

@@ -8,7 +8,7 @@ import DICOMIngestSQL
 /// 64-bit and times `DOUBLE PRECISION` (seconds since 1970), as in SQLite.
 enum PostgresSchema {
     /// Migrations in order; one that has run is never edited, a change is a new entry.
-    static let migrations: [(name: String, sql: String)] = [("v1-catalog", v1)]
+    static let migrations: [(name: String, sql: String)] = [("v1-catalog", v1), ("v2-work-queue", v2)]
 
     private static let text = "TEXT COLLATE \"C\""
 
@@ -81,6 +81,27 @@ enum PostgresSchema {
         CREATE TABLE tags (
             resource_arn \(text) NOT NULL, key \(text) NOT NULL, value \(text) NOT NULL,
             PRIMARY KEY (resource_arn, key));
+        """
+
+    /// Jobs run by workers (`ImportWorkQueue`): the job's lease, how far its listing got, and its chunks.
+    private static let v2 = """
+        ALTER TABLE jobs ADD COLUMN on_workers BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN listed_objects BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN listing_ended BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN failure \(text);
+        ALTER TABLE jobs ADD COLUMN lease_holder \(text);
+        ALTER TABLE jobs ADD COLUMN lease_expires DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN served_at DOUBLE PRECISION NOT NULL DEFAULT 0;
+        CREATE INDEX jobs_on_workers ON jobs (submitted_at, id) WHERE on_workers = 1 AND status IN ('SUBMITTED', 'IN_PROGRESS');
+        CREATE TABLE job_chunks (
+            job_id \(text) NOT NULL REFERENCES jobs (id), seq BIGINT NOT NULL, objects BYTEA NOT NULL,
+            object_count BIGINT NOT NULL, done BIGINT NOT NULL DEFAULT 0, holder \(text),
+            lease_expires DOUBLE PRECISION NOT NULL DEFAULT 0, claims BIGINT NOT NULL DEFAULT 0,
+            abandoned BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (job_id, seq));
+        CREATE INDEX open_chunks ON job_chunks (job_id, seq) WHERE done = 0;
+        CREATE TABLE chunk_in_flight (
+            job_id \(text) NOT NULL, seq BIGINT NOT NULL, claim BIGINT NOT NULL, input_key \(text) NOT NULL);
+        CREATE INDEX chunk_in_flight_by_chunk ON chunk_in_flight (job_id, seq, claim, input_key);
         """
 
     /// Creates the schema if needed and runs the migrations it has not run, in one transaction under a lock, so

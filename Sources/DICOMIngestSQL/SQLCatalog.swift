@@ -28,11 +28,12 @@ public final class SQLCatalog: ImageSetStore {
         self.dialect = dialect
     }
 
-    private func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try mapped { try database.read(body) }
     }
 
-    private func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+    @discardableResult
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try mapped { try database.write(body) }
     }
 
@@ -173,11 +174,12 @@ public final class SQLCatalog: ImageSetStore {
             try db.execute(
                 """
                 INSERT INTO jobs (id, datastore_id, name, status, role_arn, client_token, submitted_at, ended_at,
-                                  input_uri, output_uri, message)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                  input_uri, output_uri, message, on_workers)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                 """,
                 job.jobId, job.datastoreId, job.jobName, job.jobStatus.rawValue, job.dataAccessRoleArn,
-                job.clientToken, job.submittedAt, job.endedAt, job.inputS3Uri, job.outputS3Uri, job.message)
+                job.clientToken, job.submittedAt, job.endedAt, job.inputS3Uri, job.outputS3Uri, job.message,
+                job.runsOnWorkers)
             return (job, true)
         }
     }
@@ -214,12 +216,13 @@ public final class SQLCatalog: ImageSetStore {
 
     public func unfinishedJobs() throws -> [DICOMImportJobProperties] {
         try read { db in
-            try db.rows("SELECT * FROM jobs WHERE status IN ('SUBMITTED', 'IN_PROGRESS') ORDER BY submitted_at, id")
+            try db.rows(
+                "SELECT * FROM jobs WHERE status IN ('SUBMITTED', 'IN_PROGRESS') AND on_workers = 0 ORDER BY submitted_at, id")
                 .map(Self.job)
         }
     }
 
-    private static func job(_ row: SQLRow) -> DICOMImportJobProperties {
+    static func job(_ row: SQLRow) -> DICOMImportJobProperties {
         DICOMImportJobProperties(
             jobId: row.string("id"), jobName: row.string("name"),
             jobStatus: JobStatus(rawValue: row.string("status")) ?? .failed,
@@ -230,7 +233,8 @@ public final class SQLCatalog: ImageSetStore {
             progress: ImportJobProgress(
                 scannedFiles: row.int("scanned_files"), importedFiles: row.int("imported_files"),
                 customerErrors: row.int("customer_errors"), serverErrors: row.int("server_errors"),
-                generatedImageSets: row.int("image_sets"), bytesRead: row.int("bytes_read")))
+                generatedImageSets: row.int("image_sets"), bytesRead: row.int("bytes_read")),
+            runsOnWorkers: row.bool("on_workers"))
     }
 
     private static func record(_ progress: ImportJobProgress, jobId: String, _ db: any SQLConnection) throws {
@@ -258,26 +262,30 @@ public final class SQLCatalog: ImageSetStore {
 
     public func stage(_ instances: [PreparedInstance], lines: [JobLine], jobId: String, progress: ImportJobProgress) throws {
         try write { db in
-            let rows = instances.map { instance -> [SQLValue] in
-                [.text(jobId), .text(instance.inputKey), .text(instance.sopInstanceUID), .text(instance.key.seriesInstanceUID),
-                 .text(instance.key.encoded), .blob(instance.patientJSON), .blob(instance.studyJSON), .blob(instance.seriesJSON),
-                 .blob(instance.instanceJSON), .blob(StagedLists.encode(instance.frames)), .blob(StagedLists.encode(instance.warnings))]
-            }
-            for chunk in rows.chunked(by: Self.rowsPerStatement) {
-                try Self.insertRows(
-                    into: """
-                        staged_instances (job_id, input_key, sop_uid, series_uid, image_set_key, patient, study, series, instance,
-                                          frames, warnings)
-                        """,
-                    columns: 11, rows: Array(chunk), suffix: "", db)
-            }
+            try Self.insertStaged(instances, jobId: jobId, db)
             try Self.record(lines, jobId: jobId, db)
             try Self.record(progress, jobId: jobId, db)
         }
     }
 
+    static func insertStaged(_ instances: [PreparedInstance], jobId: String, _ db: any SQLConnection) throws {
+        let rows = instances.map { instance -> [SQLValue] in
+            [.text(jobId), .text(instance.inputKey), .text(instance.sopInstanceUID), .text(instance.key.seriesInstanceUID),
+             .text(instance.key.encoded), .blob(instance.patientJSON), .blob(instance.studyJSON), .blob(instance.seriesJSON),
+             .blob(instance.instanceJSON), .blob(StagedLists.encode(instance.frames)), .blob(StagedLists.encode(instance.warnings))]
+        }
+        for chunk in rows.chunked(by: Self.rowsPerStatement) {
+            try Self.insertRows(
+                into: """
+                    staged_instances (job_id, input_key, sop_uid, series_uid, image_set_key, patient, study, series, instance,
+                                      frames, warnings)
+                    """,
+                columns: 11, rows: Array(chunk), suffix: "", db)
+        }
+    }
+
     /// In the order given: `seq` numbers them as they are inserted, row by row within a statement too.
-    private static func record(_ lines: [JobLine], jobId: String, _ db: any SQLConnection) throws {
+    static func record(_ lines: [JobLine], jobId: String, _ db: any SQLConnection) throws {
         let rows = lines.map { line -> [SQLValue] in [.text(jobId), .text(line.kind.rawValue), .text(line.inputKey), .blob(line.json)] }
         for chunk in rows.chunked(by: rowsPerStatement) {
             try insertRows(into: "job_lines (job_id, kind, input_key, line)", columns: 4, rows: Array(chunk), suffix: "", db)
@@ -343,14 +351,24 @@ public final class SQLCatalog: ImageSetStore {
     }
 
     public func endJob(_ job: DICOMImportJobProperties) throws {
-        try write { db in
-            try db.execute(
-                "UPDATE jobs SET status = $1, ended_at = $2, message = $3 WHERE id = $4",
-                job.jobStatus.rawValue, job.endedAt, job.message, job.jobId)
-            try Self.record(job.progress, jobId: job.jobId, db)
-            try db.execute("DELETE FROM staged_instances WHERE job_id = $1", job.jobId)
-            try db.execute("DELETE FROM job_lines WHERE job_id = $1", job.jobId)
-        }
+        try write { db in try Self.end(job, db) }
+    }
+
+    static func end(_ job: DICOMImportJobProperties, _ db: any SQLConnection) throws {
+        try dropWork(ofJob: job.jobId, db)
+        try db.execute(
+            "UPDATE jobs SET status = $1, ended_at = $2, message = $3, lease_holder = NULL WHERE id = $4",
+            job.jobStatus.rawValue, job.endedAt, job.message, job.jobId)
+        try record(job.progress, jobId: job.jobId, db)
+    }
+
+    /// What a job kept to resume or share its work. Chunks go first: a chunk's writer takes its chunk's row before
+    /// the job's, and so does this.
+    static func dropWork(ofJob jobId: String, _ db: any SQLConnection) throws {
+        try db.execute("DELETE FROM chunk_in_flight WHERE job_id = $1", jobId)
+        try db.execute("DELETE FROM job_chunks WHERE job_id = $1", jobId)
+        try db.execute("DELETE FROM staged_instances WHERE job_id = $1", jobId)
+        try db.execute("DELETE FROM job_lines WHERE job_id = $1", jobId)
     }
 
     // MARK: - Image sets
@@ -361,18 +379,29 @@ public final class SQLCatalog: ImageSetStore {
         lines: (_ written: [ImageSetRecord]) throws -> (lines: [JobLine], progress: ImportJobProgress)
     ) throws -> [ImageSetRecord] {
         try write { db in
-            try db.lock(Self.seriesLock(datastoreId, seriesInstanceUID))
-            let primary = try db.row(
-                "SELECT * FROM image_sets WHERE datastore_id = $1 AND series_uid = $2 AND is_primary = 1 AND state != 'DELETED'",
-                datastoreId, seriesInstanceUID
-            ).map(Self.imageSet)
-            let records = try plan(primary).map { try Self.write($0, db) }
-            let (made, progress) = try lines(records)
-            try Self.record(made, jobId: jobId, db)
-            try Self.record(progress, jobId: jobId, db)
-            try db.execute("DELETE FROM staged_instances WHERE job_id = $1 AND series_uid = $2", jobId, seriesInstanceUID)
-            return records
+            try Self.commitSeries(
+                datastoreId: datastoreId, jobId: jobId, seriesInstanceUID: seriesInstanceUID, plan: plan, lines: lines, db)
         }
+    }
+
+    /// `commitSeries`, inside the caller's transaction.
+    static func commitSeries(
+        datastoreId: String, jobId: String, seriesInstanceUID: String,
+        plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],
+        lines: (_ written: [ImageSetRecord]) throws -> (lines: [JobLine], progress: ImportJobProgress),
+        _ db: any SQLConnection
+    ) throws -> [ImageSetRecord] {
+        try db.lock(Self.seriesLock(datastoreId, seriesInstanceUID))
+        let primary = try db.row(
+            "SELECT * FROM image_sets WHERE datastore_id = $1 AND series_uid = $2 AND is_primary = 1 AND state != 'DELETED'",
+            datastoreId, seriesInstanceUID
+        ).map(Self.imageSet)
+        let records = try plan(primary).map { try Self.write($0, db) }
+        let (made, progress) = try lines(records)
+        try Self.record(made, jobId: jobId, db)
+        try Self.record(progress, jobId: jobId, db)
+        try db.execute("DELETE FROM staged_instances WHERE job_id = $1 AND series_uid = $2", jobId, seriesInstanceUID)
+        return records
     }
 
     /// One version, inside the caller's transaction.
@@ -434,10 +463,10 @@ public final class SQLCatalog: ImageSetStore {
 
     /// Rows per multi-row statement: 11 columns × 500 rows stays well under both backends' limits on bound
     /// parameters (SQLite 32,766, PostgreSQL 65,535).
-    private static let rowsPerStatement = 500
+    static let rowsPerStatement = 500
 
     /// One `INSERT INTO table (columns) VALUES (…), (…) suffix` for `rows`.
-    private static func insertRows(
+    static func insertRows(
         into table: String, columns: Int, rows: [[SQLValue]], suffix: String, _ db: any SQLConnection
     ) throws {
         guard !rows.isEmpty else { return }

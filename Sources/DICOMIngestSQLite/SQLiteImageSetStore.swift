@@ -298,6 +298,29 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
                     CREATE INDEX image_sets_by_primary ON image_sets (datastore_id, is_primary, updated_at, id);
                     """)
         }
+        migrator.registerMigration("v13-work-queue") { db in
+            // Jobs run by workers (`ImportWorkQueue`), as PostgreSQL's v2-work-queue.
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN on_workers INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN listed_objects INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN listing_ended INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN failure TEXT;
+                    ALTER TABLE jobs ADD COLUMN lease_holder TEXT;
+                    ALTER TABLE jobs ADD COLUMN lease_expires REAL NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN served_at REAL NOT NULL DEFAULT 0;
+                    CREATE INDEX jobs_on_workers ON jobs (submitted_at, id) WHERE on_workers = 1 AND status IN ('SUBMITTED', 'IN_PROGRESS');
+                    CREATE TABLE job_chunks (
+                        job_id TEXT NOT NULL REFERENCES jobs (id), seq INTEGER NOT NULL, objects BLOB NOT NULL,
+                        object_count INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0, holder TEXT,
+                        lease_expires REAL NOT NULL DEFAULT 0, claims INTEGER NOT NULL DEFAULT 0,
+                        abandoned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (job_id, seq));
+                    CREATE INDEX open_chunks ON job_chunks (job_id, seq) WHERE done = 0;
+                    CREATE TABLE chunk_in_flight (
+                        job_id TEXT NOT NULL, seq INTEGER NOT NULL, claim INTEGER NOT NULL, input_key TEXT NOT NULL);
+                    CREATE INDEX chunk_in_flight_by_chunk ON chunk_in_flight (job_id, seq, claim, input_key);
+                    """)
+        }
         return migrator
     }
 }

@@ -14,12 +14,14 @@ public import Prometheus
 public struct IngestService: Sendable {
     public let configuration: ServerConfiguration
     public let engine: ImportEngine
-    public let runner: JobRunner
+    /// Runs the jobs this server accepts; nil when worker processes sharing the catalog run them
+    /// (`serve --submit-only`): jobs are then recorded for workers.
+    public let runner: JobRunner?
     /// The Prometheus registry `/metrics` renders; the engine should report into `metricsFactory`.
     public let registry: PrometheusCollectorRegistry
     let startJobBucket: TokenBucket
 
-    public init(configuration: ServerConfiguration, engine: ImportEngine, runner: JobRunner, registry: PrometheusCollectorRegistry) {
+    public init(configuration: ServerConfiguration, engine: ImportEngine, runner: JobRunner?, registry: PrometheusCollectorRegistry) {
         self.configuration = configuration
         self.engine = engine
         self.runner = runner
@@ -53,6 +55,18 @@ public func buildApplication(service: IngestService, logger: Logger) -> some App
     router.add(middleware: RequestMetricsMiddleware(factory: IngestService.metricsFactory(for: service.registry)))
     router.add(middleware: ErrorShapeMiddleware())
     router.add(middleware: SigV4Middleware(configuration: service.configuration))
+    // Probes for an orchestrator, unauthenticated (SigV4Middleware lets their paths through): the process
+    // answers, and the catalog does.
+    router.get(RouterPath(Probes.livenessPath)) { _, _ in Probes.response(ok: true, "ok") }
+    router.get(RouterPath(Probes.readinessPath)) { _, _ in
+        let store = service.store
+        do {
+            _ = try await blocking { try store.datastores(status: nil, limit: 1, after: nil).items.count }
+            return Probes.response(ok: true, "ready")
+        } catch {
+            return Probes.response(ok: false, "catalog unavailable: \(error)")
+        }
+    }
     // Behind the same authentication as the API: what the metrics tell (jobs, failure reasons) is the tenants'.
     router.get("/metrics") { _, _ in
         Response(
@@ -121,7 +135,7 @@ struct SigV4Middleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
-        guard !configuration.identities.isEmpty else {
+        guard !configuration.identities.isEmpty, !Probes.paths.contains(request.uri.path) else {
             _ = try await collect(&request)
             return try await next(request, context)
         }

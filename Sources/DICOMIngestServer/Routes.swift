@@ -107,13 +107,14 @@ struct ImportJobRoutes {
         }
         let engine = service.engine
         let quota = service.configuration.maxConcurrentJobsPerDatastore
-        let job = try await blocking { try engine.submit(startRequest, maxActiveJobs: quota) }
-        if job.jobStatus == .submitted, job.endedAt == nil {
+        let onWorkers = service.runner == nil
+        let job = try await blocking { try engine.submit(startRequest, maxActiveJobs: quota, onWorkers: onWorkers) }
+        if let runner = service.runner, job.jobStatus == .submitted, job.endedAt == nil {
             let store = service.store
             let current = try await blocking { try store.job(datastoreId: datastoreId, jobId: job.jobId) }
             // A repeated clientToken returns the original job, which is already running or done.
-            if current?.jobStatus == .submitted && !service.runner.isTracking(job.jobId) {
-                service.runner.start(job)
+            if current?.jobStatus == .submitted && !runner.isTracking(job.jobId) {
+                runner.start(job)
             }
         }
         return JSONResponse.ok(.object([

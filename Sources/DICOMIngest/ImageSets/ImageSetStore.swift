@@ -184,7 +184,8 @@ public protocol ImageSetStore: Sendable {
         lines: (_ written: [ImageSetRecord]) throws -> (lines: [JobLine], progress: ImportJobProgress)
     ) throws -> [ImageSetRecord]
 
-    /// Jobs left SUBMITTED or IN_PROGRESS (by a stop or a crash), oldest first, to resume.
+    /// Jobs left SUBMITTED or IN_PROGRESS (by a stop or a crash), oldest first, to resume; not those run by
+    /// workers (`ImportWorkQueue`), which workers resume.
     func unfinishedJobs() throws -> [DICOMImportJobProperties]
 
     func imageSets(datastoreId: String) throws -> [ImageSetRecord]

@@ -18,6 +18,31 @@ public struct ImportOutcome: Sendable {
     public var generatedImageSets: Int
     public var bytes: Int
     public var seconds: Double
+
+    init(
+        job: DICOMImportJobProperties, jobFolderURI: String?, scannedFiles: Int, importedFiles: Int, customerErrors: Int,
+        serverErrors: Int, generatedImageSets: Int, bytes: Int, seconds: Double
+    ) {
+        self.job = job
+        self.jobFolderURI = jobFolderURI
+        self.scannedFiles = scannedFiles
+        self.importedFiles = importedFiles
+        self.customerErrors = customerErrors
+        self.serverErrors = serverErrors
+        self.generatedImageSets = generatedImageSets
+        self.bytes = bytes
+        self.seconds = seconds
+    }
+
+    /// The outcome of a job that ended elsewhere (run by workers), from its record: the counts are its progress,
+    /// the time from submission to end.
+    public init(ended job: DICOMImportJobProperties, jobFolderURI: String?) {
+        self.init(
+            job: job, jobFolderURI: jobFolderURI, scannedFiles: job.progress.scannedFiles,
+            importedFiles: job.progress.importedFiles, customerErrors: job.progress.customerErrors,
+            serverErrors: job.progress.serverErrors, generatedImageSets: job.progress.generatedImageSets,
+            bytes: job.progress.bytesRead, seconds: (job.endedAt ?? job.submittedAt) - job.submittedAt)
+    }
 }
 
 /// Runs HealthImaging-style DICOM import jobs against an `ImageSetStore`, reading through `ObjectSource`s and
@@ -76,7 +101,7 @@ public final class ImportEngine: Sendable {
     private let budget: MemoryBudget
     /// Progress of each running job, by job ID.
     private let running = Mutex<[String: ImportJobProgress]>([:])
-    private let metrics: ImportMetrics
+    let metrics: ImportMetrics
 
     public init(store: any ImageSetStore, frameStorage: any FrameStorage, configuration: Configuration = Configuration()) {
         self.store = store
@@ -99,13 +124,15 @@ public final class ImportEngine: Sendable {
 
     /// Validates a StartDICOMImportJob request and records the job as SUBMITTED.
     ///
-    /// - Parameter maxActiveJobs: the data store's quota of jobs SUBMITTED or IN_PROGRESS (spec §5.1).
+    /// - Parameters:
+    ///   - maxActiveJobs: the data store's quota of jobs SUBMITTED or IN_PROGRESS (spec §5.1).
+    ///   - onWorkers: record it for worker processes (`ImportWorker`) to run, not for this process.
     /// - Returns: the new job, or the existing one when the same `clientToken` arrives with the same parameters
     ///   (concurrent calls with one token record one job: the store checks and inserts in one transaction).
     /// - Throws: `ValidationException`, `ResourceNotFoundException` (unknown data store), `ConflictException`
     ///   (data store not ACTIVE, or the token reused with other parameters), `ServiceQuotaExceededException`.
     public func submit(
-        _ request: StartDICOMImportJobRequest, maxActiveJobs: Int = .max
+        _ request: StartDICOMImportJobRequest, maxActiveJobs: Int = .max, onWorkers: Bool = false
     ) throws(IngestServiceError) -> DICOMImportJobProperties {
         try request.validate()
         do {
@@ -114,7 +141,7 @@ public final class ImportEngine: Sendable {
                 jobId: jobId, jobName: request.jobName ?? "DicomImport-\(jobId.prefix(8))", jobStatus: .submitted,
                 datastoreId: request.datastoreId, dataAccessRoleArn: request.dataAccessRoleArn,
                 clientToken: request.clientToken, submittedAt: Self.now(), inputS3Uri: request.inputS3Uri,
-                outputS3Uri: request.outputS3Uri)
+                outputS3Uri: request.outputS3Uri, runsOnWorkers: onWorkers)
             let (recorded, inserted) = try store.insertJob(job, maxActiveJobs: maxActiveJobs)
             if !inserted {
                 let same = recorded.inputS3Uri == request.inputS3Uri && recorded.outputS3Uri == request.outputS3Uri
@@ -236,7 +263,9 @@ public final class ImportEngine: Sendable {
                         "files.done": .stringConvertible(report.scannedFiles), "objects.in_flight_at_stops": .stringConvertible(stops.count),
                     ]) { $1 })
             }
-            try prepare(job: job, source: source, sink: sink, resumption: resumption, journal: journal, report: &report)
+            try prepare(job: job, source: source, sink: sink, resumption: resumption, journal: journal, report: &report) {
+                try store.stage($0, lines: $1, jobId: job.jobId, progress: $2.progress)
+            }
             try commit(job: job, sink: sink, report: &report)
             try sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
         } catch {
@@ -256,20 +285,33 @@ public final class ImportEngine: Sendable {
 
     // MARK: - Phase 1: prepare
 
-    private enum WorkResult: Sendable {
+    enum WorkResult: Sendable {
         case prepared(PreparedInstance, bytes: Int)
         case failed(ImportFailure, bytes: Int)
         /// The job cannot go on (the catalog cannot say what an earlier run did).
         case jobFailed(IngestServiceError)
     }
 
-    private func prepare(
+    /// Prepares every object of `source` on the pool and hands what it prepared to `stage` in batches: the
+    /// instances, the failure lines (written to `sink` too, when there is one) and the report once they are
+    /// counted.
+    ///
+    /// - Parameters:
+    ///   - queueCapacity: objects listed ahead of the workers.
+    ///   - publishesProgress: whether `progress(of:)` follows it (not for a worker's chunk: a job's chunks run in
+    ///     many processes).
+    ///   - cancellation: stops it (the job fails, or a worker's lease was lost).
+    func prepare(
         job: DICOMImportJobProperties,
         source: any ObjectSource,
-        sink: any ResultSink,
+        sink: (any ResultSink)?,
         resumption: Resumption?,
-        journal: JobJournal?,
-        report: inout JobReport
+        journal: (any ObjectJournal)?,
+        report: inout JobReport,
+        queueCapacity: Int = 1024,
+        publishesProgress: Bool = true,
+        cancellation: WorkerPool.Cancellation = WorkerPool.Cancellation(),
+        stage: ([PreparedInstance], [JobLine], JobReport) throws -> Void
     ) throws {
         let resultCapacity = configuration.threads * 8
         let results = BlockingQueue<WorkResult>(capacity: resultCapacity)
@@ -278,7 +320,6 @@ public final class ImportEngine: Sendable {
         let preparer = InstancePreparer(
             frameStorage: frameStorage, datastoreId: job.datastoreId, losslessCodec: format == .jpeg2000Lossless ? .jpeg2000 : .htj2k,
             memoryBudget: budget, timeLimit: configuration.objectTimeLimit)
-        let cancellation = WorkerPool.Cancellation()
         let pipelineError = Mutex<(any Error)?>(nil)
         let pipeline = DispatchGroup()
         let pool = self.pool
@@ -286,7 +327,7 @@ public final class ImportEngine: Sendable {
             do {
                 // A job whose results wait to be consumed takes no more objects while others have work.
                 try pool.forEach(
-                    in: source, cancellation: cancellation, isReady: { results.count < resultCapacity },
+                    in: source, queueCapacity: queueCapacity, cancellation: cancellation, isReady: { results.count < resultCapacity },
                     makeWorker: { WorkerScratch() }, finishWorker: { try $0.finish() }
                 ) { scratch, object in
                     Self.process(
@@ -312,7 +353,7 @@ public final class ImportEngine: Sendable {
         func stageBatch() throws {
             // A staged row is trusted by a resumed run: after a power loss its frames must be there too.
             try durable.cover(batch)
-            try store.stage(batch, lines: batchLines, jobId: job.jobId, progress: report.progress)
+            try stage(batch, batchLines, report)
             batch.removeAll(keepingCapacity: true)
             batchLines.removeAll(keepingCapacity: true)
             batchBytes = 0
@@ -347,8 +388,10 @@ public final class ImportEngine: Sendable {
                 if batch.count + batchLines.count >= configuration.stagingBatchSize || batchBytes >= configuration.memoryBudget / 4 {
                     try stageBatch()
                 }
-                let progress = report.progress
-                running.withLock { $0[job.jobId] = progress }
+                if publishesProgress {
+                    let progress = report.progress
+                    running.withLock { $0[job.jobId] = progress }
+                }
             } catch {
                 // The job fails: its lane stops at once (queued objects dropped, the listing ended, instances in a
                 // worker's hands stopped before their next frame); what is in flight is drained, then it fails.
@@ -370,7 +413,7 @@ public final class ImportEngine: Sendable {
         preparer: InstancePreparer,
         scratch: WorkerScratch,
         resumption: Resumption?,
-        journal: JobJournal?,
+        journal: (any ObjectJournal)?,
         cancellation: WorkerPool.Cancellation,
         emit: (WorkResult) -> Void
     ) {
@@ -424,7 +467,12 @@ public final class ImportEngine: Sendable {
 
     // MARK: - Phase 2: commit
 
-    private func commit(job: DICOMImportJobProperties, sink: any ResultSink, report: inout JobReport) throws {
+    /// Commits every staged series of the job and writes their lines; under the job's lease when `lease` names
+    /// one (a worker finishing a job).
+    func commit(
+        job: DICOMImportJobProperties, sink: any ResultSink, report: inout JobReport,
+        lease: (queue: any ImportWorkQueue, lease: WorkLease)? = nil
+    ) throws {
         for series in try store.stagedSeries(jobId: job.jobId) {
             let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
             // Decided inside the store's write transaction, against the primary image set as it is then; the result
@@ -432,9 +480,18 @@ public final class ImportEngine: Sendable {
             var groups: [ImageSetGrouping.Group] = []
             var primaryKey: ImageSetKey?
             var lines: [JobLine] = []
-            _ = try store.commitSeries(
-                datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series,
-                plan: { existing in
+            let commitSeries = { (plan: (ImageSetRecord?) throws -> [ImageSetCommit], made: ([ImageSetRecord]) throws -> ([JobLine], ImportJobProgress)) throws in
+                if let lease {
+                    _ = try lease.queue.commitSeries(
+                        datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series, under: lease.lease, plan: plan,
+                        lines: made)
+                } else {
+                    _ = try self.store.commitSeries(
+                        datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series, plan: plan, lines: made)
+                }
+            }
+            try commitSeries(
+                { existing in
                     groups = ImageSetGrouping.decide(
                         instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
                         existingPrimaryKey: existing?.key)
@@ -447,7 +504,7 @@ public final class ImportEngine: Sendable {
                             isPrimary: group.isPrimary, instances: group.members.map { instances[$0] }, committedAt: committedAt)
                     }
                 },
-                lines: { records in
+                { records in
                     lines = zip(groups, records).flatMap { group, record in
                         Self.resultLines(of: group, record: record, instances: instances, primaryKey: primaryKey, series: series)
                     }
@@ -536,7 +593,7 @@ struct JobReport {
     var imageSets: [[UInt8]] = []
 
     /// Writes a failure line and returns it, for the catalog.
-    mutating func recordFailure(_ failure: ImportFailure, sink: any ResultSink) throws -> JobLine {
+    mutating func recordFailure(_ failure: ImportFailure, sink: (any ResultSink)?) throws -> JobLine {
         let isServerError = failure.exceptionType == "InternalServerException"
         metrics.file(outcome: isServerError ? "server_error" : "customer_error", reason: ImportMetrics.reason(of: failure))
         let json = JSONValue.object([
@@ -584,21 +641,21 @@ struct JobReport {
             serverErrors: serverErrors, generatedImageSets: imageSets.count, bytesRead: bytes)
     }
 
-    /// Writes a line of this run to its file and counts it.
-    mutating func write(_ line: JobLine, sink: any ResultSink) throws {
+    /// Writes a line of this run to its file (when the run writes files: a worker's chunk does not) and counts it.
+    mutating func write(_ line: JobLine, sink: (any ResultSink)?) throws {
         switch line.kind {
         case .success:
             importedFiles += 1
             metrics.file(outcome: "imported")
-            try sink.append(line.json, to: .success)
+            try sink?.append(line.json, to: .success)
         case .warning:
-            try sink.append(line.json, to: .warning)
+            try sink?.append(line.json, to: .warning)
         case .customerError:
             customerErrors += 1
-            try sink.append(line.json, to: .failure)
+            try sink?.append(line.json, to: .failure)
         case .serverError:
             serverErrors += 1
-            try sink.append(line.json, to: .failure)
+            try sink?.append(line.json, to: .failure)
         case .imageSet:
             imageSets.append(line.json)
         }

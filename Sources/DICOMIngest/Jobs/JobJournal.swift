@@ -98,8 +98,14 @@ public final class JobJournal: Sendable {
             }
             pending.removeSubrange(pending.startIndex..<start)
         }
+        return blame(open.values)
+    }
+
+    /// For each key in flight at some stop (`inFlight`: a set of keys per stop), at how many stops it was; an
+    /// archive whose member was in flight at a stop is not counted for that stop, its member is.
+    public static func blame(_ inFlight: some Sequence<Set<String>>) -> [String: Int] {
         var stops: [String: Int] = [:]
-        for keys in open.values {
+        for keys in inFlight {
             for key in keys where !keys.contains(where: { $0.count > key.count && $0.hasPrefix(key + "/") }) {
                 stops[key, default: 0] += 1
             }
