@@ -84,7 +84,7 @@ extension SQLCatalog: ImportWorkQueue {
                 }
                 return ClaimedChunk(
                     lease: lease, job: Self.job(jobRow), objects: ChunkObjects.decode(chunk.bytes("objects") ?? []),
-                    abandonedClaims: abandoned, inFlightAtAbandonedClaims: JobJournal.blame(inFlight.values))
+                    earlierClaims: claim - 1, abandonedClaims: abandoned, inFlightAtAbandonedClaims: JobJournal.blame(inFlight.values))
             }
             return nil
         }

@@ -23,20 +23,23 @@ public struct ClaimedChunk: Sendable {
     public var lease: WorkLease
     public var job: DICOMImportJobProperties
     public var objects: [SourceObject]
-    /// Claims of this chunk before this one that neither completed nor released it: their holders died or
-    /// stalled past the lease.
+    /// Claims of this chunk before this one (released or abandoned): what they staged or reported is skipped.
+    public var earlierClaims: Int
+    /// Those of the earlier claims that neither completed nor released it: their holders died or stalled past
+    /// the lease.
     public var abandonedClaims: Int
     /// The keys that were in a worker's hands when earlier claims were abandoned, with in how many of them
     /// (recorded only while a chunk is claimed again, `ImportWorkQueue.recordInFlight`).
     public var inFlightAtAbandonedClaims: [String: Int]
 
     public init(
-        lease: WorkLease, job: DICOMImportJobProperties, objects: [SourceObject], abandonedClaims: Int,
+        lease: WorkLease, job: DICOMImportJobProperties, objects: [SourceObject], earlierClaims: Int, abandonedClaims: Int,
         inFlightAtAbandonedClaims: [String: Int]
     ) {
         self.lease = lease
         self.job = job
         self.objects = objects
+        self.earlierClaims = earlierClaims
         self.abandonedClaims = abandonedClaims
         self.inFlightAtAbandonedClaims = inFlightAtAbandonedClaims
     }

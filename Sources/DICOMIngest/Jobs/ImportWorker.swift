@@ -283,8 +283,12 @@ public final class ImportWorker: Sendable {
                 try? queue.release(lease)
                 return
             }
+            if chunk.abandonedClaims > 0 {
+                logger.info(
+                    "chunk claimed again", metadata: metadata(lease).merging(["claims.abandoned": .stringConvertible(chunk.abandonedClaims)]) { $1 })
+            }
             let chunkSource = ChunkSource(base: source, objects: chunk.objects, shouldStop: { [self] in isStopping })
-            let resumption = chunk.abandonedClaims > 0
+            let resumption = chunk.earlierClaims > 0
                 ? Resumption(store: engine.store, jobId: lease.jobId, stopsInFlight: chunk.inFlightAtAbandonedClaims) : nil
             let journal: (any ObjectJournal)? = chunk.abandonedClaims > 0 ? CatalogObjectJournal(queue: queue, lease: lease) : nil
             var report = JobReport(metrics: engine.metrics)
@@ -303,7 +307,7 @@ public final class ImportWorker: Sendable {
                     logger.info("chunk released at stop", metadata: metadata(lease))
                 } else {
                     try queue.completeChunk(under: lease)
-                    logger.debug("chunk done", metadata: metadata(lease).merging(["files": .stringConvertible(report.scannedFiles)]) { $1 })
+                    logger.info("chunk done", metadata: metadata(lease).merging(["files": .stringConvertible(report.scannedFiles)]) { $1 })
                 }
             } catch {
                 // A lost lease, or the catalog failing: what was staged stays; the rest is the next holder's.
