@@ -185,6 +185,8 @@ for instances in ${CATALOG_SIZES:-100000 1000000}; do
   Benchmarks/.build/release/CatalogScale "$work/catalog" "$instances" 100 "$DICOM_INGEST_TEST_POSTGRES&schema=scale_$instances" >> "$results/catalog.md"
   rm -rf "$work/catalog"
 done
+# MARK: - Many workers: the archive by a single process and by 1 and 2 worker processes on the same cluster
+python3 Benchmarks/workers.py "$bin" "$archive" "$DICOM_INGEST_TEST_POSTGRES" "$RUNS" "$results/workers.json"
 kill "$POSTGRES_TEST_PID"
 while kill -0 "$POSTGRES_TEST_PID" 2>/dev/null; do sleep 0.2; done
 rm -rf "$POSTGRES_TEST_DIR"

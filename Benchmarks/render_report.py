@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+import render_workers
+
 results_dir, output = sys.argv[1], sys.argv[2]
 facts = dict(argument.split("=", 1) for argument in sys.argv[3:])
 number = lambda key: float(facts[key])
@@ -150,6 +152,8 @@ if os.path.exists(catalog_path):
         "|---|---|---|---|---|---|---|---|",
     ] + open(catalog_path).read().strip().splitlines()
 
+lines += render_workers.section(results_dir)
+
 head_floor = scan["floor: head -c 8192 of every file"]["median"]
 dcmdump = next(r["median"] for c, r in scan.items() if c.startswith("DCMTK"))
 pydicom = next(r["median"] for c, r in scan.items() if c.startswith("pydicom"))
@@ -176,6 +180,11 @@ targets = [
      pixels["dicom-ingest import, lossless frames to HTJ2K (1 thread)"]["median"] / ours_pixels, 1.8),
     ("(context) codec alone, 2 threads vs 1", codec["mb_per_s_2_threads"] / codec["mb_per_s_1_thread"], 1.8),
 ]
+workers_path = os.path.join(results_dir, "workers.json")
+if os.path.exists(workers_path):
+    worker_runs = json.load(open(workers_path))["configurations"]
+    targets.append(("2 worker processes ≥ 1.8× 1 (import with transcoding, 1 thread each)",
+                    worker_runs["workers-2x1-thread"]["filesPerSecond"] / worker_runs["workers-1x1-thread"]["filesPerSecond"], 1.8))
 lines += ["", "## Targets", "", "| target | measured (higher is better) | met |", "|---|---|---|"]
 for name, value, goal in targets:
     lines.append(f"| {name} | {value:.2f} (goal {goal:.2f}) | {'yes' if value >= goal else 'no'} |")

@@ -97,3 +97,24 @@ struct WorkerTests {
         }
     }
 }
+
+/// deploy/kubernetes runs commands and flags the binary has, with the ConfigMaps, Secrets, volumes, probe
+/// endpoints and metrics the manifests and the processes define (scripts/deploy/check_manifests.py).
+@Suite struct DeployManifestTests {
+    @Test func theManifestsRunWhatTheBinaryAccepts() throws {
+        try #require(FileManager.default.fileExists(atPath: ScanCommandTests.binary.path), "build first (swift build)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.currentDirectoryURL = Fixtures.packageRoot
+        process.arguments = [
+            "python3", "scripts/deploy/check_manifests.py", ScanCommandTests.binary.path, "deploy/kubernetes",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("\"containers\": 4"), "\(text)")
+    }
+}

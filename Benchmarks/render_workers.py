@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The "Many workers" section of BENCHMARKS.md, from Benchmarks/workers.py's results (and catalog.md's PostgreSQL
+commit rate, for the model). render_report.py includes it; run alone it prints the section.
+
+Usage: render_workers.py RESULTS_DIR
+"""
+import json
+import math
+import os
+import sys
+
+DAY = 86_400
+ARCHIVE = 100_000_000
+
+
+def postgres_commit_rate(results_dir):
+    """Instances/s PostgreSQL commits in Benchmarks/CatalogScale at its largest size, if it ran."""
+    path = os.path.join(results_dir, "catalog.md")
+    if not os.path.exists(path):
+        return None
+    rows = [line.split("|") for line in open(path) if line.startswith("| PostgreSQL")]
+    return float(rows[-1][4].strip().replace(",", "")) if rows else None
+
+
+def section(results_dir):
+    path = os.path.join(results_dir, "workers.json")
+    if not os.path.exists(path):
+        return []
+    results = json.load(open(path))
+    runs = results["configurations"]
+    files = results["files"]
+    rate = lambda name: runs[name]["filesPerSecond"]
+    lines = [
+        "",
+        "## Many workers",
+        "",
+        f"`Benchmarks/workers.sh` (release build): the archive above ({files:,} files, {results['bytes'] / 1e6:,.0f} MB,",
+        "every lossless frame transcoded to HTJ2K) imported from a local folder by a single process (`import`) and by",
+        "worker processes sharing a PostgreSQL 15 catalog on loopback (durable defaults), timed from `import",
+        "--submit-only` to the exit of the last `worker --exit-when-idle` (the job has ended: listed, every chunk",
+        f"prepared and staged, every series committed, the result files written); median of {results['runs']} runs, each",
+        "from an empty store. Catalog commits are PostgreSQL's transaction count over the run.",
+        "",
+        "| run | processes × threads | median s | files/s | catalog commits per file |",
+        "|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        commits = f"{run['catalogCommitsPerFile']:.3f}" if name != "single-sqlite-1-thread" and name != "single-sqlite-2-threads" else "(SQLite)"
+        processes = max(1, run["workers"])
+        lines.append(f"| {name} | {processes} × {run['threads']} | {run['median']:.1f} | {run['filesPerSecond']:.1f} | {commits} |")
+    scaling = rate("workers-2x1-thread") / rate("workers-1x1-thread")
+    overhead = (runs["workers-1x1-thread"]["median"] - runs["single-sqlite-1-thread"]["median"]) / files * 1000
+    postgres_only = (runs["single-postgres-1-thread"]["median"] - runs["single-sqlite-1-thread"]["median"]) / files * 1000
+    per_worker = rate("workers-1x2-threads")
+    needed_rate = ARCHIVE / DAY
+    workers = math.ceil(needed_rate / per_worker)
+    commits_per_file = runs["workers-1x2-threads"]["catalogCommitsPerFile"]
+    commit_rate = postgres_commit_rate(results_dir)
+    lines += [
+        "",
+        f"- Two worker processes of one thread each import {scaling:.2f}× as many files per second as one (goal ≥ 1.8×,",
+        f"  {'met' if scaling >= 1.8 else 'not met'}): the work splits by chunks of 256 objects with no shared state but the catalog.",
+        f"- Coordination through PostgreSQL costs {overhead:+.2f} ms per file against the single process on SQLite",
+        f"  (one thread each), of which {postgres_only:+.2f} ms is the PostgreSQL catalog itself (a single process on it);",
+        f"  the rest is the queue: claiming and completing chunks, fenced staging, listing into chunks, and the finish.",
+        "",
+        "### Where a large deployment saturates",
+        "",
+        f"An archive of {ARCHIVE / 1e6:,.0f} million instances in a day is {needed_rate:,.0f} instances per second. From the",
+        "figures above:",
+        "",
+        f"- **Workers.** One worker process with two threads (two cores) imports {per_worker:,.0f} files/s here, so",
+        f"  {workers} such workers ({2 * workers} cores) keep the pace, if nothing else saturates first; workers share nothing",
+        "  but the catalog, so they scale until it does.",
+        f"- **Catalog commits.** A file costs {commits_per_file:.3f} PostgreSQL commits here (staging batches of up to 64 instances,",
+        "  chunk claims and completions, series commits, heartbeats), so the day's rate needs",
+        f"  {commits_per_file * needed_rate:,.0f} commits/s, well within what one PostgreSQL server sustains with durable commits",
+        "  (group commit batches concurrent transactions into one WAL flush).",
+    ]
+    if commit_rate:
+        hours = ARCHIVE / commit_rate / 3600
+        lines += [
+            f"- **The commit of a job's series.** One worker finishes a job, committing its series one transaction each at",
+            f"  about {commit_rate:,.0f} instances/s (CatalogScale, PostgreSQL, one connection): a single job of",
+            f"  {ARCHIVE / 1e6:,.0f} million instances spends {hours:.1f} h in its finish, after its last chunk. This is the first",
+            "  limit a day-long import meets: split such an archive into several jobs (say one per top-level prefix), whose",
+            "  finishes run on different workers at once (their series commits take different locks), or accept the tail.",
+        ]
+    lines += [
+        f"- **S3.** An instance costs one GET of its object (larger objects: ranged GETs of 8 MiB in parallel) and one PUT",
+        "  of its frames object (multipart above 8 MiB), a LIST per 1,000 input objects and a few multipart parts of",
+        f"  result lines: about {2 * needed_rate:,.0f} requests/s for the day's rate. S3 serves 5,500 GET and 3,500 PUT per",
+        "  second per prefix partition, and frame objects spread over 256 prefixes per data store",
+        "  (`<datastoreId>/<2 hex>/`), so the object store is not the bound; bandwidth is (instances × their size).",
+    ]
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(section(sys.argv[1])))
