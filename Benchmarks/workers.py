@@ -44,7 +44,7 @@ def run_once(name, threads, workers):
             subprocess.run([binary, "import", archive, *output, *store, *catalog, "--submit-only"], check=True,
                            stdout=subprocess.DEVNULL)
             processes = [subprocess.Popen([binary, "worker", *store, *catalog, "--threads", str(threads), "--exit-when-idle",
-                                           "--probe-port", "-1", "--poll-seconds", "0.1"], stdout=subprocess.DEVNULL)
+                                           "--probe-port=-1", "--poll-seconds", "0.1"], stdout=subprocess.DEVNULL)
                          for _ in range(workers)]
             for process in processes:
                 if process.wait() != 0:

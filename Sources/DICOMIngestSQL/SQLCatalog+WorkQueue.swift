@@ -10,6 +10,11 @@ public import DICOMIngestModel
 /// updates the leased row where it still names the holder (a row lock until the transaction ends), so a holder
 /// whose lease was taken over writes nothing; rows are taken chunk first, then job, in every transaction.
 extension SQLCatalog: ImportWorkQueue {
+    /// Claims of one chunk after which its job fails instead of handing it out again: a chunk that keeps failing
+    /// for a reason of its own (not a worker's death: keys in hand at deaths are blamed and reported long before)
+    /// would otherwise go round the workers for ever. Stops for rollouts count too, hence the room.
+    public static let maxClaimsPerChunk = 50
+
     private var skipLocked: String { dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "" }
 
     public func claimJobTask(holder: String, leaseSeconds: Double, now: Double) throws -> JobTask? {
@@ -68,6 +73,12 @@ extension SQLCatalog: ImportWorkQueue {
                 else { continue }
                 let seq = chunk.int("seq")
                 let claim = chunk.int("claims") + 1
+                guard claim <= Self.maxClaimsPerChunk else {
+                    try db.execute(
+                        "UPDATE jobs SET failure = $1 WHERE id = $2 AND failure IS NULL",
+                        "Chunk \(seq) of the input listing was claimed \(Self.maxClaimsPerChunk) times without being completed", jobId)
+                    continue
+                }
                 // A holder still named is one whose lease expired: it died or stalled.
                 let abandoned = chunk.int("abandoned") + (chunk.optionalString("holder") == nil ? 0 : 1)
                 let lease = WorkLease(jobId: jobId, chunk: seq, holder: holder)

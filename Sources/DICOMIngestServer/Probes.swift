@@ -51,8 +51,15 @@ public enum Probes {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
+        // The server's own logs stay quiet: its accept loop logs its cancellation, at the worker's every exit, as
+        // an error. The address is logged here instead (with the port chosen when `port` is 0).
+        var quiet = logger
+        quiet.logLevel = .critical
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "dicom-ingest-worker"),
-            logger: logger)
+            onServerRunning: { channel in
+                logger.info("probe server listening on \(host):\(channel.localAddress?.port ?? port)")
+            },
+            logger: quiet)
     }
 }

@@ -189,6 +189,24 @@ import Testing
         #expect(try fixture.store.job(datastoreId: job.datastoreId, jobId: job.jobId)?.jobStatus == .inProgress)
     }
 
+    @Test(arguments: StoreBackend.all) func aChunkThatIsNeverCompletedFailsItsJob(backend: StoreBackend) throws {
+        let fixture = try Fixture(backend, "never")
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let job = try fixture.submit()
+        try fixture.list(job, chunks: 1)
+        for claim in 0..<SQLCatalog.maxClaimsPerChunk {
+            let chunk = try #require(try queue.claimChunk(holder: "w#\(claim)", leaseSeconds: lease, now: 10))
+            try queue.release(chunk.lease)
+        }
+        #expect(try queue.claimChunk(holder: "w#last", leaseSeconds: lease, now: 10) == nil)
+        guard case .finish(_, _, let failure?)? = try queue.claimJobTask(holder: "f#1", leaseSeconds: lease, now: 10) else {
+            Issue.record("the job is finished, failed")
+            return
+        }
+        #expect(failure.contains("claimed \(SQLCatalog.maxClaimsPerChunk) times"))
+    }
+
     /// Workers claiming at once, each on connections of its own: every chunk is claimed once (PostgreSQL's
     /// `SKIP LOCKED`; SQLite's single writer).
     @Test(arguments: StoreBackend.all) func workersClaimingAtOnceNeverShareAChunk(backend: StoreBackend) throws {
@@ -214,6 +232,19 @@ import Testing
         }
         #expect(failures.withLock { $0 }.isEmpty)
         #expect(claimed.withLock { $0 }.sorted() == Array(0..<60))
+    }
+
+    @Test(arguments: StoreBackend.all) func aProcessDoesNotRunAJobSubmittedForWorkers(backend: StoreBackend) throws {
+        let fixture = try Fixture(backend, "not-here")
+        defer { fixture.remove() }
+        let job = try fixture.submit()
+        let engine = ImportEngine(store: fixture.store, frameStorage: fixture.store.frameStorage)
+        #expect(throws: IngestServiceError.self) {
+            _ = try engine.run(job, source: LocalDirectorySource(root: fixture.folder.sub("in"))) { _ in
+                throw ObjectIOError(.io, "not reached")
+            }
+        }
+        #expect(try fixture.store.job(datastoreId: job.datastoreId, jobId: job.jobId)?.jobStatus == .submitted)
     }
 
     static func failureLine(_ key: String) -> JobLine {

@@ -171,13 +171,17 @@ public final class ImportEngine: Sendable {
     ///   - source: the objects under `job.inputS3Uri`.
     ///   - makeSink: opens the result folder for the job; a failure to do so fails the job.
     ///
-    /// - Throws: `ConflictException` when another process is running the job (`JobLock`); nothing is changed.
+    /// - Throws: `ConflictException` when another process is running the job (`JobLock`), or when the job was
+    ///   submitted for workers (`ImportWorker` runs it); nothing is changed.
     public func run(
         _ submitted: DICOMImportJobProperties,
         source: any ObjectSource,
         makeSink: (DICOMImportJobProperties) throws -> any ResultSink
     ) throws(IngestServiceError) -> ImportOutcome {
         var job = submitted
+        guard !job.runsOnWorkers else {
+            throw IngestServiceError.conflict("Job \(job.jobId) was submitted for workers: dicom-ingest worker runs it")
+        }
         var lock: JobLock?
         if let folder = configuration.journalFolder {
             do {
@@ -473,6 +477,8 @@ public final class ImportEngine: Sendable {
         job: DICOMImportJobProperties, sink: any ResultSink, report: inout JobReport,
         lease: (queue: any ImportWorkQueue, lease: WorkLease)? = nil
     ) throws {
+        // A worker's finish is not followed by `progress(of:)`: the job's progress is the catalog's.
+        let publishesProgress = lease == nil
         for series in try store.stagedSeries(jobId: job.jobId) {
             let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
             // Decided inside the store's write transaction, against the primary image set as it is then; the result
@@ -513,8 +519,10 @@ public final class ImportEngine: Sendable {
                     return (lines, progress)
                 })
             for line in lines { try report.write(line, sink: sink) }
-            let progress = report.progress
-            running.withLock { $0[job.jobId] = progress }
+            if publishesProgress {
+                let progress = report.progress
+                running.withLock { $0[job.jobId] = progress }
+            }
         }
     }
 

@@ -231,6 +231,7 @@ public final class ImportWorker: Sendable {
     private func list(_ job: DICOMImportJobProperties, lease: WorkLease, skipping: Int, cancellation: WorkerPool.Cancellation) {
         let logger = configuration.logger
         logger.info("listing job input", metadata: metadata(lease).merging(["objects.listed_before": .stringConvertible(skipping)]) { $1 })
+        if skipping == 0 { engine.metrics.jobStarted() }
         var listed = 0
         var pending: [SourceObject] = []
         var failure: String?
