@@ -65,7 +65,8 @@ configurations = [
     ("single-sqlite-1-thread", 1, 0), ("single-postgres-1-thread", 1, 0), ("workers-1x1-thread", 1, 1),
     ("workers-2x1-thread", 1, 2), ("single-sqlite-2-threads", 2, 0), ("workers-1x2-threads", 2, 1),
 ]
-results = {"files": files, "bytes": sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(archive)
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+results = {"commit": commit, "files": files, "bytes": sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(archive)
                                         for name in names), "runs": runs, "configurations": {}}
 for name, threads, workers in configurations:
     measured = [run_once(name, threads, workers) for _ in range(runs)]

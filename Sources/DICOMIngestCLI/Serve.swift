@@ -7,6 +7,22 @@ import Foundation
 import Logging
 import Prometheus
 
+extension EngineOptions {
+    /// What `serve` and `worker` run on: the store, its frame store, and an engine whose metrics go to a
+    /// Prometheus registry (their `/metrics`).
+    func serviceEngine(
+        _ options: StoreOptions, endpointURL: String?
+    ) throws -> (store: any SQLBackedImageSetStore, frames: any FrameStorage, registry: PrometheusCollectorRegistry, engine: ImportEngine) {
+        let store = try options.open()
+        let registry = PrometheusCollectorRegistry()
+        let frames = try options.frameStorage(for: store, endpointURL: endpointURL)
+        let engine = ImportEngine(
+            store: store, frameStorage: frames,
+            configuration: configuration(store: store, metrics: IngestService.metricsFactory(for: registry)))
+        return (store, frames, registry, engine)
+    }
+}
+
 extension DICOMIngestCommand {
     /// `dicom-ingest serve`: the HealthImaging-compatible HTTP API.
     struct Serve: AsyncParsableCommand {
@@ -48,12 +64,7 @@ extension DICOMIngestCommand {
             if configuration.identities.isEmpty && !noAuth {
                 throw ValidationError("no identity to accept: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --config, or --no-auth")
             }
-            let store = try options.open()
-            let registry = PrometheusCollectorRegistry()
-            let frames = try options.frameStorage(for: store, endpointURL: endpointURL)
-            let engine = ImportEngine(
-                store: store, frameStorage: frames,
-                configuration: engineOptions.configuration(store: store, metrics: IngestService.metricsFactory(for: registry)))
+            let (store, frames, registry, engine) = try engineOptions.serviceEngine(options, endpointURL: endpointURL)
             var logger = Logger(label: "dicom-ingest.server")
             logger.logLevel = .info
             var runner: JobRunner?

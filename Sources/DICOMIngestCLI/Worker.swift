@@ -47,12 +47,7 @@ extension DICOMIngestCommand {
 
         func run() async throws {
             _ = loggingConfigured
-            let store = try options.open()
-            let registry = PrometheusCollectorRegistry()
-            let frames = try options.frameStorage(for: store, endpointURL: endpointURL)
-            let engine = ImportEngine(
-                store: store, frameStorage: frames,
-                configuration: engineOptions.configuration(store: store, metrics: IngestService.metricsFactory(for: registry)))
+            let (store, _, registry, engine) = try engineOptions.serviceEngine(options, endpointURL: endpointURL)
             var logger = Logger(label: "dicom-ingest.worker")
             logger.logLevel = ProcessInfo.processInfo.environment["DICOM_INGEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
             let worker = ImportWorker(
