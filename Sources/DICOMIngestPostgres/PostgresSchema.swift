@@ -92,12 +92,14 @@ enum PostgresSchema {
         ALTER TABLE jobs ADD COLUMN lease_holder \(text);
         ALTER TABLE jobs ADD COLUMN lease_expires DOUBLE PRECISION NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN served_at DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN commits_planned BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN planned_through \(text);
         CREATE INDEX jobs_on_workers ON jobs (submitted_at, id) WHERE on_workers = 1 AND status IN ('SUBMITTED', 'IN_PROGRESS');
         CREATE TABLE job_chunks (
             job_id \(text) NOT NULL REFERENCES jobs (id), seq BIGINT NOT NULL, objects BYTEA NOT NULL,
             object_count BIGINT NOT NULL, done BIGINT NOT NULL DEFAULT 0, holder \(text),
             lease_expires DOUBLE PRECISION NOT NULL DEFAULT 0, claims BIGINT NOT NULL DEFAULT 0,
-            abandoned BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (job_id, seq));
+            abandoned BIGINT NOT NULL DEFAULT 0, kind \(text) NOT NULL DEFAULT 'objects', PRIMARY KEY (job_id, seq));
         CREATE INDEX open_chunks ON job_chunks (job_id, seq) WHERE done = 0;
         CREATE TABLE chunk_in_flight (
             job_id \(text) NOT NULL, seq BIGINT NOT NULL, claim BIGINT NOT NULL, input_key \(text) NOT NULL);

@@ -2,8 +2,8 @@ public import DICOMIngest
 public import DICOMIngestModel
 
 /// The work queue of jobs run by workers, in the catalog's `jobs` (a job's lease, `listed_objects`,
-/// `listing_ended`, `failure`, `served_at`), `job_chunks` (a chunk's objects, `holder` and `lease_expires`,
-/// `claims`, `abandoned`) and `chunk_in_flight`.
+/// `listing_ended`, `failure`, `served_at`, `commits_planned`, `planned_through`), `job_chunks` (a chunk's `kind`,
+/// objects or series, `holder` and `lease_expires`, `claims`, `abandoned`) and `chunk_in_flight`.
 ///
 /// On PostgreSQL a claim reads its candidate `FOR UPDATE SKIP LOCKED`, so workers claiming at once never wait for
 /// each other nor take the same row; SQLite has one writer at a time already. Every write under a lease first
@@ -43,6 +43,9 @@ extension SQLCatalog: ImportWorkQueue {
                 return .list(job, lease: lease, listedObjects: row.int("listed_objects"))
             }
             let failure = row.optionalString("failure")
+            if failure == nil && !row.bool("commits_planned") {
+                return .planCommits(job, lease: lease, plannedThrough: row.optionalString("planned_through"))
+            }
             // Chunks of a failed job left open are abandoned: their holders' leases have expired, and from now
             // on no write under them succeeds.
             try db.execute("UPDATE job_chunks SET holder = NULL WHERE job_id = $1 AND done = 0", job.jobId)
@@ -66,7 +69,7 @@ extension SQLCatalog: ImportWorkQueue {
                 guard
                     let chunk = try db.row(
                         """
-                        SELECT seq, objects, holder, claims, abandoned FROM job_chunks
+                        SELECT seq, kind, objects, holder, claims, abandoned FROM job_chunks
                         WHERE job_id = $1 AND done = 0 AND (holder IS NULL OR lease_expires < $2)
                         ORDER BY seq LIMIT 1
                         """ + skipLocked, jobId, now)
@@ -93,9 +96,11 @@ extension SQLCatalog: ImportWorkQueue {
                         inFlight[row.int("claim"), default: []].insert(row.string("input_key"))
                     }
                 }
+                let isSeries = chunk.string("kind") == "series"
+                let encoded = chunk.bytes("objects") ?? []
                 return ClaimedChunk(
-                    lease: lease, job: Self.job(jobRow), objects: ChunkObjects.decode(chunk.bytes("objects") ?? []),
-                    earlierClaims: claim - 1, abandonedClaims: abandoned, inFlightAtAbandonedClaims: JobJournal.blame(inFlight.values))
+                    lease: lease, job: Self.job(jobRow), objects: isSeries ? [] : ChunkObjects.decode(encoded),
+                    series: isSeries ? ChunkObjects.decodeSeries(encoded) : [], earlierClaims: claim - 1, abandonedClaims: abandoned, inFlightAtAbandonedClaims: JobJournal.blame(inFlight.values))
             }
             return nil
         }
@@ -121,6 +126,37 @@ extension SQLCatalog: ImportWorkQueue {
         }
     }
 
+    public func stagedSeries(jobId: String, after: String?, limit: Int) throws -> [(series: String, instances: Int)] {
+        try read { db in
+            try db.rows(
+                """
+                SELECT series_uid, COUNT(*) AS n FROM staged_instances WHERE job_id = $1 AND series_uid > $2
+                GROUP BY series_uid ORDER BY series_uid LIMIT $3
+                """,
+                jobId, after ?? "", limit
+            ).map { ($0.string("series_uid"), $0.int("n")) }
+        }
+    }
+
+    public func addSeriesChunk(_ series: [String], under lease: WorkLease) throws {
+        guard let last = series.last else { return }
+        try write { db in
+            try Self.fence(lease, db)
+            let next = try db.row("SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM job_chunks WHERE job_id = $1", lease.jobId)?.int("next") ?? 0
+            try db.execute(
+                "INSERT INTO job_chunks (job_id, seq, objects, object_count, kind) VALUES ($1, $2, $3, $4, 'series')",
+                lease.jobId, next, ChunkObjects.encode(series: series), series.count)
+            try db.execute("UPDATE jobs SET planned_through = $1 WHERE id = $2", last, lease.jobId)
+        }
+    }
+
+    public func endCommitPlanning(under lease: WorkLease) throws {
+        try write { db in
+            try Self.fence(lease, db)
+            try db.execute("UPDATE jobs SET commits_planned = 1, lease_holder = NULL WHERE id = $1", lease.jobId)
+        }
+    }
+
     public func stage(
         _ instances: [PreparedInstance], lines: [JobLine], progress: ImportJobProgress, under lease: WorkLease
     ) throws {
@@ -128,15 +164,7 @@ extension SQLCatalog: ImportWorkQueue {
             try Self.fence(lease, db)
             try Self.insertStaged(instances, jobId: lease.jobId, db)
             try Self.record(lines, jobId: lease.jobId, db)
-            try db.execute(
-                """
-                UPDATE jobs SET scanned_files = scanned_files + $1, imported_files = imported_files + $2,
-                                customer_errors = customer_errors + $3, server_errors = server_errors + $4,
-                                bytes_read = bytes_read + $5
-                WHERE id = $6
-                """,
-                progress.scannedFiles, progress.importedFiles, progress.customerErrors, progress.serverErrors,
-                progress.bytesRead, lease.jobId)
+            try Self.add(progress, jobId: lease.jobId, db)
         }
     }
 
@@ -222,7 +250,8 @@ extension SQLCatalog: ImportWorkQueue {
         try write { db in
             try Self.fence(lease, db)
             return try Self.commitSeries(
-                datastoreId: datastoreId, jobId: jobId, seriesInstanceUID: seriesInstanceUID, plan: plan, lines: lines, db)
+                datastoreId: datastoreId, jobId: jobId, seriesInstanceUID: seriesInstanceUID, plan: plan, lines: lines,
+                progressAdds: true, db)
         }
     }
 
@@ -284,6 +313,17 @@ enum ChunkObjects {
             ])
         }).write(to: &out)
         return out
+    }
+
+    static func encode(series: [String]) -> [UInt8] {
+        var out: [UInt8] = []
+        JSONValue.array(series.map { .string($0) }).write(to: &out)
+        return out
+    }
+
+    static func decodeSeries(_ bytes: [UInt8]) -> [String] {
+        guard case .array(let values)? = try? JSONValue.parse(bytes) else { return [] }
+        return values.compactMap { if case .string(let series) = $0 { series } else { nil } }
     }
 
     static func decode(_ bytes: [UInt8]) -> [SourceObject] {

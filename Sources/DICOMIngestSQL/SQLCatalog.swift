@@ -248,6 +248,19 @@ public final class SQLCatalog: ImageSetStore {
             progress.generatedImageSets, progress.bytesRead, jobId)
     }
 
+    /// Adds `progress` to the job's (writers working on one job at once each add what they did).
+    static func add(_ progress: ImportJobProgress, jobId: String, _ db: any SQLConnection) throws {
+        try db.execute(
+            """
+            UPDATE jobs SET scanned_files = scanned_files + $1, imported_files = imported_files + $2,
+                            customer_errors = customer_errors + $3, server_errors = server_errors + $4,
+                            image_sets = image_sets + $5, bytes_read = bytes_read + $6
+            WHERE id = $7
+            """,
+            progress.scannedFiles, progress.importedFiles, progress.customerErrors, progress.serverErrors,
+            progress.generatedImageSets, progress.bytesRead, jobId)
+    }
+
     // MARK: - Staging
 
     public func beginAttempt(jobId: String) throws -> Int {
@@ -384,12 +397,13 @@ public final class SQLCatalog: ImageSetStore {
         }
     }
 
-    /// `commitSeries`, inside the caller's transaction.
+    /// `commitSeries`, inside the caller's transaction; `progressAdds`: the progress `lines` returns is added to
+    /// the job's, not the job's whole progress (series committed by many workers at once).
     static func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,
         plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],
         lines: (_ written: [ImageSetRecord]) throws -> (lines: [JobLine], progress: ImportJobProgress),
-        _ db: any SQLConnection
+        progressAdds: Bool = false, _ db: any SQLConnection
     ) throws -> [ImageSetRecord] {
         try db.lock(Self.seriesLock(datastoreId, seriesInstanceUID))
         let primary = try db.row(
@@ -399,7 +413,11 @@ public final class SQLCatalog: ImageSetStore {
         let records = try plan(primary).map { try Self.write($0, db) }
         let (made, progress) = try lines(records)
         try Self.record(made, jobId: jobId, db)
-        try Self.record(progress, jobId: jobId, db)
+        if progressAdds {
+            try Self.add(progress, jobId: jobId, db)
+        } else {
+            try Self.record(progress, jobId: jobId, db)
+        }
         try db.execute("DELETE FROM staged_instances WHERE job_id = $1 AND series_uid = $2", jobId, seriesInstanceUID)
         return records
     }

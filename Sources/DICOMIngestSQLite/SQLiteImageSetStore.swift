@@ -309,12 +309,14 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
                     ALTER TABLE jobs ADD COLUMN lease_holder TEXT;
                     ALTER TABLE jobs ADD COLUMN lease_expires REAL NOT NULL DEFAULT 0;
                     ALTER TABLE jobs ADD COLUMN served_at REAL NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN commits_planned INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN planned_through TEXT;
                     CREATE INDEX jobs_on_workers ON jobs (submitted_at, id) WHERE on_workers = 1 AND status IN ('SUBMITTED', 'IN_PROGRESS');
                     CREATE TABLE job_chunks (
                         job_id TEXT NOT NULL REFERENCES jobs (id), seq INTEGER NOT NULL, objects BLOB NOT NULL,
                         object_count INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0, holder TEXT,
                         lease_expires REAL NOT NULL DEFAULT 0, claims INTEGER NOT NULL DEFAULT 0,
-                        abandoned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (job_id, seq));
+                        abandoned INTEGER NOT NULL DEFAULT 0, kind TEXT NOT NULL DEFAULT 'objects', PRIMARY KEY (job_id, seq));
                     CREATE INDEX open_chunks ON job_chunks (job_id, seq) WHERE done = 0;
                     CREATE TABLE chunk_in_flight (
                         job_id TEXT NOT NULL, seq INTEGER NOT NULL, claim INTEGER NOT NULL, input_key TEXT NOT NULL);

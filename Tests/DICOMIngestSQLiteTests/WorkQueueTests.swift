@@ -101,7 +101,13 @@ import Testing
         #expect(again.earlierClaims == 1 && again.abandonedClaims == 0)
         try queue.completeChunk(under: again.lease)
 
-        guard case .finish(let finishing, let finishLease, nil)? = try queue.claimJobTask(holder: "d#2", leaseSeconds: lease, now: 41) else {
+        guard case .planCommits(_, let planning, nil)? = try queue.claimJobTask(holder: "d#2", leaseSeconds: lease, now: 41) else {
+            Issue.record("the job's commits are planned once every object is staged")
+            return
+        }
+        #expect(try queue.stagedSeries(jobId: job.jobId, after: nil, limit: 10).isEmpty, "only a failure was recorded")
+        try queue.endCommitPlanning(under: planning)
+        guard case .finish(let finishing, let finishLease, nil)? = try queue.claimJobTask(holder: "d#3", leaseSeconds: lease, now: 41) else {
             Issue.record("the job is finished once every chunk is done")
             return
         }
@@ -205,6 +211,63 @@ import Testing
             return
         }
         #expect(failure.contains("claimed \(SQLCatalog.maxClaimsPerChunk) times"))
+    }
+
+    /// Staged series are cut into chunks of commits; each is committed once, under its chunk's lease, adding to
+    /// the job's progress; a holder whose chunk was taken over commits nothing.
+    @Test(arguments: StoreBackend.all) func seriesAreCommittedInChunksUnderTheirLeases(backend: StoreBackend) throws {
+        let fixture = try Fixture(backend, "series")
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let job = try fixture.submit()
+        try fixture.list(job, chunks: 1)
+        let objects = try #require(try queue.claimChunk(holder: "a#1", leaseSeconds: lease, now: 10))
+        let study = "1.2.826.0.1.3680043.10.95"
+        let instances = (0..<6).map { index in
+            PreparedInstance(
+                inputKey: "in/\(index).dcm", sopInstanceUID: "\(study).\(index % 3).\(index)",
+                key: ImageSetKey(studyInstanceUID: study, seriesInstanceUID: "\(study).\(index % 3)"),
+                patientJSON: Array("{}".utf8), studyJSON: Array("{}".utf8), seriesJSON: Array("{}".utf8),
+                instanceJSON: Array("{}".utf8), frames: [], warnings: [])
+        }
+        try queue.stage(instances, lines: [], progress: ImportJobProgress(scannedFiles: 6, bytesRead: 60), under: objects.lease)
+        try queue.completeChunk(under: objects.lease)
+        guard case .planCommits(_, let planning, nil)? = try queue.claimJobTask(holder: "p#1", leaseSeconds: lease, now: 11) else {
+            Issue.record("commits planned")
+            return
+        }
+        let staged = try queue.stagedSeries(jobId: job.jobId, after: nil, limit: 2)
+        #expect(staged.map(\.series) == ["\(study).0", "\(study).1"] && staged.map(\.instances) == [2, 2])
+        #expect(try queue.stagedSeries(jobId: job.jobId, after: "\(study).1", limit: 2).map(\.series) == ["\(study).2"])
+        try queue.addSeriesChunk(["\(study).0", "\(study).1"], under: planning)
+        try queue.addSeriesChunk(["\(study).2"], under: planning)
+        try queue.endCommitPlanning(under: planning)
+
+        let first = try #require(try queue.claimChunk(holder: "c#1", leaseSeconds: lease, now: 12))
+        #expect(first.series == ["\(study).0", "\(study).1"] && first.objects.isEmpty)
+        let second = try #require(try queue.claimChunk(holder: "c#2", leaseSeconds: lease, now: 12))
+        #expect(second.series == ["\(study).2"])
+        #expect(try queue.claimJobTask(holder: "f#1", leaseSeconds: lease, now: 12) == nil, "not finished while commits are open")
+        let engine = ImportEngine(store: fixture.store, frameStorage: fixture.store.frameStorage)
+        let takenOver = try #require(try queue.claimChunk(holder: "c#3", leaseSeconds: lease, now: 12 + lease + 1))
+        #expect(takenOver.lease.chunk == first.lease.chunk)
+        // The first holder's commit is refused, and the series stays staged for the holder now.
+        #expect(throws: ImageSetStoreError.self) { try engine.commitQueued("\(study).0", job: first.job, queue: queue, lease: first.lease) }
+        for series in takenOver.series { try engine.commitQueued(series, job: takenOver.job, queue: queue, lease: takenOver.lease) }
+        try queue.completeChunk(under: takenOver.lease)
+        let third = try #require(try queue.claimChunk(holder: "c#4", leaseSeconds: lease, now: 12 + lease + 1))
+        #expect(third.lease.chunk == second.lease.chunk)
+        for series in third.series { try engine.commitQueued(series, job: third.job, queue: queue, lease: third.lease) }
+        try queue.completeChunk(under: third.lease)
+
+        guard case .finish(let finishing, _, nil)? = try queue.claimJobTask(holder: "f#2", leaseSeconds: lease, now: 30) else {
+            Issue.record("finished once every series is committed")
+            return
+        }
+        #expect(finishing.progress.importedFiles == 6 && finishing.progress.generatedImageSets == 3, "each commit added its own")
+        #expect(try fixture.store.stagedInstanceCount(jobId: job.jobId) == 0)
+        let sets = try fixture.store.imageSets(datastoreId: job.datastoreId)
+        #expect(sets.count == 3 && sets.allSatisfy { $0.instanceCount == 2 && $0.latestVersion == 1 }, "each series committed once")
     }
 
     /// Workers claiming at once, each on connections of its own: every chunk is claimed once (PostgreSQL's

@@ -480,50 +480,65 @@ public final class ImportEngine: Sendable {
         // A worker's finish is not followed by `progress(of:)`: the job's progress is the catalog's.
         let publishesProgress = lease == nil
         for series in try store.stagedSeries(jobId: job.jobId) {
-            let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
-            // Decided inside the store's write transaction, against the primary image set as it is then; the result
-            // lines are recorded in it too, so a resumed job finds the series committed and its lines kept.
-            var groups: [ImageSetGrouping.Group] = []
-            var primaryKey: ImageSetKey?
-            var lines: [JobLine] = []
-            let commitSeries = { (plan: (ImageSetRecord?) throws -> [ImageSetCommit], made: ([ImageSetRecord]) throws -> ([JobLine], ImportJobProgress)) throws in
-                if let lease {
-                    _ = try lease.queue.commitSeries(
-                        datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series, under: lease.lease, plan: plan,
-                        lines: made)
-                } else {
-                    _ = try self.store.commitSeries(
-                        datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series, plan: plan, lines: made)
-                }
-            }
-            try commitSeries(
-                { existing in
-                    groups = ImageSetGrouping.decide(
-                        instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
-                        existingPrimaryKey: existing?.key)
-                    primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
-                    let committedAt = Self.now()
-                    return groups.map { group in
-                        ImageSetCommit(
-                            datastoreId: job.datastoreId, jobId: job.jobId,
-                            imageSetId: group.isPrimary ? existing?.imageSetId : nil, key: group.key,
-                            isPrimary: group.isPrimary, instances: group.members.map { instances[$0] }, committedAt: committedAt)
-                    }
-                },
-                { records in
-                    lines = zip(groups, records).flatMap { group, record in
-                        Self.resultLines(of: group, record: record, instances: instances, primaryKey: primaryKey, series: series)
-                    }
-                    var progress = report.progress
-                    for line in lines { progress.count(line) }
-                    return (lines, progress)
-                })
-            for line in lines { try report.write(line, sink: sink) }
+            try commit(series, job: job, sink: sink, report: &report, lease: lease)
             if publishesProgress {
                 let progress = report.progress
                 running.withLock { $0[job.jobId] = progress }
             }
         }
+    }
+
+    /// Commits one staged series of a job run by workers, under `lease` (a chunk of its commits): its result
+    /// lines and the progress they add are recorded in the catalog, for the job's finish. A series with nothing
+    /// staged (committed by an earlier holder) is passed over.
+    /// - Throws: `ImageSetStoreError.conflict` when the lease is no longer held; nothing is written then.
+    public func commitQueued(_ series: String, job: DICOMImportJobProperties, queue: any ImportWorkQueue, lease: WorkLease) throws {
+        var report = JobReport(metrics: metrics)
+        try commit(series, job: job, sink: nil, report: &report, lease: (queue, lease))
+    }
+
+    /// Commits one staged series of the job and writes its lines to `sink`, if there is one. Decided inside the
+    /// store's write transaction, against the primary image set as it is then; the result lines are recorded in
+    /// it too, so a resumed job finds the series committed and its lines kept. Under a lease (a worker), the
+    /// progress recorded is what the series adds, as other workers commit other series of the job at once.
+    func commit(
+        _ series: String, job: DICOMImportJobProperties, sink: (any ResultSink)?, report: inout JobReport,
+        lease: (queue: any ImportWorkQueue, lease: WorkLease)?
+    ) throws {
+        let instances = try store.stagedInstances(jobId: job.jobId, seriesInstanceUID: series)
+        guard !instances.isEmpty else { return }
+        var groups: [ImageSetGrouping.Group] = []
+        var primaryKey: ImageSetKey?
+        var lines: [JobLine] = []
+        let base = lease == nil ? report.progress : ImportJobProgress()
+        let plan = { (existing: ImageSetRecord?) -> [ImageSetCommit] in
+            groups = ImageSetGrouping.decide(
+                instances.map { .init(inputKey: $0.inputKey, sopInstanceUID: $0.sopInstanceUID, key: $0.key) },
+                existingPrimaryKey: existing?.key)
+            primaryKey = groups.first(where: \.isPrimary)?.key ?? existing?.key
+            let committedAt = Self.now()
+            return groups.map { group in
+                ImageSetCommit(
+                    datastoreId: job.datastoreId, jobId: job.jobId, imageSetId: group.isPrimary ? existing?.imageSetId : nil,
+                    key: group.key, isPrimary: group.isPrimary, instances: group.members.map { instances[$0] },
+                    committedAt: committedAt)
+            }
+        }
+        let made = { (records: [ImageSetRecord]) -> (lines: [JobLine], progress: ImportJobProgress) in
+            lines = zip(groups, records).flatMap { group, record in
+                Self.resultLines(of: group, record: record, instances: instances, primaryKey: primaryKey, series: series)
+            }
+            var progress = base
+            for line in lines { progress.count(line) }
+            return (lines, progress)
+        }
+        if let lease {
+            _ = try lease.queue.commitSeries(
+                datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series, under: lease.lease, plan: plan, lines: made)
+        } else {
+            _ = try store.commitSeries(datastoreId: job.datastoreId, jobId: job.jobId, seriesInstanceUID: series, plan: plan, lines: made)
+        }
+        for line in lines { try report.write(line, sink: sink) }
     }
 
     /// The lines a committed image set version gives its files: SUCCESS for each, WARNING for those with

@@ -18,11 +18,14 @@ public struct WorkLease: Hashable, Sendable {
     }
 }
 
-/// A chunk of a job's input listing, claimed by a worker.
+/// A chunk of a job's work, claimed by a worker: objects of its input listing to prepare and stage, or, once
+/// every object is staged, series to commit.
 public struct ClaimedChunk: Sendable {
     public var lease: WorkLease
     public var job: DICOMImportJobProperties
     public var objects: [SourceObject]
+    /// The Series Instance UIDs to commit, for a chunk of the job's commits (`objects` is then empty).
+    public var series: [String]
     /// Claims of this chunk before this one (released or abandoned): what they staged or reported is skipped.
     public var earlierClaims: Int
     /// Those of the earlier claims that neither completed nor released it: their holders died or stalled past
@@ -33,12 +36,13 @@ public struct ClaimedChunk: Sendable {
     public var inFlightAtAbandonedClaims: [String: Int]
 
     public init(
-        lease: WorkLease, job: DICOMImportJobProperties, objects: [SourceObject], earlierClaims: Int, abandonedClaims: Int,
-        inFlightAtAbandonedClaims: [String: Int]
+        lease: WorkLease, job: DICOMImportJobProperties, objects: [SourceObject], series: [String] = [], earlierClaims: Int,
+        abandonedClaims: Int, inFlightAtAbandonedClaims: [String: Int]
     ) {
         self.lease = lease
         self.job = job
         self.objects = objects
+        self.series = series
         self.earlierClaims = earlierClaims
         self.abandonedClaims = abandonedClaims
         self.inFlightAtAbandonedClaims = inFlightAtAbandonedClaims
@@ -50,7 +54,11 @@ public enum JobTask: Sendable {
     /// List the job's input into chunks, skipping the first `listedObjects` objects (an earlier holder chunked
     /// them: listings are deterministic).
     case list(DICOMImportJobProperties, lease: WorkLease, listedObjects: Int)
-    /// Every chunk is done (or the job failed): commit its series, write its result files, end it.
+    /// Every object is staged: cut the job's staged series, after `plannedThrough` (the last series an earlier
+    /// holder put in a chunk), into chunks of commits, which workers then claim as they claim objects.
+    case planCommits(DICOMImportJobProperties, lease: WorkLease, plannedThrough: String?)
+    /// Every chunk is done (or the job failed): commit what is left (nothing, unless it failed), write its result
+    /// files from the lines recorded, end it.
     case finish(DICOMImportJobProperties, lease: WorkLease, failure: String?)
 }
 
@@ -90,6 +98,12 @@ public protocol ImportWorkQueue: Sendable {
     func addChunk(_ objects: [SourceObject], listedObjects: Int, under lease: WorkLease) throws
     /// The listing has ended (`failure`: it could not go on; the job then fails once no chunk is being worked).
     func endListing(failure: String?, under lease: WorkLease) throws
+    /// The job's staged series after `after`, sorted, with how many instances each has staged: a page of `limit`.
+    func stagedSeries(jobId: String, after: String?, limit: Int) throws -> [(series: String, instances: Int)]
+    /// Records a chunk of series to commit, and that the plan has reached its last one, in one transaction.
+    func addSeriesChunk(_ series: [String], under lease: WorkLease) throws
+    /// Every staged series is in a chunk: the job is next claimed to be finished.
+    func endCommitPlanning(under lease: WorkLease) throws
     /// Stages prepared instances and records failure lines of a chunk, adding `progress` to the job's, in one
     /// transaction, under the chunk's lease.
     func stage(_ instances: [PreparedInstance], lines: [JobLine], progress: ImportJobProgress, under lease: WorkLease) throws
@@ -103,7 +117,8 @@ public protocol ImportWorkQueue: Sendable {
     /// an abandoned claim: a key in hand at every abandoned claim is reported instead of being read again.
     func recordInFlight(_ key: String, under lease: WorkLease) throws
     func clearInFlight(_ key: String, under lease: WorkLease) throws
-    /// `ImageSetStore.commitSeries`, under the job's lease.
+    /// `ImageSetStore.commitSeries` under a lease (a chunk of commits, or the job's), with `lines`' progress
+    /// added to the job's (series are committed by many workers at once).
     func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String, under lease: WorkLease,
         plan: (_ primary: ImageSetRecord?) throws -> [ImageSetCommit],

@@ -9,9 +9,10 @@ import Synchronization
 /// A worker process's share of the jobs submitted for workers (`dicom-ingest worker`): it claims work from an
 /// `ImportWorkQueue` that any number of workers share, and does it on its engine's pool.
 ///
-/// Work comes in three kinds, claimed in this order: listing a job's input into chunks, preparing and staging a
-/// chunk's objects, and finishing a job whose chunks are all done (committing its series once, writing its result
-/// files from the lines its chunks recorded, ending it). Each claim holds a lease that a heartbeat extends; a
+/// Work comes in these kinds: listing a job's input into chunks; preparing and staging a chunk's objects; once
+/// every object is staged, planning the job's commits (its staged series cut into chunks); committing a chunk's
+/// series, each once, by whichever worker claims it; and finishing a job whose chunks are all done (writing its
+/// result files from the lines its chunks recorded, ending it). Each claim holds a lease that a heartbeat extends; a
 /// worker that dies loses its leases and its work is claimed again, resumed where its staged rows and recorded
 /// lines say. A chunk claimed again after its holder died journals its keys in the catalog, and a key in hand at
 /// `JobJournal.maxStopsInFlight` deaths is reported, never read again: one crafted file cannot take every worker
@@ -31,6 +32,8 @@ public final class ImportWorker: Sendable {
         public var chunkObjects: Int
         /// Chunks prepared at once: two keep the threads busy while one chunk's last objects finish.
         public var concurrentChunks: Int
+        /// Staged instances per chunk of commits (a larger series is a chunk of its own).
+        public var commitChunkInstances: Int
         /// Stop once no job submitted for workers is left (a one-off batch).
         public var exitWhenIdle: Bool
         public var logger: Logger
@@ -40,9 +43,10 @@ public final class ImportWorker: Sendable {
 
         public init(
             workerId: String? = nil, leaseSeconds: Double = Configuration.defaultLeaseSeconds, pollSeconds: Double = 1,
-            chunkObjects: Int = Configuration.defaultChunkObjects, concurrentChunks: Int = 2, exitWhenIdle: Bool = false,
-            logger: Logger = Logger(label: "dicom-ingest.worker")
+            chunkObjects: Int = Configuration.defaultChunkObjects, concurrentChunks: Int = 2,
+            commitChunkInstances: Int = 2_000, exitWhenIdle: Bool = false, logger: Logger = Logger(label: "dicom-ingest.worker")
         ) {
+            self.commitChunkInstances = max(1, commitChunkInstances)
             self.exitWhenIdle = exitWhenIdle
             self.workerId = workerId ?? "\(ProcessInfo.processInfo.hostName)/\(getpid())"
             self.leaseSeconds = max(1, leaseSeconds)
@@ -220,6 +224,8 @@ public final class ImportWorker: Sendable {
         switch task {
         case .list(let job, let lease, let listedObjects):
             holding(lease) { cancellation in list(job, lease: lease, skipping: listedObjects, cancellation: cancellation) }
+        case .planCommits(let job, let lease, let plannedThrough):
+            holding(lease) { cancellation in planCommits(job, lease: lease, after: plannedThrough, cancellation: cancellation) }
         case .finish(let job, let lease, let failure):
             holding(lease) { cancellation in finish(job, lease: lease, failure: failure) }
         }
@@ -267,11 +273,45 @@ public final class ImportWorker: Sendable {
         }
     }
 
+    /// Cuts the job's staged series (after `after`, which an earlier holder planned) into chunks of about
+    /// `commitChunkInstances` staged instances, a page of series at a time.
+    private func planCommits(_ job: DICOMImportJobProperties, lease: WorkLease, after: String?, cancellation: WorkerPool.Cancellation) {
+        var last = after
+        var pending: [String] = []
+        var instances = 0
+        do {
+            while true {
+                let page = try queue.stagedSeries(jobId: job.jobId, after: last, limit: 1_000)
+                for (series, count) in page {
+                    if isStopping || cancellation.isCancelled { throw Stopped() }
+                    if !pending.isEmpty && instances + count > configuration.commitChunkInstances {
+                        try queue.addSeriesChunk(pending, under: lease)
+                        pending.removeAll(keepingCapacity: true)
+                        instances = 0
+                    }
+                    pending.append(series)
+                    instances += count
+                }
+                guard page.count == 1_000, let next = page.last?.series else { break }
+                last = next
+            }
+            try queue.addSeriesChunk(pending, under: lease)
+            try queue.endCommitPlanning(under: lease)
+            configuration.logger.info("commits planned", metadata: metadata(lease))
+        } catch {
+            if !(error is Stopped) {
+                configuration.logger.warning("planning stopped", metadata: metadata(lease).merging(["error": .string("\(error)")]) { $1 })
+            }
+            try? queue.release(lease)
+        }
+    }
+
     // MARK: - Chunks
 
     /// Prepares and stages a chunk's objects (those an earlier claim staged or reported are skipped), then
     /// completes it; a stop releases it once what is in hand is staged.
     private func process(_ chunk: ClaimedChunk) {
+        guard chunk.series.isEmpty else { return commit(chunk) }
         let lease = chunk.lease
         let logger = configuration.logger
         holding(lease) { cancellation in
@@ -313,6 +353,31 @@ public final class ImportWorker: Sendable {
             } catch {
                 // A lost lease, or the catalog failing: what was staged stays; the rest is the next holder's.
                 logger.warning("chunk stopped", metadata: metadata(lease).merging(["error": .string(IngestServiceError(error).message)]) { $1 })
+                try? queue.release(lease)
+            }
+        }
+    }
+
+    /// Commits a chunk's series, each in a transaction of its own under the chunk's lease; a series an earlier
+    /// holder committed has no staged instances left and is passed over. A stop waits for the series in hand.
+    private func commit(_ chunk: ClaimedChunk) {
+        let lease = chunk.lease
+        holding(lease) { cancellation in
+            do {
+                for series in chunk.series {
+                    if isStopping {
+                        try queue.release(lease)
+                        return
+                    }
+                    if cancellation.isCancelled { throw WorkerPool.Cancelled() }
+                    try engine.commitQueued(series, job: chunk.job, queue: queue, lease: lease)
+                }
+                try queue.completeChunk(under: lease)
+                configuration.logger.info(
+                    "series committed", metadata: metadata(lease).merging(["series": .stringConvertible(chunk.series.count)]) { $1 })
+            } catch {
+                configuration.logger.warning(
+                    "commits stopped", metadata: metadata(lease).merging(["error": .string(IngestServiceError(error).message)]) { $1 })
                 try? queue.release(lease)
             }
         }
