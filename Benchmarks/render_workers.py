@@ -65,7 +65,7 @@ def section(results_dir):
         "",
         f"- Two worker processes of one thread each import {scaling:.2f}× as many files per second as one (goal ≥ 1.8×,",
         f"  {'met' if scaling >= 1.8 else 'not met'}): the work splits by chunks of 256 objects with no shared state but the catalog.",
-        f"- Coordination through PostgreSQL (listing into chunks, claims, fenced staging, the commits of the finish)",
+        f"- Coordination through PostgreSQL (listing into chunks, claims, fenced staging, chunks of series commits)",
         f"  costs {overhead:+.2f} ms per file against the single process on SQLite, one thread each ({postgres_only:+.2f} ms for",
         f"  a single process on the PostgreSQL catalog): within the spread between runs ({spread:.2f} ms per file). A file",
         f"  takes {per_file:.1f} ms of a core to read, transcode and verify; its share of the queue's transactions is a",

@@ -263,6 +263,10 @@ elif scenario == "fair":
                 datastoreId=datastore, clientToken=str(uuid.uuid4()), dataAccessRoleArn="arn:aws:iam::123456789012:role/Importer",
                 inputS3Uri=f"s3://{bucket}/in/{name}/", outputS3Uri=f"s3://{bucket}/out/{name}/")["jobId"]
             jobs[name] = (datastore, job_id)
+        # A third job whose input bucket does not exist: the listing fails, and so does the job, once.
+        missing = mi.start_dicom_import_job(
+            datastoreId=jobs["a"][0], clientToken=str(uuid.uuid4()), dataAccessRoleArn="arn:aws:iam::123456789012:role/Importer",
+            inputS3Uri="s3://no-such-bucket-" + uuid.uuid4().hex[:8] + "/in/", outputS3Uri=f"s3://{bucket}/out/missing/")["jobId"]
         time.sleep(1)
         for name, (datastore, job_id) in jobs.items():
             status = mi.get_dicom_import_job(datastoreId=datastore, jobId=job_id)["jobProperties"]["jobStatus"]
@@ -279,6 +283,10 @@ elif scenario == "fair":
             _, files = result_lines(f"out/{name}/", datastore, job_id)
             reported = sorted(line["inputFile"] for file in ("SUCCESS/success.ndjson", "FAILURE/failure.ndjson") for line in files[file])
             check(reported == sorted(keys[name]), f"job {name} reported every file once")
+        failed = mi.get_dicom_import_job(datastoreId=jobs["a"][0], jobId=missing)["jobProperties"]
+        seen["missingBucketMessage"] = failed.get("message")
+        check(failed["jobStatus"] == "FAILED" and "no-such-bucket" in failed.get("message", ""),
+              f"a job whose input cannot be listed fails, naming the bucket: {failed}")
         first_submitted = min(mi.get_dicom_import_job(datastoreId=d, jobId=j)["jobProperties"]["submittedAt"].timestamp()
                               for d, j in jobs.values())
         total = max(ended.values()) - first_submitted

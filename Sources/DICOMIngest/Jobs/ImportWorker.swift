@@ -242,8 +242,10 @@ public final class ImportWorker: Sendable {
         var pending: [SourceObject] = []
         var failure: String?
         do {
-            let source = try io.source(for: job.inputS3Uri)
             do {
+                // A prefix that cannot be opened (an unknown scheme, no S3 configuration) fails the job, as a
+                // listing that fails does: no other worker would do better.
+                let source = try io.source(for: job.inputS3Uri)
                 try source.forEachObject { object in
                     listed += 1
                     guard listed > skipping else { return }
