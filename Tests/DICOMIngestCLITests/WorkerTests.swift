@@ -27,6 +27,8 @@ struct WorkerTests {
             environment: ServeCommandTests.identity)
         #expect(status == 0, "\(output)")
         #expect(seen?["ok"] as? Bool == true, "\(output)")
+        // What the scenario measured (times, counts), for the test log.
+        print("workers_e2e \(name): \(output.split(separator: "\n").last ?? "")")
         return seen
     }
 
