@@ -89,6 +89,24 @@ struct WorkerTests {
         #expect(seen?["failure"] as? Int == 10)
     }
 
+    /// The object a worker held at each of its deaths (a large one, killed mid-transcode, as a crash in its codec
+    /// would): after the third, the next claim of its chunk reports it instead of reading it again.
+    @Test func anObjectInHandAtEveryDeathIsReportedNotReadAgain() throws {
+        let seen = try scenario("poison") { folder in
+            let study = "1.2.826.0.1.3680043.10.91"
+            var large = SyntheticInstance(study: study, series: study + ".1", sop: study + ".1.0")
+            large.matrix = 512
+            large.frames = 120
+            try large.write(to: folder.sub("files/a-large.dcm"))
+            for index in 1...30 {
+                try SyntheticInstance(study: study, series: study + ".1", sop: study + ".1.\(index)")
+                    .write(to: folder.sub("files/b-\(index).dcm"))
+            }
+        }
+        #expect(seen?["success"] as? Int == 30)
+        #expect(seen?["failure"] as? Int == 1)
+    }
+
     @Test func twoJobsOnTwoDataStoresShareTheWorkers() throws {
         _ = try scenario("fair") { folder in
             for index in 0..<400 {

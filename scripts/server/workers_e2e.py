@@ -8,6 +8,8 @@ Usage: workers_e2e.py SCENARIO BINARY WORK_DIR S3_URL POSTGRES_URL FILES_DIR
              worker's chunks are claimed again once their leases expire, the stopped one releases its chunk
   fair       two jobs on two data stores at once (submitted through `serve --submit-only` with boto3) share the
              workers: they end together, not one after the other
+  poison     a worker killed three times while it holds one object (as a crash in its codec would): the next
+             worker reports that object instead of reading it a fourth time, and imports the rest
 FILES_DIR holds the DICOM files (and junk) to upload. Environment: AWS credentials for the server's identity.
 Prints a JSON summary as its last line; exits non-zero on a failed check.
 """
@@ -42,6 +44,15 @@ def check(condition, message):
 
 def catalog(name):
     return postgres_url + ("&" if "?" in postgres_url else "?") + "schema=" + name + "_" + uuid.uuid4().hex[:8]
+
+
+def sql(catalog_url, query):
+    """One query on the catalog's schema, with psql; its rows as lists of fields."""
+    base, _, options = catalog_url.partition("?")
+    schema = dict(option.split("=", 1) for option in options.split("&"))["schema"]
+    result = subprocess.run(["psql", base, "-Atc", f"SET search_path TO {schema}; {query}"], capture_output=True, text=True)
+    check(result.returncode == 0, f"psql: {result.stderr}")
+    return [line.split("|") for line in result.stdout.splitlines() if line and line != "SET"]
 
 
 def upload(prefix, names=None):
@@ -297,6 +308,45 @@ elif scenario == "fair":
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+elif scenario == "poison":
+    keys = upload("in/")
+    poison = next(key for key in keys if "a-large" in key)
+    catalog_url = catalog("poison")
+    shared = store_arguments("shared", catalog_url)
+    submitted = json.loads(cli("import", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/out/", "--json", "--submit-only",
+                               *shared).stdout)
+    lease = ["--lease-seconds", "2", "--threads", "1", "--chunk-objects", "64"]
+
+    def held(claim):
+        """The chunk's `claim`-th claim holds the large object (it is listed first; one thread reads it first)."""
+        if claim == 1:
+            rows = sql(catalog_url, "SELECT claims FROM job_chunks WHERE kind = 'objects'")
+            return bool(rows) and int(rows[0][0]) >= 1
+        return bool(sql(catalog_url, f"SELECT 1 FROM chunk_in_flight WHERE claim = {claim} AND input_key = '{poison}'"))
+
+    for claim in (1, 2, 3):
+        worker = start_worker(f"dies-{claim}", shared, *lease)
+        deadline = time.time() + 120
+        while not held(claim) and time.time() < deadline and worker.poll() is None:
+            time.sleep(0.05)
+        check(held(claim), f"claim {claim} never held the large object: " + log_of(worker)[-2000:])
+        time.sleep(0.3)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    last = start_worker("last", shared, *lease, "--exit-when-idle")
+    check(wait_exit(last, 300, "last worker") == 0, "the last worker exited cleanly: " + log_of(last)[-2000:])
+    job = job_record(shared, submitted["datastoreId"], submitted["jobId"])
+    check(job["jobStatus"] == "COMPLETED", f"job completed: {job}")
+    _, files = result_lines("out/", submitted["datastoreId"], submitted["jobId"])
+    failures = files["FAILURE/failure.ndjson"]
+    seen.update(success=len(files["SUCCESS/success.ndjson"]), failure=len(failures))
+    check(len(failures) == 1 and failures[0]["inputFile"] == poison, f"only the object in hand at the deaths failed: {failures}")
+    exception = failures[0]["exception"]
+    seen["message"] = exception["message"]
+    check(exception["exceptionType"] == "InternalServerException" and "stopped 2 times" in exception["message"],
+          f"reported as read at two deaths, not read again: {exception}")
+    check(sorted(line["inputFile"] for line in files["SUCCESS/success.ndjson"]) == sorted(k for k in keys if k != poison),
+          "every other object imported once")
 else:
     check(False, "unknown scenario " + scenario)
 
