@@ -163,12 +163,11 @@ if scenario == "identical":
     seen["singleSeconds"] = ran["seconds"]
 
     shared = store_arguments("shared", catalog("shared"))
-    submitted = json.loads(cli("import", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/workers/", "--json", "--submit-only",
-                               *shared).stdout)
-    check(submitted["jobStatus"] == "SUBMITTED", f"submitted for workers: {submitted}")
+    # Submitted for the workers, waiting for them to end it: the command reports the job as a local run would.
     started = time.time()
-    workers = [start_worker(f"w{index}", shared, "--threads", "1", "--chunk-objects", "64", "--exit-when-idle")
-               for index in range(3)]
+    waiting = subprocess.Popen([binary, "import", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/workers/", "--json",
+                                "--submit-only", "--wait", *shared], env=environment, stdout=subprocess.PIPE, text=True)
+    workers = [start_worker(f"w{index}", shared, "--threads", "1", "--chunk-objects", "64") for index in range(3)]
     port = probe_port(workers[0])
     status, text = http_get(f"http://127.0.0.1:{port}/healthz")
     check(status == 200, f"worker /healthz: {status} {text}")
@@ -176,9 +175,21 @@ if scenario == "identical":
     check(status == 200, f"worker /readyz: {status} {text}")
     status, text = http_get(f"http://127.0.0.1:{port}/metrics")
     check(status == 200 and "dicom_ingest_work_queue_open_chunks" in text, f"worker /metrics has the queue depth: {text[:500]}")
-    for worker in workers:
-        check(wait_exit(worker, 600, "worker") == 0, "worker exited cleanly: " + log_of(worker)[-2000:])
+    try:
+        output, _ = waiting.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        waiting.kill()
+        check(False, "import --submit-only --wait never returned")
+    check(waiting.returncode == 0, f"import --submit-only --wait exited {waiting.returncode}: {output}")
+    submitted = json.loads(output)
     seen["workersSeconds"] = round(time.time() - started, 1)
+    check(submitted["jobStatus"] == "COMPLETED" and submitted["numberOfScannedFiles"] == len(keys),
+          f"--wait reported the job the workers ended: {submitted}")
+    # Idle workers stop at once on SIGTERM.
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        check(wait_exit(worker, 60, "SIGTERMed idle worker") == 0, "worker exited cleanly: " + log_of(worker)[-2000:])
     for index, worker in enumerate(workers):
         seen[f"w{index}ChunksDone"] = log_of(worker).count("chunk done")
     job = job_record(shared, submitted["datastoreId"], submitted["jobId"])
