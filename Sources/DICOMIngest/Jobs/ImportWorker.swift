@@ -387,8 +387,9 @@ public final class ImportWorker: Sendable {
 
     // MARK: - Finishing
 
-    /// Commits the job's series (or none, when it failed), writes its result files (the lines its chunks and any
-    /// earlier finisher recorded, then the new ones) and its manifest, and ends it.
+    /// Writes the job's result files from the lines its chunks and its commits recorded, commits any series still
+    /// staged (none, once its chunks of commits are done; none either when it failed), writes its manifest and
+    /// ends it. A finisher that dies is replaced by one that writes the files again from the same lines.
     private func finish(_ submitted: DICOMImportJobProperties, lease: WorkLease, failure: String?) {
         var job = submitted
         let logger = configuration.logger
