@@ -4,6 +4,7 @@ binary accepts (`dicom-ingest <command> --help`), every ConfigMap and Secret a p
 mounted is declared, probes use the endpoints the processes serve, and the HPA reads the gauge the workers export.
 
 Usage: check_manifests.py BINARY MANIFEST_DIR. Prints a JSON summary as its last line; exits non-zero on a failure.
+Needs PyYAML (installed with moto[server] by scripts/install-deps.sh).
 """
 import glob
 import json
