@@ -175,7 +175,7 @@ extension DICOMIngestCommand {
             }
             var folder = job.outputS3Uri
             if !folder.hasSuffix("/") { folder += "/" }
-            return ImportOutcome(ended: job, jobFolderURI: folder + "\(job.datastoreId)-DicomImport-\(job.jobId)/")
+            return ImportOutcome(ended: job, jobFolderURI: folder + JobOutputFolder.name(datastoreId: job.datastoreId, jobId: job.jobId) + "/")
         }
 
         func report(_ outcome: ImportOutcome) {

@@ -162,10 +162,15 @@ func printJSON(_ value: JSONValue) {
     FileHandle.standardOutput.write(Data(out))
 }
 
+/// The level `DICOM_INGEST_LOG_LEVEL` names, else `fallback`.
+func configuredLogLevel(default fallback: Logger.Level) -> Logger.Level {
+    ProcessInfo.processInfo.environment["DICOM_INGEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? fallback
+}
+
 /// Sends the engine's logs to stderr (stdout carries results), at the level in `DICOM_INGEST_LOG_LEVEL`
 /// (default: warning). Runs once per process.
 let loggingConfigured: Void = {
-    let level = ProcessInfo.processInfo.environment["DICOM_INGEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+    let level = configuredLogLevel(default: .warning)
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level

@@ -49,7 +49,8 @@ extension DICOMIngestCommand {
             _ = loggingConfigured
             let (store, _, registry, engine) = try engineOptions.serviceEngine(options, endpointURL: endpointURL)
             var logger = Logger(label: "dicom-ingest.worker")
-            logger.logLevel = ProcessInfo.processInfo.environment["DICOM_INGEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            // A worker's life (claims, chunks, stops) is what its operators read: info unless told otherwise.
+            logger.logLevel = configuredLogLevel(default: .info)
             let worker = ImportWorker(
                 engine: engine, queue: store.catalog, io: CommandLineObjectIO(endpointURL: endpointURL),
                 configuration: ImportWorker.Configuration(

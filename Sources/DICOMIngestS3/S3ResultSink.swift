@@ -26,7 +26,7 @@ public final class S3ResultSink: ResultSink {
     public init(client: S3Client, output: S3Location, datastoreId: String, jobId: String, partSize: Int = 8 << 20) throws {
         self.client = client
         self.bucket = output.bucket
-        self.folderKey = output.folderPrefix + "\(datastoreId)-DicomImport-\(jobId)/"
+        self.folderKey = output.folderPrefix + JobOutputFolder.name(datastoreId: datastoreId, jobId: jobId) + "/"
         self.jobFolderURI = "s3://\(output.bucket)/\(folderKey)"
         self.partSize = max(5 << 20, partSize)
         // Fail the job early, with a clear message, when the bucket cannot be written.

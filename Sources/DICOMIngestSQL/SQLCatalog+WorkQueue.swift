@@ -69,7 +69,7 @@ extension SQLCatalog: ImportWorkQueue {
                 guard
                     let chunk = try db.row(
                         """
-                        SELECT seq, kind, objects, holder, claims, abandoned FROM job_chunks
+                        SELECT seq, kind, objects, object_count, holder, claims, abandoned FROM job_chunks
                         WHERE job_id = $1 AND done = 0 AND (holder IS NULL OR lease_expires < $2)
                         ORDER BY seq LIMIT 1
                         """ + skipLocked, jobId, now)
@@ -77,9 +77,16 @@ extension SQLCatalog: ImportWorkQueue {
                 let seq = chunk.int("seq")
                 let claim = chunk.int("claims") + 1
                 guard claim <= Self.maxClaimsPerChunk else {
-                    try db.execute(
-                        "UPDATE jobs SET failure = $1 WHERE id = $2 AND failure IS NULL",
-                        "Chunk \(seq) of the input listing was claimed \(Self.maxClaimsPerChunk) times without being completed", jobId)
+                    try Self.fail(jobId, "Chunk \(seq) of the input listing was claimed \(Self.maxClaimsPerChunk) times without being completed", db)
+                    continue
+                }
+                let isSeries = chunk.string("kind") == "series"
+                let encoded = chunk.bytes("objects") ?? []
+                let objects = isSeries ? [] : ChunkObjects.decode(encoded)
+                let series = isSeries ? ChunkObjects.decodeSeries(encoded) : []
+                // Objects that cannot be read back would have no result line: the job fails instead, naming why.
+                guard objects.count + series.count == chunk.int("object_count") else {
+                    try Self.fail(jobId, "Chunk \(seq) of the job's work cannot be read back from the catalog", db)
                     continue
                 }
                 // A holder still named is one whose lease expired: it died or stalled.
@@ -96,11 +103,9 @@ extension SQLCatalog: ImportWorkQueue {
                         inFlight[row.int("claim"), default: []].insert(row.string("input_key"))
                     }
                 }
-                let isSeries = chunk.string("kind") == "series"
-                let encoded = chunk.bytes("objects") ?? []
                 return ClaimedChunk(
-                    lease: lease, job: Self.job(jobRow), objects: isSeries ? [] : ChunkObjects.decode(encoded),
-                    series: isSeries ? ChunkObjects.decodeSeries(encoded) : [], earlierClaims: claim - 1, abandonedClaims: abandoned, inFlightAtAbandonedClaims: JobJournal.blame(inFlight.values))
+                    lease: lease, job: Self.job(jobRow), objects: objects, series: series, earlierClaims: claim - 1,
+                    abandonedClaims: abandoned, inFlightAtAbandonedClaims: JobJournal.blame(inFlight.values))
             }
             return nil
         }
@@ -109,12 +114,17 @@ extension SQLCatalog: ImportWorkQueue {
     public func addChunk(_ objects: [SourceObject], listedObjects: Int, under lease: WorkLease) throws {
         try write { db in
             try Self.fence(lease, db)
-            let next = try db.row("SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM job_chunks WHERE job_id = $1", lease.jobId)?.int("next") ?? 0
-            try db.execute(
-                "INSERT INTO job_chunks (job_id, seq, objects, object_count) VALUES ($1, $2, $3, $4)",
-                lease.jobId, next, ChunkObjects.encode(objects), objects.count)
+            try Self.insertChunk(kind: "objects", ChunkObjects.encode(objects), count: objects.count, jobId: lease.jobId, db)
             try db.execute("UPDATE jobs SET listed_objects = $1 WHERE id = $2", listedObjects, lease.jobId)
         }
+    }
+
+    /// The job's next chunk; its lister or planner holds the job's lease, so numbers are taken one at a time.
+    private static func insertChunk(kind: String, _ encoded: [UInt8], count: Int, jobId: String, _ db: any SQLConnection) throws {
+        let next = try db.row("SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM job_chunks WHERE job_id = $1", jobId)?.int("next") ?? 0
+        try db.execute(
+            "INSERT INTO job_chunks (job_id, seq, objects, object_count, kind) VALUES ($1, $2, $3, $4, $5)",
+            jobId, next, encoded, count, kind)
     }
 
     public func endListing(failure: String?, under lease: WorkLease) throws {
@@ -142,10 +152,7 @@ extension SQLCatalog: ImportWorkQueue {
         guard let last = series.last else { return }
         try write { db in
             try Self.fence(lease, db)
-            let next = try db.row("SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM job_chunks WHERE job_id = $1", lease.jobId)?.int("next") ?? 0
-            try db.execute(
-                "INSERT INTO job_chunks (job_id, seq, objects, object_count, kind) VALUES ($1, $2, $3, $4, 'series')",
-                lease.jobId, next, ChunkObjects.encode(series: series), series.count)
+            try Self.insertChunk(kind: "series", ChunkObjects.encode(series: series), count: series.count, jobId: lease.jobId, db)
             try db.execute("UPDATE jobs SET planned_through = $1 WHERE id = $2", last, lease.jobId)
         }
     }
@@ -277,6 +284,11 @@ extension SQLCatalog: ImportWorkQueue {
         }
     }
 
+    /// Fails a job once no chunk of it is being worked (its chunks are no longer handed out).
+    private static func fail(_ jobId: String, _ reason: String, _ db: any SQLConnection) throws {
+        try db.execute("UPDATE jobs SET failure = $1 WHERE id = $2 AND failure IS NULL", reason, jobId)
+    }
+
     /// Takes the leased row if the lease still names its holder (a chunk: of a job still running and not
     /// failed), or throws `conflict`.
     private static func fence(_ lease: WorkLease, _ db: any SQLConnection) throws {
@@ -332,18 +344,10 @@ enum ChunkObjects {
             guard case .array(let fields) = row, fields.count == 5, case .string(let key) = fields[0],
                 case .string(let location) = fields[2]
             else { return nil }
-            var object = SourceObject(key: key, size: integer(fields[1]), location: location)
-            if case .array(let raw) = fields[3] { object.rawLocation = raw.compactMap { integer($0).flatMap(UInt8.init(exactly:)) } }
+            var object = SourceObject(key: key, size: StagedLists.integer(fields[1]), location: location)
+            if case .array(let raw) = fields[3] { object.rawLocation = raw.compactMap { StagedLists.integer($0).flatMap(UInt8.init(exactly:)) } }
             if case .string(let reason) = fields[4] { object.unreadableReason = reason }
             return object
-        }
-    }
-
-    private static func integer(_ value: JSONValue) -> Int? {
-        switch value {
-        case .int(let number): Int(exactly: number)
-        case .uint(let number): Int(exactly: number)
-        default: nil
         }
     }
 }

@@ -1146,7 +1146,7 @@ enum StagedLists {
         }
     }
 
-    private static func integer(_ value: JSONValue) -> Int? {
+    static func integer(_ value: JSONValue) -> Int? {
         switch value {
         case .int(let number): Int(exactly: number)
         case .uint(let number): Int(exactly: number)

@@ -213,6 +213,24 @@ import Testing
         #expect(failure.contains("claimed \(SQLCatalog.maxClaimsPerChunk) times"))
     }
 
+    /// A chunk whose objects do not come back whole is never handed out short: its job fails, saying why.
+    @Test(arguments: StoreBackend.all) func aChunkThatCannotBeReadBackFailsItsJob(backend: StoreBackend) throws {
+        let fixture = try Fixture(backend, "unreadable")
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let job = try fixture.submit()
+        try fixture.list(job, chunks: 1)
+        try queue.database.write { db in
+            try db.execute("UPDATE job_chunks SET objects = $1 WHERE job_id = $2", Array("[[\"only-one\"]]".utf8), job.jobId)
+        }
+        #expect(try queue.claimChunk(holder: "w#1", leaseSeconds: lease, now: 10) == nil)
+        guard case .finish(_, _, let failure?)? = try queue.claimJobTask(holder: "f#1", leaseSeconds: lease, now: 10) else {
+            Issue.record("the job is finished, failed")
+            return
+        }
+        #expect(failure.contains("cannot be read back"))
+    }
+
     /// Staged series are cut into chunks of commits; each is committed once, under its chunk's lease, adding to
     /// the job's progress; a holder whose chunk was taken over commits nothing.
     @Test(arguments: StoreBackend.all) func seriesAreCommittedInChunksUnderTheirLeases(backend: StoreBackend) throws {

@@ -18,22 +18,9 @@ public struct ImportOutcome: Sendable {
     public var generatedImageSets: Int
     public var bytes: Int
     public var seconds: Double
+}
 
-    init(
-        job: DICOMImportJobProperties, jobFolderURI: String?, scannedFiles: Int, importedFiles: Int, customerErrors: Int,
-        serverErrors: Int, generatedImageSets: Int, bytes: Int, seconds: Double
-    ) {
-        self.job = job
-        self.jobFolderURI = jobFolderURI
-        self.scannedFiles = scannedFiles
-        self.importedFiles = importedFiles
-        self.customerErrors = customerErrors
-        self.serverErrors = serverErrors
-        self.generatedImageSets = generatedImageSets
-        self.bytes = bytes
-        self.seconds = seconds
-    }
-
+extension ImportOutcome {
     /// The outcome of a job that ended elsewhere (run by workers), from its record: the counts are its progress,
     /// the time from submission to end.
     public init(ended job: DICOMImportJobProperties, jobFolderURI: String?) {
@@ -252,10 +239,9 @@ public final class ImportEngine: Sendable {
         do {
             var resumption: Resumption?
             if attempt > 1 {
-                try store.forEachLine(jobId: job.jobId) { try report.replay($0, sink: sink) }
-                report.scannedFiles += try store.stagedInstanceCount(jobId: job.jobId)
-                // Bytes are not in the lines: the record has those of every object staged or reported so far.
-                report.bytes = try store.job(datastoreId: job.datastoreId, jobId: job.jobId)?.progress.bytesRead ?? 0
+                try replayRecorded(
+                    job: job, bytesRead: try store.job(datastoreId: job.datastoreId, jobId: job.jobId)?.progress.bytesRead ?? 0,
+                    sink: sink, report: &report)
                 running.withLock { $0[job.jobId] = report.progress }
                 let stops = configuration.journalFolder.map {
                     JobJournal.stopsInFlight(folder: $0, jobId: job.jobId, before: attempt)
@@ -287,9 +273,18 @@ public final class ImportEngine: Sendable {
         return outcome
     }
 
+    /// Writes the result lines the catalog recorded for the job (by earlier runs, or by workers) and counts them
+    /// with the instances staged since, as the run that made them counted them. Bytes are not in the lines:
+    /// `bytesRead` is the job record's, of every object staged or reported so far.
+    func replayRecorded(job: DICOMImportJobProperties, bytesRead: Int, sink: any ResultSink, report: inout JobReport) throws {
+        try store.forEachLine(jobId: job.jobId) { try report.replay($0, sink: sink) }
+        report.scannedFiles += try store.stagedInstanceCount(jobId: job.jobId)
+        report.bytes = bytesRead
+    }
+
     // MARK: - Phase 1: prepare
 
-    enum WorkResult: Sendable {
+    private enum WorkResult: Sendable {
         case prepared(PreparedInstance, bytes: Int)
         case failed(ImportFailure, bytes: Int)
         /// The job cannot go on (the catalog cannot say what an earlier run did).

@@ -64,7 +64,6 @@ public final class ImportWorker: Sendable {
         /// The last time the catalog answered, and the last error if it has not since (readiness).
         public var catalogAnsweredAt: Double
         public var catalogError: String?
-        public var depth: WorkQueueDepth?
         public var stopping: Bool
     }
 
@@ -90,7 +89,7 @@ public final class ImportWorker: Sendable {
         self.io = io
         self.configuration = configuration
         let now = ImportEngine.now()
-        state = Mutex(Health(heartbeatAt: now, catalogAnsweredAt: now, catalogError: nil, depth: nil, stopping: false))
+        state = Mutex(Health(heartbeatAt: now, catalogAnsweredAt: now, catalogError: nil, stopping: false))
     }
 
     public var health: Health { state.withLock { $0 } }
@@ -187,7 +186,6 @@ public final class ImportWorker: Sendable {
                 depthGauge.record(depth.openChunks)
                 claimedGauge.record(depth.claimedChunks)
                 jobsGauge.record(depth.activeJobs)
-                state.withLock { $0.depth = depth }
                 catalogAnswered()
             } catch {
                 catalogFailed(error)
@@ -413,9 +411,7 @@ public final class ImportWorker: Sendable {
                 try end(.failed, "DICOM import job has failed. Cannot write the output prefix \(job.outputS3Uri): \(IngestServiceError(error).message)")
                 return
             }
-            try engine.store.forEachLine(jobId: job.jobId) { try report.replay($0, sink: sink) }
-            report.scannedFiles += try engine.store.stagedInstanceCount(jobId: job.jobId)
-            report.bytes = job.progress.bytesRead
+            try engine.replayRecorded(job: job, bytesRead: job.progress.bytesRead, sink: sink, report: &report)
             if let failure {
                 try? sink.finish(manifest: report.manifest(job: job, jobFolderURI: sink.jobFolderURI))
                 try end(.failed, "DICOM import job has failed. \(failure)")

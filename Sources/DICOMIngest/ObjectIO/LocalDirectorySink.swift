@@ -21,7 +21,7 @@ public final class LocalDirectorySink: ResultSink {
     public init(outputRoot: String, datastoreId: String, jobId: String) throws {
         var root = outputRoot
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
-        jobFolder = root + "/\(datastoreId)-DicomImport-\(jobId)"
+        jobFolder = root + "/" + JobOutputFolder.name(datastoreId: datastoreId, jobId: jobId)
         jobFolderURI = "file://" + jobFolder + "/"
         var descriptors: [ResultFile: Int32] = [:]
         do {

@@ -46,6 +46,13 @@ public protocol ResultSink: Sendable {
     var jobFolderURI: String { get }
 }
 
+/// The folder of a job's result files under its output prefix (spec §2.1): `<datastoreId>-DicomImport-<jobId>`.
+public enum JobOutputFolder {
+    public static func name(datastoreId: String, jobId: String) -> String {
+        "\(datastoreId)-DicomImport-\(jobId)"
+    }
+}
+
 public enum ResultFile: String, Sendable, CaseIterable {
     case success = "SUCCESS/success.ndjson"
     case failure = "FAILURE/failure.ndjson"
