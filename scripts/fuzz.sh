@@ -21,8 +21,11 @@ if [ -z "${FUZZ_BINARY:-}" ]; then
   DICOM_INGEST_FUZZ=1 swift build -c "$configuration" --scratch-path .build-fuzz --product fuzz-dicom-ingest \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >&2
 fi
-# Leak detection is off: an assertion inside a codec library is caught by jumping out of it
-# (Sources/CCodecs/Assertions.cpp), which leaks what the library had allocated for that frame, by design.
+# The decoders of outside input run in codec helper processes (DICOMPixels' CodecHelperPool): the fuzzed engine
+# starts the CLI's own build as its helpers, built here if missing.
+export DICOM_INGEST_CODEC_HELPER=${DICOM_INGEST_CODEC_HELPER:-$PWD/.build/debug/dicom-ingest}
+[ -x "$DICOM_INGEST_CODEC_HELPER" ] || swift build --product dicom-ingest >&2
+# Leak detection is off: DCMTK's and the codecs' process-wide tables are never freed.
 options=(-rss_limit_mb=1536 -timeout=20 -max_len=1048576 -detect_leaks=0)
 export ASAN_OPTIONS=detect_leaks=0
 

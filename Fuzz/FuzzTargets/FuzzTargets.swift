@@ -31,9 +31,10 @@ enum FuzzTarget: String, CaseIterable {
                 _ = read.pixelData?.frames
             }
         case .instance:
-            // A short per-object deadline, so that the two bounds on a slow object (each codec call's CPU watchdog,
-            // the deadline checked between frames) hold well inside libFuzzer's -timeout: CharLS 2.4.1 (Debian 12)
-            // spins for seconds on some crafted JPEG-LS frames (Fuzz/regressions/instance/jpegls-charls-slow-loop.dcm).
+            // A short per-object deadline, so that the two bounds on a slow object (each decode's CPU limit in its
+            // codec helper, the deadline checked between frames) hold well inside libFuzzer's -timeout: CharLS 2.4.1
+            // (Debian 12) spins for seconds on some crafted JPEG-LS frames
+            // (Fuzz/regressions/instance/jpegls-charls-slow-loop.dcm).
             let preparer = InstancePreparer(frameStorage: DiscardingFrameStorage(), datastoreId: "fuzz", timeLimit: 4)
             _ = preparer.prepare(key: "fuzz.dcm", input: MemoryByteInput(bytes), scratch: FuzzState.scratch)
         case .archive:

@@ -3,7 +3,6 @@
 
 #include "CCodecs.h"
 
-#include <csetjmp>
 #include <ctime>
 #include <cstdio>
 #include <cstring>
@@ -64,52 +63,6 @@ inline const char *encodeArgumentProblem(
     if (length < frameBytes(*image)) return "sample buffer too short";
     if (decompositions > 32) return "too many decompositions";
     return nullptr;
-}
-
-/// Where a failed `assert` inside a codec library, or the call's CPU watchdog, jumps back to, on this thread (see
-/// Assertions.cpp).
-extern thread_local sigjmp_buf *assertionTarget;
-/// The failed assertion's text, for the error message.
-extern thread_local char assertionText[256];
-
-/// Arms this thread's CPU-time watchdog for one codec call: when the call has used `seconds` of this thread's
-/// CPU, a signal sent to this thread jumps back to `guarded`. Some crafted codestreams make
-/// a codec library spin for seconds or for ever (CharLS 2.4.1 on a JPEG-LS frame, OpenJPH on bad tile origins),
-/// and the per-object deadline is checked between frames only, so the call itself needs a bound. If the timer
-/// cannot be created, the call runs unbounded, as it would without it.
-void armWatchdog(double seconds);
-/// Removes this thread's watchdog timer (after the call returned, or after any jump out of it).
-void disarmWatchdog();
-
-/// Runs `work` (a codec call returning 0 or a failure from `fail`) so that an assertion failing inside a codec
-/// library fails the call instead of aborting the process (Debian builds OpenJPH with its assertions on, and a
-/// crafted codestream trips them), and so that a call that spins is stopped by the watchdog. The jump skips
-/// the destructors of the frames it leaves: what the library had allocated for that call leaks, a bounded cost
-/// paid only for crafted input.
-/// The CPU a call on `workBytes` of samples (decoded or to encode) may use: `CCodecs_callCPULimit()`, plus a
-/// second per 4 MiB, far slower than any of the libraries is on a real frame.
-inline double cpuAllowance(size_t workBytes) { return CCodecs_callCPULimit() + (double)workBytes / (double)(4 << 20); }
-
-template <typename Work>
-int guarded(char *error, size_t errorCapacity, size_t workBytes, Work work) {
-    sigjmp_buf target;
-    sigjmp_buf *const previous = assertionTarget;
-    // The signal mask is saved: the watchdog's jump leaves its signal handler, whose signal must not stay blocked.
-    if (const int jumped = sigsetjmp(target, 1); jumped != 0) {
-        disarmWatchdog();
-        assertionTarget = previous;
-        if (jumped == 2) {
-            return fail(error, errorCapacity,
-                "the codec library used more than " + std::to_string((int)cpuAllowance(workBytes)) + " s of CPU on this frame");
-        }
-        return fail(error, errorCapacity, std::string("the codec library failed an internal check (") + assertionText + ")");
-    }
-    assertionTarget = &target;
-    armWatchdog(cpuAllowance(workBytes));
-    const int result = work();
-    disarmWatchdog();
-    assertionTarget = previous;
-    return result;
 }
 
 }  // namespace ccodecs

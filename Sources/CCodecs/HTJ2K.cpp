@@ -155,7 +155,7 @@ extern "C" void CCodecs_bootstrap(void) {
     ojph::configure_info(&silentInfo);
 }
 
-static int htj2kEncodeUnguarded(
+extern "C" int CCodecs_htj2kEncode(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
     if (const char *problem = ccodecs::encodeArgumentProblem(image, samples, length, decompositions, output))
@@ -205,7 +205,7 @@ static int htj2kEncodeUnguarded(
     }
 }
 
-static int htj2kResolutionEndsUnguarded(
+extern "C" int CCodecs_htj2kResolutionEnds(
     const uint8_t *codestream, size_t length, uint64_t *ends, size_t capacity, size_t *count, char *error,
     size_t errorCapacity) {
     if (codestream == nullptr || ends == nullptr || count == nullptr)
@@ -245,7 +245,7 @@ static int htj2kResolutionEndsUnguarded(
     }
 }
 
-static int htj2kDecodeUnguarded(
+extern "C" int CCodecs_htj2kDecode(
     const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
     size_t capacity, size_t *written, char *error, size_t errorCapacity) {
     if (codestream == nullptr || image == nullptr || written == nullptr)
@@ -301,22 +301,4 @@ static int htj2kDecodeUnguarded(
     } catch (...) {
         return ccodecs::fail(error, errorCapacity, "HTJ2K decoding failed");
     }
-}
-
-extern "C" int CCodecs_htj2kEncode(
-    const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
-    CCodecs_Output *output, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, length, [&] { return htj2kEncodeUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
-}
-
-extern "C" int CCodecs_htj2kResolutionEnds(
-    const uint8_t *codestream, size_t length, uint64_t *ends, size_t capacity, size_t *count, char *error,
-    size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, length, [&] { return htj2kResolutionEndsUnguarded(codestream, length, ends, capacity, count, error, errorCapacity); });
-}
-
-extern "C" int CCodecs_htj2kDecode(
-    const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
-    size_t capacity, size_t *written, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, capacity, [&] { return htj2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
 }

@@ -99,7 +99,7 @@ bool isJP2(const uint8_t *data, size_t length) {
 
 }  // namespace
 
-static int j2kDecodeUnguarded(
+extern "C" int CCodecs_j2kDecode(
     const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
     size_t capacity, size_t *written, char *error, size_t errorCapacity) {
     if (codestream == nullptr || image == nullptr || written == nullptr)
@@ -179,7 +179,7 @@ static int j2kDecodeUnguarded(
     return 0;
 }
 
-static int j2kEncodeLosslessUnguarded(
+extern "C" int CCodecs_j2kEncodeLossless(
     const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
     CCodecs_Output *output, char *error, size_t errorCapacity) {
     if (const char *problem = ccodecs::encodeArgumentProblem(image, samples, length, decompositions, output))
@@ -240,16 +240,4 @@ static int j2kEncodeLosslessUnguarded(
     std::memcpy(output->data, writer.bytes.data(), writer.bytes.size());
     output->length = writer.bytes.size();
     return 0;
-}
-
-extern "C" int CCodecs_j2kDecode(
-    const uint8_t *codestream, size_t length, uint32_t skipResolutions, CCodecs_Image *image, void *samples,
-    size_t capacity, size_t *written, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, capacity, [&] { return j2kDecodeUnguarded(codestream, length, skipResolutions, image, samples, capacity, written, error, errorCapacity); });
-}
-
-extern "C" int CCodecs_j2kEncodeLossless(
-    const CCodecs_Image *image, const void *samples, size_t length, uint32_t decompositions, int colorTransform,
-    CCodecs_Output *output, char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, length, [&] { return j2kEncodeLosslessUnguarded(image, samples, length, decompositions, colorTransform, output, error, errorCapacity); });
 }

@@ -53,7 +53,7 @@ std::string describe(charls_jpegls_errc code) { return loadedCharLS().errorMessa
 
 }  // namespace
 
-static int jpeglsDecodeUnguarded(
+extern "C" int CCodecs_jpeglsDecode(
     const uint8_t *stream, size_t length, CCodecs_Image *image, void *samples, size_t capacity, size_t *written,
     char *error, size_t errorCapacity) {
     if (stream == nullptr || image == nullptr || written == nullptr)
@@ -104,10 +104,4 @@ static int jpeglsDecodeUnguarded(
     } catch (...) {
         return ccodecs::fail(error, errorCapacity, "JPEG-LS decoding failed");
     }
-}
-
-extern "C" int CCodecs_jpeglsDecode(
-    const uint8_t *stream, size_t length, CCodecs_Image *image, void *samples, size_t capacity, size_t *written,
-    char *error, size_t errorCapacity) {
-    return ccodecs::guarded(error, errorCapacity, capacity, [&] { return jpeglsDecodeUnguarded(stream, length, image, samples, capacity, written, error, errorCapacity); });
 }

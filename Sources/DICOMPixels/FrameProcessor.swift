@@ -104,7 +104,7 @@ public struct FrameProcessor: Sendable {
     /// dropping `skipResolutions` resolutions. The result points into `scratch`: valid while `scratch` lives and
     /// until its next decode.
     /// - Parameter fromOutside: whether the codestream may be crafted (a frame kept as it arrived, or read back from
-    ///   storage); such HTJ2K passes OpenJPEG's checks first.
+    ///   storage): such codestreams are decoded in a codec helper process, HTJ2K after OpenJPEG's checks.
     public static func decodeStored(
         _ codestream: UnsafeRawBufferPointer, transferSyntaxUID: String, description: PixelDescription,
         skipResolutions: Int = 0, scratch: PixelScratch, fromOutside: Bool = true
@@ -116,10 +116,11 @@ public struct FrameProcessor: Sendable {
         let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
         let (image, written): (Codecs.Image, Int)
         switch encoding {
-        case .htj2k:
-            // A frame kept as it arrived (lossy HTJ2K) is outside input: through OpenJPEG's gate first, as at import.
-            if fromOutside { _ = try Codecs.decodeIncomingHTJ2K(codestream, into: output) }
-            (image, written) = try Codecs.decodeHTJ2K(codestream, skipResolutions: skipResolutions, into: output)
+        case .htj2k where fromOutside:
+            (image, written) = try CodecHelperPool.shared.decode(.htj2k, codestream, skipResolutions: skipResolutions, into: output)
+        case .htj2k: (image, written) = try Codecs.decodeHTJ2K(codestream, skipResolutions: skipResolutions, into: output)
+        case .jpeg2000 where fromOutside:
+            (image, written) = try CodecHelperPool.shared.decode(.jpeg2000, codestream, skipResolutions: skipResolutions, into: output)
         case .jpeg2000: (image, written) = try Codecs.decodeJPEG2000(codestream, skipResolutions: skipResolutions, into: output)
         default: throw PixelError(.unsupported, "stored frames of \(transferSyntaxUID) are not decoded here")
         }
@@ -131,25 +132,20 @@ public struct FrameProcessor: Sendable {
         return UnsafeRawBufferPointer(rebasing: output[0..<written])
     }
 
+    /// Codestreams from outside are decoded in a codec helper process (`CodecHelperPool`).
     private static func decodeCodestream(
         _ encoded: UnsafeRawBufferPointer, encoding: PixelEncoding, description: PixelDescription,
         into output: UnsafeMutableRawBufferPointer
     ) throws(PixelError) -> (Codecs.Image, Int) {
+        let operation: CodecHelperPool.Operation
         switch encoding {
-        case .jpeg:
-            return try Codecs.decodeJPEG(
-                encoded, convertYBR: description.photometricInterpretation.hasPrefix("YBR"), into: output)
-        case .jpegLS: return try Codecs.decodeJPEGLS(encoded, into: output)
-        case .jpeg2000: return try Codecs.decodeJPEG2000(encoded, into: output)
-        case .htj2k:
-            // OpenJPH 0.9 trusts packet headers and writes past its buffers on crafted ones
-            // (Fuzz/regressions/instance/htj2k-openjph-precinct-overflow.dcm); OpenJPEG 2.5 checks them but
-            // mis-decodes signed 16-bit HTJ2K. So incoming HTJ2K is decoded by OpenJPEG first, as a gate, then
-            // by OpenJPH for its samples: twice the decode time for a syntax archives rarely hold.
-            _ = try Codecs.decodeIncomingHTJ2K(encoded, into: output)
-            return try Codecs.decodeHTJ2K(encoded, into: output)
+        case .jpeg: operation = description.photometricInterpretation.hasPrefix("YBR") ? .jpegYBR : .jpeg
+        case .jpegLS: operation = .jpegLS
+        case .jpeg2000: operation = .jpeg2000
+        case .htj2k: operation = .htj2k
         default: throw PixelError(.unsupported, "frames of this transfer syntax are not decoded as codestreams")
         }
+        return try CodecHelperPool.shared.decode(operation, encoded, into: output)
     }
 }
 

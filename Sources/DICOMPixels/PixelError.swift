@@ -8,6 +8,8 @@ public struct PixelError: Error, Hashable, Sendable, CustomStringConvertible {
         case verification
         /// The frame is valid but cannot be transcoded losslessly (bit depth, float pixels, size limit).
         case unsupported
+        /// A codec helper process could not be started or reached (the engine's fault, not the frame's).
+        case helper
     }
 
     public var kind: Kind

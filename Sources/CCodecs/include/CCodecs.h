@@ -9,7 +9,9 @@ extern "C" {
 #endif
 
 /// The only code that sees the codec libraries' headers (OpenJPH, OpenJPEG, CharLS). A plain-C surface: no C++
-/// exception crosses it, every call reports failure as a non-zero return with a message in `error`.
+/// exception crosses it, every call reports failure as a non-zero return with a message in `error`. The libraries
+/// trust what they parse (assertions, unbounded loops and allocations on crafted input): the engine calls their
+/// decoders on outside input only inside a codec helper process (DICOMPixels' `CodecHelperPool`).
 ///
 /// Samples are exchanged in one layout: interleaved components (R G B R G B ...), one byte per sample when
 /// `bitsStored` is at most 8, else two bytes little endian; signed samples in two's complement. It is the layout
@@ -36,11 +38,6 @@ void CCodecs_free(CCodecs_Output *output);
 /// Process-wide set-up, run once before any worker starts: routes OpenJPH's messages to the shim (its defaults
 /// print to stderr and are process-wide globals).
 void CCodecs_bootstrap(void);
-
-/// Seconds of CPU one codec call may use before it is stopped and fails, plus one per 4 MiB of the frame's samples
-/// (default 2: a frame at the 256 MiB decode limit may take 66 s, far more than any library needs). Process-wide.
-void CCodecs_setCallCPULimit(double seconds);
-double CCodecs_callCPULimit(void);
 
 /// Bytes one frame takes in the shared layout, or 0 when the product does not fit in 62 bits.
 uint64_t CCodecs_frameBytes(const CCodecs_Image *image);

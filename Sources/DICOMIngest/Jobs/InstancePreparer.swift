@@ -395,8 +395,7 @@ public struct InstancePreparer: Sendable {
                 guard encodedLength <= PixelLimits.maxEncodedFrameBytes else {
                     throw ImportFailure.validation("", "Frame \(index + 1) holds \(encodedLength) bytes, more than the \(PixelLimits.maxEncodedFrameBytes) a frame may have")
                 }
-                // The encoded frame, and the decoded, intermediate and verification buffers at their largest.
-                let frameBytes = encodedLength + 3 * (description.decodeBufferBytes ?? 0)
+                let frameBytes = Self.frameMemory(encodedLength: encodedLength, encoding: encoding, description: description)
                 memoryBudget.reserve(frameBytes)
                 defer { memoryBudget.release(frameBytes) }
                 let encoded = try readFrame(fragments, from: read.datasetInput, into: scratch.pixels.encoded.bytes(encodedLength))
@@ -420,6 +419,9 @@ public struct InstancePreparer: Sendable {
                     try copy(fragments, from: read.datasetInput, to: writer, scratch: scratch, statistics: &streamed)
                     statistics = streamed
                 } else if encoding != .opaque && encodedLength <= PixelLimits.maxEncodedFrameBytes {
+                    let frameBytes = Self.frameMemory(encodedLength: encodedLength, encoding: encoding, description: description)
+                    memoryBudget.reserve(frameBytes)
+                    defer { memoryBudget.release(frameBytes) }
                     let encoded = try readFrame(fragments, from: read.datasetInput, into: scratch.pixels.encoded.bytes(encodedLength))
                     do {
                         statistics = try frameProcessor.decode(encoded, encoding: encoding, description: description, scratch: scratch.pixels).statistics
@@ -486,11 +488,28 @@ public struct InstancePreparer: Sendable {
         }
     }
 
-    /// A frame that cannot be decoded is bad input; one that does not encode or verify is ours.
+    /// What transcoding or checksumming one frame holds, for the memory budget: the encoded frame, the decoded,
+    /// intermediate and verification buffers at their largest, and for a codestream the codec helper's shared
+    /// region and its decoder's allowance (the helper's limit is the same figure).
+    static func frameMemory(encodedLength: Int, encoding: PixelEncoding, description: PixelDescription) -> Int {
+        let decodedBytes = description.decodeBufferBytes ?? 0
+        let engine = encodedLength + 3 * decodedBytes
+        switch encoding {
+        case .jpeg, .jpegLS, .jpeg2000, .htj2k:
+            return engine + CodecHelperPool.frameMemory(encodedBytes: encodedLength, decodedBytes: decodedBytes)
+        default: return engine
+        }
+    }
+
+    /// A frame that cannot be decoded is bad input; one that does not encode or verify, or whose codec helper
+    /// cannot be reached, is ours.
     private static func failure(_ error: PixelError, frame: Int) -> ImportFailure {
         switch error.kind {
         case .decode, .unsupported:
             return .validation("", "Frame \(frame + 1) cannot be decoded: \(error.message)")
+        case .helper:
+            return ImportFailure(
+                inputKey: "", exceptionType: "InternalServerException", message: "Frame \(frame + 1) was not decoded: \(error.message)")
         case .encode, .verification:
             return ImportFailure(
                 inputKey: "", exceptionType: "InternalServerException",
