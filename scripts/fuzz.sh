@@ -54,7 +54,8 @@ PY
       printf 'POST\n/datastore/abc/start-import\n\nAWS4-HMAC-SHA256 Credential=AKID/20251130/us-east-1/medical-imaging/aws4_request, SignedHeaders=host;x-amz-date, Signature=%064d\n20251130T000000Z\n%064d\n' 0 0 > "$folder/request" ;;
     request)
       printf '{"jobName":"my-job","dataAccessRoleArn":"arn:aws:iam::123456789012:role/Importer","clientToken":"90ece54b-9b35-4a01-a5a1-842646445383","inputS3Uri":"s3://in/dicom/","outputS3Uri":"s3://out/","filters":[{"operator":"BETWEEN","values":[{"createdAt":1.5},{"createdAt":2}]},{"operator":"EQUAL","values":[{"DICOMStudyDateAndTime":{"DICOMStudyDate":"19990101"}}]}]}' > "$folder/request.json"
-      printf '{"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"A\\u00e9^B"}},"Study":{"DICOM":{"StudyID":"7"},"Series":{"1.2":{"DICOM":{"Modality":"CT"},"Instances":{"1.2.3":{"DICOM":{"Rows":2,"X":[1.5e3,-0,null,true]}},"1.2.4":{}}}}}}' > "$folder/update.json" ;;
+      printf '{"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"A\\u00e9^B"}},"Study":{"DICOM":{"StudyID":"7"},"Series":{"1.2":{"DICOM":{"Modality":"CT"},"Instances":{"1.2.3":{"DICOM":{"Rows":2,"ImageType":["DERIVED","SECONDARY"],"WindowCenter":"4.5e1","00090010":"ACME","00091010":"AQA=","ReferencedImageSequence":[{"ReferencedSOPInstanceUID":"1.2"}]}},"1.2.4":{}}}}}}' > "$folder/update.json"
+      printf '{"Study":{"DICOM":{"StudyDescription":"a\\ud800\\u0000","StudyDate":"2024-01-01","StudyDate":"x"}}}' > "$folder/refused.json" ;;
     s3xml)
       printf '<?xml version="1.0"?><ListBucketResult><Contents><Key>a/b&amp;c.dcm</Key><Size>12</Size></Contents><Contents><Key>d/</Key><Size>0</Size></Contents><IsTruncated>true</IsTruncated><NextContinuationToken>t&#x41;</NextContinuationToken></ListBucketResult>' > "$folder/list.xml" ;;
   esac

@@ -62,7 +62,9 @@ enum FuzzTarget: String, CaseIterable {
             _ = S3ObjectSource.listPage(text)
             _ = XML.decode(text)
         case .request:
-            // UpdateImageSetMetadata and CopyImageSet documents: the order-keeping parser, the checks, the apply step.
+            // UpdateImageSetMetadata and CopyImageSet documents: the order-keeping parser, the checks (with and
+            // without force: MetadataUpdateRules), the apply step.
+            _ = try? MetadataChanges.parse(updatable: bytes, removable: nil, seriesInstanceUID: "1.2", force: false)
             if let changes = try? MetadataChanges.parse(updatable: bytes, removable: bytes, seriesInstanceUID: "1.2", force: true) {
                 _ = try? changes.check(primary: true)
                 _ = try? MetadataChanges.apply(changes.patient, toDICOM: Array(#"{"PatientID":"P","PatientName":"A^B"}"#.utf8))

@@ -77,6 +77,25 @@ import Testing
         let stale = try runner.run(["image-set", "update", imageSetId, "--latest-version", "1", "--revert-to", "1"] + storeArguments)
         #expect(stale.status == 4, "\(stale.stderr)")
         #expect(stale.stderr.contains("ConflictException"))
+        // Refused as HealthImaging documents (issue 22): exit status 2, a ValidationException naming what is wrong.
+        let refused: [([UInt8], String)] = [
+            (Array(#"{"Study":{"DICOM":{"StudyDescription":"a"#.utf8) + [0xFF] + Array(#""}}}"#.utf8), "not valid UTF-8"),
+            (Array(#"{"Study":{"DICOM":{"StudyDescription":"a\u0000b"}}}"#.utf8), "holds a NUL character"),
+            (Array(#"{"Study":{"DICOM":{"__proto__":{"polluted":true}}}}"#.utf8), "__proto__ is not a DICOM attribute"),
+            (Array(#"{"Study":{"DICOM":{"StudyDescription":"a","StudyDescription":"b"}}}"#.utf8), "gives StudyDescription twice"),
+            (Array(#"{"Study":{"DICOM":{"StudyDate":"2024-01-01"}}}"#.utf8), "StudyDate does not fit its VR DA"),
+            (Array(#"{"Study":{"DICOM":{"ReferencedStudySequence":[{}]}}}"#.utf8), "ReferencedStudySequence is a sequence"),
+            (Array(#"{"Study":{"DICOM":{"NameOfPhysiciansReadingStudy":["A^B","C^D"]}}}"#.utf8), "multi-valued changes need force=true"),
+            (Array(#"{"Study":{"DICOM":{"Modality":"MR"}}}"#.utf8), "Modality belongs at the series level"),
+            (Array(#"{"Study":{"DICOM":{"00091010":"AQA="}}}"#.utf8), "Private attribute 00091010"),
+        ]
+        for (body, words) in refused {
+            try Data(body).write(to: URL(fileURLWithPath: folder.sub("refused.json")))
+            let answer = try runner.run(
+                ["image-set", "update", imageSetId, "--latest-version", "2", "--updatable", folder.sub("refused.json")] + storeArguments)
+            #expect(answer.status == 2, "\(words): \(answer.stderr)")
+            #expect(answer.stderr.contains("ValidationException") && answer.stderr.contains(words), "\(answer.stderr)")
+        }
         let reverted = try runner.run(["image-set", "update", imageSetId, "--latest-version", "2", "--revert-to", "1"] + storeArguments)
         #expect(try json(reverted.stdout)["versionId"] as? String == "3", "\(reverted.stderr)")
         let copied = try runner.run(["image-set", "copy", imageSetId, "--latest-version", "3"] + storeArguments)

@@ -19,7 +19,7 @@ import Testing
         PreparedInstance(
             inputKey: "in/\(sop)-\(text).dcm", sopInstanceUID: sop, key: key, patientJSON: Array("{\"PatientID\":\"P\"}".utf8),
             studyJSON: Array("{\"StudyID\":\"\(text)\"}".utf8), seriesJSON: Array("{}".utf8),
-            instanceJSON: Array("{\"DICOM\":{\"Text\":\"\(text)\"}}".utf8), frames: [], warnings: [])
+            instanceJSON: Array("{\"DICOM\":{\"ImageComments\":\"\(text)\"}}".utf8), frames: [], warnings: [])
     }
 
     /// Commits `instances` as the next version of the series' image set (a new one when there is none).
@@ -41,7 +41,7 @@ import Testing
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let study = try #require(document["Study"] as? [String: Any])
         let instances = try #require(((study["Series"] as? [String: Any])?[series] as? [String: Any])?["Instances"] as? [String: [String: Any]])
-        return (instances.mapValues { ($0["DICOM"] as? [String: Any])?["Text"] as? String ?? "" }, (study["DICOM"] as? [String: Any])?["StudyID"] as? String ?? "")
+        return (instances.mapValues { ($0["DICOM"] as? [String: Any])?["ImageComments"] as? String ?? "" }, (study["DICOM"] as? [String: Any])?["StudyID"] as? String ?? "")
     }
 
     static func instanceRows(_ catalog: Catalog) throws -> Int {
@@ -136,7 +136,7 @@ import Testing
                     arguments: [imageSetId, datastoreId, Self.series, Self.key.encoded, Self.key.studyInstanceUID])
                 try db.execute(
                     sql: "INSERT INTO instances (image_set_id, sop_uid, input_key, job_id, instance) VALUES (?, '1.1', 'old.dcm', 'old', ?)",
-                    arguments: [imageSetId, Data("{\"DICOM\":{\"Text\":\"old\"}}".utf8)])
+                    arguments: [imageSetId, Data("{\"DICOM\":{\"ImageComments\":\"old\"}}".utf8)])
                 try db.execute(
                     sql: "INSERT INTO image_set_versions (image_set_id, version, job_id, created_at, document) VALUES (?, 1, 'old', 0, ?)",
                     arguments: [imageSetId, Data(stored)])
@@ -182,7 +182,7 @@ import Testing
         let update = try Self.changes(
             updatable: """
                 {"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"NEW^NAME","PatientID":"Q"}},
-                 "Study":{"Series":{"\(Self.series)":{"Instances":{"1.2":{"DICOM":{"Text":"b-edited","Extra":[1,2.5,"x"]}}}}}}}
+                 "Study":{"Series":{"\(Self.series)":{"Instances":{"1.2":{"DICOM":{"ImageComments":"b-edited","WindowCenter":"40"}}}}}}}
                 """,
             removable: """
                 {"Study":{"Series":{"\(Self.series)":{"Instances":{"1.3":{}}}}}}
@@ -216,7 +216,7 @@ import Testing
         // The next version builds on the restored instances.
         let fourth = try store.updateImageSetMetadata(
             datastoreId: catalog.datastoreId, imageSetId: imageSetId, latestVersion: 3,
-            update: try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.3":{"DICOM":{"Text":"c4"}}}}}}}"#),
+            update: try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.3":{"DICOM":{"ImageComments":"c4"}}}}}}}"#),
             now: 13)
         #expect(fourth.latestVersion == 4)
         #expect(try Self.contents(store, catalog, imageSetId, version: 4).0 == ["1.1": "a1", "1.2": "b1", "1.3": "c4"])
@@ -303,7 +303,7 @@ import Testing
             }
         }
         for update in [
-            try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"7.7":{"DICOM":{"Text":"x"}}}}}}}"#),
+            try Self.changes(updatable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"7.7":{"DICOM":{"ImageComments":"x"}}}}}}}"#),
             try Self.changes(removable: #"{"Study":{"Series":{"\#(Self.series)":{"Instances":{"1.1":{}}}}}}"#),
             ImageSetUpdate.revert(toVersion: 5),
         ] {
@@ -323,7 +323,7 @@ import Testing
         let list = stored.map { "{\"ID\":\"\($0.id)\"}" }.joined(separator: ",")
         var instance = instance(sop, text)
         instance.studyJSON = Array("{\"StudyDescription\":\"\(study)\"}".utf8)
-        instance.instanceJSON = Array("{\"DICOM\":{\"Text\":\"\(text)\"},\"ImageFrames\":[\(list)]}".utf8)
+        instance.instanceJSON = Array("{\"DICOM\":{\"ImageComments\":\"\(text)\"},\"ImageFrames\":[\(list)]}".utf8)
         instance.frames = stored
         return instance
     }

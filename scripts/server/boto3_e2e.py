@@ -131,6 +131,27 @@ try:
     check(False, "patient-level update of a primary image set accepted")
 except mi.exceptions.ValidationException:
     pass
+# Refused as HealthImaging documents (issue 22): each a ValidationException naming what is wrong; nothing changes.
+refused = [
+    (b'{"Study":{"DICOM":{"StudyDescription":"a\xff"}}}', "not valid UTF-8"),
+    (b'{"Study":{"DICOM":{"StudyDescription":"a\\u0000b"}}}', "NUL"),
+    (b'{"Study":{"DICOM":{"__proto__":{"polluted":true}}}}', "__proto__ is not a DICOM attribute"),
+    (b'{"Study":{"DICOM":{"StudyDescription":"a","StudyDescription":"b"}}}', "gives StudyDescription twice"),
+    (b'{"Study":{"DICOM":{"StudyDate":"2024-01-01"}}}', "StudyDate does not fit its VR DA"),
+    (b'{"Study":{"DICOM":{"ReferencedStudySequence":[{"ReferencedSOPInstanceUID":"1.2"}]}}}', "is a sequence"),
+    (b'{"Study":{"DICOM":{"NameOfPhysiciansReadingStudy":["A^B","C^D"]}}}', "multi-valued changes need force=true"),
+    (b'{"Study":{"DICOM":{"Modality":"MR"}}}', "Modality belongs at the series level"),
+    (b'{"Study":{"DICOM":{"00091010":"AQA="}}}', "Private attribute 00091010"),
+]
+for body, words in refused:
+    try:
+        mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="2",
+                                     updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": body}})
+        check(False, f"refused update accepted: {body}")
+    except mi.exceptions.ValidationException as error:
+        check(words in error.response["Error"]["Message"], f"{body}: {error.response['Error']['Message']}")
+seen["refusedUpdates"] = len(refused)
+check(mi.get_image_set(datastoreId=datastore, imageSetId=image_set)["versionId"] == "2", "refused updates made no version")
 reverted = mi.update_image_set_metadata(datastoreId=datastore, imageSetId=image_set, latestVersionId="2",
                                         updateImageSetMetadataUpdates={"revertToVersionId": "1"})
 check(reverted["latestVersionId"] == "3", "revert is a new version")
