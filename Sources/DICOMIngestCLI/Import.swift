@@ -105,7 +105,7 @@ extension DICOMIngestCommand {
                 if submitOnly {
                     return wait ? .ran(try waitForWorkers(job, store: store)) : .submitted(job)
                 }
-                guard job.jobStatus == .submitted || job.jobStatus == .inProgress else {
+                guard job.jobStatus == .submitted || job.jobStatus == .inProgress || (resume != nil && job.jobStatus == .failed) else {
                     if resume != nil {
                         throw IngestServiceError.conflict("Job \(job.jobId) has already ended \(job.jobStatus.rawValue); there is nothing to resume")
                     }
@@ -134,7 +134,7 @@ extension DICOMIngestCommand {
                     return line
                 }
                 defer { progress?.stop() }
-                let outcome = try engine.run(job, source: source) { job in
+                let outcome = try engine.run(job, reopeningFailed: resume != nil, source: source) { job in
                     try io.sink(for: job.outputS3Uri, datastoreId: job.datastoreId, jobId: job.jobId)
                 }
                 reclaimFramePacks(store, frames: frames, logger: Logger(label: "dicom-ingest"))

@@ -31,7 +31,7 @@ public final class PostgresImageSetStore: SQLBackedImageSetStore {
             connections = try PostgresConnectionPool(location: location)
             let database = PostgresCatalogDatabase(connections: connections)
             try PostgresSchema.migrate(database, schema: location.schema)
-            catalog = SQLCatalog(database: database, dialect: .postgres)
+            catalog = SQLCatalog(database: database, dialect: .postgres, place: location.redacted)
         } catch {
             throw ImageSetStoreError(.io, "cannot open the catalog at \(location.redacted): \(error)")
         }

@@ -51,6 +51,7 @@ extension SQLBackedImageSetStore {
     public func isDone(jobId: String, inputKey: String) throws -> Bool { try catalog.isDone(jobId: jobId, inputKey: inputKey) }
     public func forEachLine(jobId: String, _ body: (JobLine) throws -> Void) throws { try catalog.forEachLine(jobId: jobId, body) }
     public func endJob(_ job: DICOMImportJobProperties) throws { try catalog.endJob(job) }
+    public func reopenFailedJob(_ job: DICOMImportJobProperties) throws { try catalog.reopenFailedJob(job) }
 
     public func commitSeries(
         datastoreId: String, jobId: String, seriesInstanceUID: String,

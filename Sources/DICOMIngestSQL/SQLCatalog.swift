@@ -1,5 +1,6 @@
 public import DICOMIngest
 public import DICOMIngestModel
+import Glibc
 import Synchronization
 
 /// The catalog of data stores, jobs, image sets, their versions and frames, written once for every SQL backend
@@ -23,9 +24,13 @@ public final class SQLCatalog: ImageSetStore {
     /// Composed metadata documents (gzip) by image set and version; versions never change, so entries never go stale.
     private let documents = DocumentCache(capacity: 64 << 20)
 
-    public init(database: any SQLDatabase, dialect: SQLDialect) {
+    /// Where the catalog is (a file, or a redacted URL), for the messages of its failures.
+    public let place: String
+
+    public init(database: any SQLDatabase, dialect: SQLDialect, place: String) {
         self.database = database
         self.dialect = dialect
+        self.place = place
     }
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
@@ -43,8 +48,32 @@ public final class SQLCatalog: ImageSetStore {
         } catch let error as ImageSetStoreError {
             throw error
         } catch {
-            throw ImageSetStoreError(.io, "catalog error: \(error)")
+            var reason = Self.reason(error)
+            if reason.contains("disk is full"), let free = Self.freeBytes(near: place) {
+                reason += " (\(free) bytes free on the device holding \(place))"
+            }
+            throw ImageSetStoreError(.io, "catalog \(place): \(reason)")
         }
+    }
+
+    /// Free bytes on the file system of `path` (or of its folder), for a catalog on a local disk.
+    static func freeBytes(near path: String) -> UInt64? {
+        var info = statvfs()
+        for candidate in [path, String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])] where statvfs(candidate, &info) == 0 {
+            return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        }
+        return nil
+    }
+
+    /// The database's reason without the statement it ran (GRDB adds "- while executing `…`").
+    static func reason(_ error: any Error) -> String {
+        let text = "\(error)"
+        let marker = Array(" - while executing".utf8)
+        let bytes = Array(text.utf8)
+        guard bytes.count >= marker.count,
+            let cut = (0...(bytes.count - marker.count)).first(where: { bytes[$0..<($0 + marker.count)].elementsEqual(marker) })
+        else { return text }
+        return String(decoding: bytes[..<cut], as: UTF8.self)
     }
 
     private static func seriesLock(_ datastoreId: String, _ seriesInstanceUID: String) -> String {
@@ -196,6 +225,15 @@ public final class SQLCatalog: ImageSetStore {
             try db.execute(
                 "UPDATE jobs SET status = $1, ended_at = $2, message = $3 WHERE id = $4",
                 job.jobStatus.rawValue, job.endedAt, job.message, job.jobId)
+        }
+    }
+
+    public func reopenFailedJob(_ job: DICOMImportJobProperties) throws {
+        try write { db in
+            try db.execute("DELETE FROM job_lines WHERE job_id = $1 AND kind = $2", job.jobId, JobLine.Kind.serverError.rawValue)
+            try db.execute(
+                "UPDATE jobs SET status = $1, ended_at = NULL, message = NULL WHERE id = $2 AND status = $3",
+                JobStatus.inProgress.rawValue, job.jobId, JobStatus.failed.rawValue)
         }
     }
 
@@ -367,8 +405,11 @@ public final class SQLCatalog: ImageSetStore {
         try write { db in try Self.end(job, db) }
     }
 
+    /// A job that a process ran and that FAILED (a job-level cause: the catalog, the store, the output) keeps its
+    /// staged instances and recorded lines, so that `import --resume` continues it (`reopenFailedJob`); their frame
+    /// packs stay too, as staged rows name them.
     static func end(_ job: DICOMImportJobProperties, _ db: any SQLConnection) throws {
-        try dropWork(ofJob: job.jobId, db)
+        try dropWork(ofJob: job.jobId, keepingWhatResumes: job.jobStatus == .failed && !job.runsOnWorkers, db)
         try db.execute(
             "UPDATE jobs SET status = $1, ended_at = $2, message = $3, lease_holder = NULL WHERE id = $4",
             job.jobStatus.rawValue, job.endedAt, job.message, job.jobId)
@@ -377,9 +418,10 @@ public final class SQLCatalog: ImageSetStore {
 
     /// What a job kept to resume or share its work. Chunks go first: a chunk's writer takes its chunk's row before
     /// the job's, and so does this.
-    static func dropWork(ofJob jobId: String, _ db: any SQLConnection) throws {
+    static func dropWork(ofJob jobId: String, keepingWhatResumes: Bool = false, _ db: any SQLConnection) throws {
         try db.execute("DELETE FROM chunk_in_flight WHERE job_id = $1", jobId)
         try db.execute("DELETE FROM job_chunks WHERE job_id = $1", jobId)
+        guard !keepingWhatResumes else { return }
         try db.execute("DELETE FROM staged_instances WHERE job_id = $1", jobId)
         try db.execute("DELETE FROM job_lines WHERE job_id = $1", jobId)
     }

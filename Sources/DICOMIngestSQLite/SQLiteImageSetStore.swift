@@ -40,7 +40,7 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
             configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             let pool = try DatabasePool(path: directory + "/catalog.sqlite", configuration: configuration)
             try Self.migrator.migrate(pool)
-            catalog = SQLCatalog(database: GRDBDatabase(pool: pool), dialect: .sqlite)
+            catalog = SQLCatalog(database: GRDBDatabase(pool: pool), dialect: .sqlite, place: directory + "/catalog.sqlite")
         } catch {
             throw ImageSetStoreError(.io, "cannot open the data store at \(directory): \(error)")
         }

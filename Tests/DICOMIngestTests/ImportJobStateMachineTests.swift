@@ -166,6 +166,20 @@ import Testing
         }
     }
 
+    /// `import --resume` of a FAILED job (issue 22); nothing else reopens one, and an ended job does not start.
+    @Test func onlyAFailedJobReopens() {
+        var failed = ImportJob.StateMachine(status: .failed, message: "DICOM import job has failed. disk full")
+        #expect(failed.start() == .none)
+        #expect(failed.reopen() == .startPipeline)
+        #expect(failed.status == .inProgress && failed.message == nil)
+        #expect(failed.pipelineFinished() == .finish(.completed, message: nil))
+        var completed = ImportJob.StateMachine(status: .completed)
+        #expect(completed.reopen() == .none)
+        var running = ImportJob.StateMachine(status: .inProgress)
+        #expect(running.reopen() == .none)
+        #expect(running.status == .inProgress)
+    }
+
     @Test func statusTableMatchesTheModel() {
         #expect(IngestServiceError.Code.serviceQuotaExceededException.httpStatus == 402)
         #expect(IngestServiceError.Code.conflictException.httpStatus == 409)

@@ -170,6 +170,8 @@ copy_document = json.loads(gzip.decompress(mi.get_image_set_metadata(
     datastoreId=datastore, imageSetId=copy_id)["imageSetMetadataBlob"].read()))
 check(list(copy_document["Study"]["Series"][series_uid]["Instances"]) == [sop], "copy holds the chosen instance")
 copy_frames = [frame["ID"] for frame in copy_document["Study"]["Series"][series_uid]["Instances"][sop].get("ImageFrames", [])]
+source_frames = [frame["ID"] for frame in document["Study"]["Series"][series_uid]["Instances"][sop].get("ImageFrames", [])]
+check(copy_frames == source_frames, "the copy names its instance's frames by the source's frame IDs (README, CopyImageSet)")
 if copy_frames:
     frame = mi.get_image_frame(datastoreId=datastore, imageSetId=copy_id, imageFrameInformation={"imageFrameId": copy_frames[0]})
     check(len(frame["imageFrameBlob"].read()) > 0, "frame of the copy")

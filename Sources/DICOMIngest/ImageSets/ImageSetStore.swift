@@ -145,6 +145,9 @@ public protocol ImageSetStore: Sendable {
     /// - Throws: `notFound` (no such data store), `conflict` (not ACTIVE), `quotaExceeded`.
     func insertJob(_ job: DICOMImportJobProperties, maxActiveJobs: Int) throws -> (job: DICOMImportJobProperties, inserted: Bool)
     func updateJob(_ job: DICOMImportJobProperties) throws
+    /// `import --resume` of a job that FAILED: IN_PROGRESS again, its server-error lines forgotten (those objects
+    /// are read again; what was staged and the other lines stay), in one transaction.
+    func reopenFailedJob(_ job: DICOMImportJobProperties) throws
     func job(datastoreId: String, jobId: String) throws -> DICOMImportJobProperties?
     /// One page of a data store's jobs, newest first (ListDICOMImportJobs), read by key from an index.
     func jobs(datastoreId: String, status: JobStatus?, limit: Int, after: PageToken?) throws -> Page<DICOMImportJobProperties>
@@ -166,7 +169,7 @@ public protocol ImageSetStore: Sendable {
     func forEachLine(jobId: String, _ body: (JobLine) throws -> Void) throws
     /// Records a job's end (status, end time, message, final progress) and drops what it kept to resume (staged instances, recorded
     /// lines) in one transaction: a stop between the two would leave rows no run ever reads again, holding their
-    /// frame packs.
+    /// frame packs. A job a process ran that FAILED keeps them for `import --resume` (`reopenFailedJob`).
     func endJob(_ job: DICOMImportJobProperties) throws
 
     /// Commits a job's staged instances of one series in one write transaction: reads the series' primary image

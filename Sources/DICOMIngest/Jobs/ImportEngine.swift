@@ -158,10 +158,15 @@ public final class ImportEngine: Sendable {
     ///   - source: the objects under `job.inputS3Uri`.
     ///   - makeSink: opens the result folder for the job; a failure to do so fails the job.
     ///
+    /// A job that FAILED for a job-level reason keeps what it staged and recorded; with `reopeningFailed` (the
+    /// CLI's `import --resume`) it runs again from there, its server-error lines forgotten so that those objects
+    /// are read again.
+    ///
     /// - Throws: `ConflictException` when another process is running the job (`JobLock`), or when the job was
     ///   submitted for workers (`ImportWorker` runs it); nothing is changed.
     public func run(
         _ submitted: DICOMImportJobProperties,
+        reopeningFailed: Bool = false,
         source: any ObjectSource,
         makeSink: (DICOMImportJobProperties) throws -> any ResultSink
     ) throws(IngestServiceError) -> ImportOutcome {
@@ -205,16 +210,19 @@ public final class ImportEngine: Sendable {
             logger.info("import job finished", metadata: metadata.merging(["status": .string(status.rawValue)]) { $1 })
         }
 
-        guard machine.start() == .startPipeline else {
+        let reopened = reopeningFailed && machine.status == .failed
+        guard (reopened ? machine.reopen() : machine.start()) == .startPipeline else {
             // Ended: nothing to run, and the lock file is not needed again.
             lock?.remove()
             outcome.job = job
             return outcome
         }
         job.jobStatus = machine.status
+        job.message = nil
+        job.endedAt = nil
         let attempt: Int
         do {
-            try store.updateJob(job)
+            if reopened { try store.reopenFailedJob(job) } else { try store.updateJob(job) }
             attempt = try store.beginAttempt(jobId: job.jobId)
             if let folder = configuration.journalFolder {
                 journal = try JobJournal(folder: folder, jobId: job.jobId, attempt: attempt)

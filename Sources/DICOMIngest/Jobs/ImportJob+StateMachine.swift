@@ -36,6 +36,15 @@ extension ImportJob {
             return .startPipeline
         }
 
+        /// `import --resume` of a FAILED job (a documented extension: HealthImaging never restarts one, and a
+        /// repeated client token still answers FAILED): it runs again from what it had staged and recorded.
+        public mutating func reopen() -> Action {
+            guard status == .failed else { return .none }
+            status = .inProgress
+            message = nil
+            return .startPipeline
+        }
+
         /// Every object under the input prefix has a result line and the image sets are committed.
         public mutating func pipelineFinished() -> Action {
             guard status == .inProgress else { return .none }

@@ -13,7 +13,7 @@ extension IngestServiceError {
             case .conflict: self.init(.conflictException, error.message)
             case .quotaExceeded: self.init(.serviceQuotaExceededException, error.message)
             case .invalid: self.init(.validationException, error.message)
-            case .io: self.init(.internalServerException, "The data store could not be read or written")
+            case .io: self.init(.internalServerException, "The data store could not be read or written: \(error.message)")
             }
         case let error as ObjectIOError:
             switch error.kind {

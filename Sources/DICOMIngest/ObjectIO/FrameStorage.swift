@@ -92,7 +92,7 @@ final class FileBlobWriter: FrameBlobWriter {
     }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
-        try DescriptorIO.writeAll(bytes, to: descriptor, what: "frame blob")
+        try DescriptorIO.writeAll(bytes, to: descriptor, what: "frame blob \(path)")
         size += bytes.count
     }
 
@@ -102,7 +102,7 @@ final class FileBlobWriter: FrameBlobWriter {
         guard descriptor >= 0 else { return }
         let descriptor = self.descriptor
         self.descriptor = -1
-        try DescriptorIO.syncAndClose(descriptor, what: "frame blob \(blobName)")
+        try DescriptorIO.syncAndClose(descriptor, what: "frame blob \(path)")
         try DescriptorIO.syncFolder((path as NSString).deletingLastPathComponent)
     }
 }
