@@ -4,115 +4,169 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Foundation
 import Synchronization
 
-/// Connections to one catalog, lent to one caller at a time and opened when first needed. Callers block (the
-/// catalog's API is synchronous, called from worker and executor threads, never from an event loop).
+/// The catalog's connections: postgres-nio's own `PostgresClient` pool (it opens, keeps alive and replaces
+/// connections; a connection the server dropped is never lent again), lent to callers that block. The catalog's API
+/// is synchronous, called from worker and executor threads: a lease is taken in a task of its own, which hands the
+/// connection to the waiting thread and holds the lease until that thread gives it back, so no thread of the
+/// cooperative pool ever blocks. Every wait has a bound (`PostgresLocation.timeout`).
 final class PostgresConnectionPool: Sendable {
-    private struct State {
-        var idle: [PostgresConnection] = []
-        var closed = false
-    }
-
     let location: PostgresLocation
-    private let configuration: PostgresConnection.Configuration
-    private let state = Mutex(State())
-    private let slots: DispatchSemaphoreBox
-    private let nextID = Atomic<Int>(0)
+    private let client: PostgresClient
+    private let running: Task<Void, Never>
     private let logger = Logger(label: "dicom-ingest.postgres")
 
     init(location: PostgresLocation) throws {
         self.location = location
-        configuration = try location.configuration()
-        slots = DispatchSemaphoreBox(value: location.poolSize)
+        var configuration = try location.clientConfiguration()
+        configuration.options.maximumConnections = location.poolSize
+        configuration.options.connectTimeout = .seconds(min(10, location.timeout))
+        // The catalog's schema, and a name that tells in pg_stat_activity which catalog a connection serves.
+        configuration.options.additionalStartupParameters = [("application_name", "dicom-ingest/\(location.schema)")]
+            + (location.schema == "public" ? [] : [("search_path", location.schema)])
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        running = Task(executorPreference: PostgresTaskExecutor.shared) { await client.run() }
     }
 
-    /// Runs `body` on a connection of the pool; a connection that failed under it is closed, not lent again.
+    /// Runs `body` on a connection of the pool, for at most the catalog's timeout to get one.
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        slots.wait()
-        defer { slots.signal() }
-        var connection = state.withLock { $0.idle.popLast() }
-        if connection == nil || connection?.isClosed == true {
-            let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
-            connection = try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: id, logger: logger
-            ).wait()
-            // The catalog's schema, and a name that tells in pg_stat_activity which catalog a connection serves.
-            var setup = ["SET application_name TO 'dicom-ingest/\(location.schema)'"]
-            if location.schema != "public" { setup.append("SET search_path TO \(location.schema)") }
-            for statement in setup {
-                _ = try connection!.query(PostgresQuery(unsafeSQL: statement), logger: logger).wait()
+        let lease = ConnectionLease()
+        let client = self.client
+        let leasing = Task(executorPreference: PostgresTaskExecutor.shared) {
+            do {
+                try await client.withConnection { connection in await lease.lend(connection) }
+            } catch {
+                lease.fail(error)
             }
         }
-        let lent = connection!
-        do {
-            let result = try body(lent)
-            giveBack(lent)
-            return result
-        } catch let error as PostgresCatalogError where !error.connectionIsUsable {
-            // The server dropped it (a restart, a failover, an administrator): the idle ones went the same way.
-            Self.close(lent)
-            for idle in state.withLock({ state in defer { state.idle = [] }; return state.idle }) { Self.close(idle) }
-            throw error
-        } catch {
-            giveBack(lent)
-            throw error
+        let connection: PostgresConnection
+        switch lease.waitForConnection(seconds: location.timeout) {
+        case .lent(let lent): connection = lent
+        case .failed(let error): throw PostgresCatalogError(error)
+        case .timedOut:
+            leasing.cancel()
+            throw PostgresCatalogError.connectionLost("no connection to the catalog within \(Int(location.timeout)) s")
         }
-    }
-
-    private func giveBack(_ connection: PostgresConnection) {
-        let keep = state.withLock { state -> Bool in
-            guard !state.closed, !connection.isClosed else { return false }
-            state.idle.append(connection)
-            return true
-        }
-        if !keep { Self.close(connection) }
+        defer { lease.giveBack() }
+        return try body(connection)
     }
 
     func close() {
-        let idle = state.withLock { state -> [PostgresConnection] in
-            state.closed = true
-            defer { state.idle = [] }
-            return state.idle
-        }
-        for connection in idle { Self.close(connection) }
+        running.cancel()
     }
 
     var queryLogger: Logger { logger }
+}
 
-    /// Closes a connection and waits until it is (PostgresNIO requires a connection to be closed before it goes).
-    private static func close(_ connection: PostgresConnection) {
-        let closing: EventLoopFuture<Void> = connection.close()
-        try? closing.wait()
+/// Where the client's tasks run: a queue of their own, not the cooperative pool, whose few threads (one per core)
+/// the blocking callers of the catalog may all be holding; the client's work would then never be scheduled.
+private final class PostgresTaskExecutor: TaskExecutor {
+    static let shared = PostgresTaskExecutor()
+    private let queue = DispatchQueue(label: "dicom-ingest.postgres-client")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 
-/// `DispatchSemaphore` is not `Sendable`-annotated; it is safe to share.
-final class DispatchSemaphoreBox: @unchecked Sendable {
-    private let semaphore: DispatchSemaphore
-
-    init(value: Int) {
-        semaphore = DispatchSemaphore(value: value)
+/// One lease handed from the task that holds it to the thread that uses it, and back.
+private final class ConnectionLease: Sendable {
+    enum Handed {
+        case lent(PostgresConnection)
+        case failed(any Error)
+        case timedOut
     }
 
-    func wait() { semaphore.wait() }
-    func signal() { semaphore.signal() }
+    private struct State {
+        var handed: Handed?
+        var back: CheckedContinuation<Void, Never>?
+        /// The thread gave the connection back, or stopped waiting for it.
+        var done = false
+    }
+
+    private let state = Mutex(State())
+    private let ready = DispatchSemaphore(value: 0)
+
+    /// The holding task's side: hands `connection` over and waits until it is given back.
+    func lend(_ connection: PostgresConnection) async {
+        await withCheckedContinuation { (back: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { state -> Bool in
+                guard !state.done else { return true }
+                state.handed = .lent(connection)
+                state.back = back
+                return false
+            }
+            if resumeNow { back.resume() } else { ready.signal() }
+        }
+    }
+
+    func fail(_ error: any Error) {
+        state.withLock { state in
+            if state.handed == nil { state.handed = .failed(error) }
+        }
+        ready.signal()
+    }
+
+    func waitForConnection(seconds: Double) -> Handed {
+        _ = ready.wait(timeout: .now() + seconds)
+        return state.withLock { state in
+            guard let handed = state.handed else {
+                state.done = true
+                return .timedOut
+            }
+            if case .failed = handed { state.done = true }
+            return handed
+        }
+    }
+
+    func giveBack() {
+        let back = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.done = true
+            defer { state.back = nil }
+            return state.back
+        }
+        back?.resume()
+    }
 }
 
-/// A statement PostgreSQL refused (the server's SQLSTATE and message), after which the connection is still usable.
+/// A statement PostgreSQL refused (the server's SQLSTATE and message), after which the connection may still be
+/// usable, or the loss of the connection (a restart, a failover, an administrator, a timeout).
 struct PostgresCatalogError: Error, CustomStringConvertible {
     var sqlState: String
     var message: String
     var connectionIsUsable: Bool
+    /// The server said what went wrong (a statement it answered did not commit); false when the connection went
+    /// without an answer.
+    var serverAnswered = false
 
     var description: String { "PostgreSQL \(sqlState): \(message)" }
 
+    static func connectionLost(_ message: String) -> PostgresCatalogError {
+        PostgresCatalogError(sqlState: "connection", message: message, connectionIsUsable: false)
+    }
+
+    init(sqlState: String, message: String, connectionIsUsable: Bool) {
+        self.sqlState = sqlState
+        self.message = message
+        self.connectionIsUsable = connectionIsUsable
+    }
+
     init(_ error: any Error) {
-        if let error = error as? PSQLError, let info = error.serverInfo {
+        if let error = error as? PostgresCatalogError {
+            self = error
+        } else if let error = error as? PSQLError, let info = error.serverInfo {
             sqlState = info[.sqlState] ?? "?"
             message = info[.message] ?? String(reflecting: error)
-            // FATAL and PANIC end the session (57P01 when an administrator terminates it).
-            connectionIsUsable = !["FATAL", "PANIC"].contains(info[.severity] ?? "")
+            // FATAL and PANIC end the session (57P01 when an administrator terminates it); class 57 (operator
+            // intervention: shutdown, crash shutdown, cannot connect now) and 08 (connection exception) mean a
+            // connection that is gone or a server that is restarting.
+            serverAnswered = true
+            let severity = info[.severity] ?? ""
+            connectionIsUsable = !["FATAL", "PANIC"].contains(severity) && !sqlState.hasPrefix("57") && !sqlState.hasPrefix("08")
         } else {
             sqlState = "connection"
             // PSQLError's description hides its details on purpose; what went wrong with a connection is safe to tell.
@@ -124,41 +178,88 @@ struct PostgresCatalogError: Error, CustomStringConvertible {
 
 /// `SQLDatabase` on PostgreSQL: reads run statement by statement (each sees what is committed), writes in one
 /// READ COMMITTED transaction whose races `SQLConnection.lock` settles.
+///
+/// The catalog survives its server: a read or a write that failed for a connection reason (a terminated backend, a
+/// restart, a statement past the timeout) runs again on a new connection, with backoff, for up to
+/// `PostgresLocation.retrySeconds` from the first failure before its error is the caller's. A transaction body is a
+/// function of what it reads, so a write that did not commit simply runs again. A write whose COMMIT went unanswered
+/// may have committed: each write learns its transaction ID first (`txid_current()`), and the next connection asks
+/// `txid_status` whether it committed (the result the body returned stands) or not (it runs again), so every write
+/// lands exactly once.
 struct PostgresCatalogDatabase: SQLDatabase {
     let connections: PostgresConnectionPool
 
-    /// A read whose connection the server had dropped runs once more on a new one (reads change nothing).
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        func attempt() throws -> T {
-            try connections.withConnection { connection in
-                try body(PostgresSQLConnection(connection: connection, logger: connections.queryLogger))
+        var unused = Transaction<T>()
+        return try retrying(&unused) { _ in
+            try connections.withConnection { connection in try body(statements(on: connection)) }
+        }
+    }
+
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        var last = Transaction<T>()
+        return try retrying(&last) { last in try transaction(body, &last) }
+    }
+
+    /// What a write attempt got to before its connection failed.
+    struct Transaction<T> {
+        var id: Int64?
+        var result: T?
+        var commitSent = false
+    }
+
+    private func statements(on connection: PostgresConnection) -> PostgresSQLConnection {
+        PostgresSQLConnection(connection: connection, logger: connections.queryLogger, timeout: connections.location.timeout)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for a reason that is not the connection's, or the retry time is over.
+    private func retrying<T>(_ last: inout Transaction<T>, _ attempt: (inout Transaction<T>) throws -> T) throws -> T {
+        var deadline: UInt64?
+        var pause = 0.05
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                if last.commitSent, let id = last.id {
+                    // The last COMMIT went unanswered: did it land?
+                    switch try connections.withConnection({ try statements(on: $0).rows("SELECT txid_status($1) AS s", [.integer(id)]) })
+                        .first?.string("s")
+                    {
+                    case "committed": if let result = last.result { return result }
+                    case "in progress": throw PostgresCatalogError.connectionLost("transaction \(id) is still being committed")
+                    default: break
+                    }
+                }
+                last = Transaction()
+                return try attempt(&last)
+            } catch let error as PostgresCatalogError where !error.connectionIsUsable {
+                let now = DispatchTime.now().uptimeNanoseconds
+                // Counted from the first failure: a statement that ran out its timeout still gets the whole time.
+                if deadline == nil { deadline = now &+ UInt64(connections.location.retrySeconds * 1e9) }
+                guard let deadline, now < deadline else {
+                    throw PostgresCatalogError.connectionLost(
+                        "\(error.message) (still failing after \(attempts) attempts in \(Int(connections.location.retrySeconds)) s)")
+                }
+                // A COMMIT the server answered with an error did not commit.
+                if error.serverAnswered { last.commitSent = false }
+                connections.queryLogger.warning(
+                    "catalog connection lost; trying again",
+                    metadata: ["error": .string(error.description), "attempt": .stringConvertible(attempts)])
+                Thread.sleep(forTimeInterval: pause)
+                pause = min(pause * 2, 2)
             }
         }
-        do {
-            return try attempt()
-        } catch let error as PostgresCatalogError where !error.connectionIsUsable {
-            return try attempt()
-        }
     }
 
-    /// A write runs once more on a new connection only when its BEGIN found the connection dropped: nothing of it
-    /// ran. Past that point a dropped connection is the caller's error (a COMMIT may have landed).
-    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        var began = false
-        do {
-            return try transaction(body, began: &began)
-        } catch let error as PostgresCatalogError where !error.connectionIsUsable && !began {
-            return try transaction(body, began: &began)
-        }
-    }
-
-    private func transaction<T>(_ body: (any SQLConnection) throws -> T, began: inout Bool) throws -> T {
+    private func transaction<T>(_ body: (any SQLConnection) throws -> T, _ state: inout Transaction<T>) throws -> T {
         try connections.withConnection { connection in
-            let sql = PostgresSQLConnection(connection: connection, logger: connections.queryLogger)
+            let sql = statements(on: connection)
             try sql.execute("BEGIN", [])
-            began = true
             do {
+                state.id = try sql.rows("SELECT txid_current() AS id", []).first.map { Int64($0.int("id")) }
                 let result = try body(sql)
+                state.result = result
+                state.commitSent = true
                 try sql.execute("COMMIT", [])
                 return result
             } catch {
@@ -173,6 +274,8 @@ struct PostgresCatalogDatabase: SQLDatabase {
 struct PostgresSQLConnection: SQLConnection {
     let connection: PostgresConnection
     let logger: Logger
+    /// Seconds a statement may take before its connection is closed and the statement fails as a lost connection.
+    let timeout: Double
 
     var dialect: SQLDialect { .postgres }
 
@@ -203,10 +306,24 @@ struct PostgresSQLConnection: SQLConnection {
             case .blob(let bytes): binds.append(ByteBuffer(bytes: bytes))
             }
         }
-        do {
-            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).wait()
-        } catch {
-            throw PostgresCatalogError(error)
+        // A query written to a connection whose channel has closed is never answered (postgres-nio writes it with
+        // no promise): a closed connection is a lost one at once, and the timeout bounds the race with a close.
+        guard !connection.isClosed else { throw PostgresCatalogError.connectionLost("the connection to the catalog has closed") }
+        let answer = Mutex<Result<PostgresQueryResult, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).whenComplete { result in
+            answer.withLock { $0 = result }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + timeout) == .success else {
+            // A statement that never answers (a server gone without closing the socket): the connection goes.
+            connection.close().whenComplete { _ in }
+            throw PostgresCatalogError.connectionLost("the catalog did not answer within \(Int(timeout)) s")
+        }
+        switch answer.withLock({ $0 }) {
+        case .success(let result): return result
+        case .failure(let error): throw PostgresCatalogError(error)
+        case nil: throw PostgresCatalogError.connectionLost("no answer")
         }
     }
 

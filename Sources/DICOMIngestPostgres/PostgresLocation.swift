@@ -16,6 +16,10 @@ struct PostgresLocation: Sendable {
     var sslMode: String
     var schema: String
     var poolSize: Int
+    /// Seconds a statement, or the wait for a connection, may take (`timeout`, default 60).
+    var timeout: Double
+    /// Seconds a call that failed for a connection reason is tried again before it fails (`retry`, default 60).
+    var retrySeconds: Double
 
     init(url: String) throws {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? "") else {
@@ -41,26 +45,29 @@ struct PostgresLocation: Sendable {
         else { throw InvalidURL(description: "schema must be a plain identifier (letters, digits, _), not \(schema)") }
         poolSize = Int(items["pool"] ?? "8") ?? 0
         guard (1...256).contains(poolSize) else { throw InvalidURL(description: "pool must be a number of connections from 1 to 256") }
+        timeout = Double(items["timeout"] ?? "60") ?? 0
+        guard timeout >= 1 && timeout <= 3600 else { throw InvalidURL(description: "timeout must be seconds from 1 to 3600") }
+        retrySeconds = Double(items["retry"] ?? "60") ?? -1
+        guard retrySeconds >= 0 && retrySeconds <= 86400 else { throw InvalidURL(description: "retry must be seconds from 0 to 86400") }
     }
 
     /// The URL without its password, for messages.
     var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)?schema=\(schema)" }
 
-    func configuration() throws -> PostgresConnection.Configuration {
-        let tls: PostgresConnection.Configuration.TLS
+    func clientConfiguration() throws -> PostgresClient.Configuration {
+        let tls: PostgresClient.Configuration.TLS
         switch sslMode {
         case "disable":
             tls = .disable
         case "verify-full":
-            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            tls = .require(.makeClientConfiguration())
         default:
             // libpq's `prefer` and `require` encrypt without checking the server's certificate.
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            let context = try NIOSSLContext(configuration: configuration)
-            tls = sslMode == "require" ? .require(context) : .prefer(context)
+            tls = sslMode == "require" ? .require(configuration) : .prefer(configuration)
         }
-        return PostgresConnection.Configuration(
+        return PostgresClient.Configuration(
             host: host, port: port, username: user, password: password, database: database, tls: tls)
     }
 }
