@@ -190,6 +190,8 @@ python3 Benchmarks/workers.py "$bin" "$archive" "$DICOM_INGEST_TEST_POSTGRES" "$
 kill "$POSTGRES_TEST_PID"
 while kill -0 "$POSTGRES_TEST_PID" 2>/dev/null; do sleep 0.2; done
 rm -rf "$POSTGRES_TEST_DIR"
+# MARK: - Codec helpers: the pixel stage decoding in helper processes against in-process decoding before them
+DATA=$data RUNS=$RUNS Benchmarks/codec_helpers.sh > /dev/null
 
 # MARK: - Report
 python3 Benchmarks/render_report.py "$results" BENCHMARKS.md \

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+import render_codec_helpers
 import render_workers
 
 results_dir, output = sys.argv[1], sys.argv[2]
@@ -153,6 +154,7 @@ if os.path.exists(catalog_path):
     ] + open(catalog_path).read().strip().splitlines()
 
 lines += render_workers.section(results_dir)
+lines += render_codec_helpers.section(results_dir)
 
 head_floor = scan["floor: head -c 8192 of every file"]["median"]
 dcmdump = next(r["median"] for c, r in scan.items() if c.startswith("DCMTK"))
