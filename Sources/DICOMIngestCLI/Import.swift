@@ -29,7 +29,7 @@ extension DICOMIngestCommand {
         @Option(help: "Output prefix: s3://bucket/prefix/, or a local folder as a path or file:// URI.")
         var output: String?
 
-        @Option(help: "Resume a job a stopped process left unfinished (its input and output are the job's).")
+        @Option(help: "Resume a job a stopped process left unfinished, or one that FAILED for a job-level reason (its input and output are the job's).")
         var resume: String?
 
         @Option(help: "S3 endpoint (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url, AWS).")
