@@ -1,4 +1,5 @@
 import ArgumentParser
+import DICOMPixels
 
 /// The `dicom-ingest` root command.
 @main
@@ -8,4 +9,13 @@ struct DICOMIngestCommand: AsyncParsableCommand {
         abstract: "High-throughput DICOM P10 ingest engine (AWS HealthImaging compatible).",
         subcommands: [Scan.self, Import.self, Serve.self, Worker.self, Datastore.self, Job.self, ImageSet.self, CodecHelper.self]
     )
+
+    /// A codec helper serves on the main thread, the thread the engine pins to its own CPU for each request
+    /// (`CodecHelperProcess`); every other command runs as ArgumentParser runs it.
+    @MainActor static func main() async {
+        if CommandLine.arguments.dropFirst().elementsEqual([CodecHelper.configuration.commandName!]) {
+            CodecHelperServer.run()
+        }
+        await main(nil)
+    }
 }

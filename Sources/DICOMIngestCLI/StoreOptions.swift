@@ -94,21 +94,21 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Worker threads, shared by every job the process runs (default: the number of processors).")
     var threads: Int?
 
-    @Option(help: "MiB the in-flight work of every job may hold at once: frames being transcoded and instances waiting to be staged (default: 160, for a process under 300 MB).")
-    var memoryBudget: Int = ImportEngine.Configuration.defaultMemoryBudget >> 20
+    @Option(help: "MiB the in-flight work of every job may hold at once: frames being transcoded and instances waiting to be staged (default: 160, for a process under 300 MB, or 64 per thread when that is more).")
+    var memoryBudget: Int?
 
     @Option(help: "Seconds one object may take before it fails (default: 900).")
     var objectTimeLimit: Double = ImportEngine.Configuration.defaultObjectTimeLimit
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if memoryBudget < 16 { throw ValidationError("--memory-budget must be at least 16 (MiB)") }
+        if let memoryBudget, memoryBudget < 16 { throw ValidationError("--memory-budget must be at least 16 (MiB)") }
         if !(objectTimeLimit > 0) { throw ValidationError("--object-time-limit must be a positive number of seconds") }
     }
 
     func configuration(store: any SQLBackedImageSetStore, metrics: (any MetricsFactory)? = nil) -> ImportEngine.Configuration {
         ImportEngine.Configuration(
-            threads: threads, metrics: metrics, memoryBudget: memoryBudget << 20, objectTimeLimit: objectTimeLimit,
+            threads: threads, metrics: metrics, memoryBudget: memoryBudget.map { $0 << 20 }, objectTimeLimit: objectTimeLimit,
             journalFolder: store.journalFolder)
     }
 }

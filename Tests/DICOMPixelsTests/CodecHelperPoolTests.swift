@@ -1,4 +1,5 @@
 @testable import DICOMPixels
+import Foundation
 import Glibc
 import Testing
 
@@ -73,6 +74,26 @@ import Testing
             (error as? PixelError)?.kind == .helper
                 && (error as? PixelError)?.message.contains("/nonexistent/dicom-ingest") == true
         }
+    }
+
+    /// `Cpus_allowed_list` of a thread's status, e.g. "0-1".
+    static func allowedCPUs(_ statusPath: String) throws -> String {
+        let text = try #require(try? String(contentsOfFile: statusPath, encoding: .utf8))
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        return line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// A request keeps the calling thread and its helper on one CPU for the call only (`HandOffPin`): the caller's
+    /// own mask comes back, and the pin reached the helper's serving thread, its main thread.
+    @Test func aRequestPinsItsThreadAndItsHelperForTheCallOnly() throws {
+        let pool = CodecHelperPool(configuration: .standard())
+        let (samples, codestream) = try Self.codestream()
+        let before = try Self.allowedCPUs("/proc/thread-self/status")
+        #expect(try Self.decode(pool, codestream) == samples)
+        #expect(try Self.allowedCPUs("/proc/thread-self/status") == before)
+        let helper = try #require(pool.idleHelperIDs.first)
+        let pinned = try Self.allowedCPUs("/proc/\(helper)/task/\(helper)/status")
+        #expect(Int(pinned) != nil, "the helper's main thread was pinned to one CPU, not \(pinned)")
     }
 
     @Test func theMemoryBudgetCoversTheHelpersRegionAndAllowance() {

@@ -79,6 +79,23 @@ int CCodecs_jpeglsDecode(
     const uint8_t *stream, size_t length, CCodecs_Image *image, void *samples, size_t capacity, size_t *written,
     char *error, size_t errorCapacity);
 
+/// A set of CPUs (glibc's `cpu_set_t`, which Swift's Glibc module does not export).
+typedef struct CCodecs_CPUMask {
+    uint64_t bits[16];
+} CCodecs_CPUMask;
+
+/// The CPU the calling thread runs on, or -1.
+int CCodecs_currentCPU(void);
+
+/// Restricts thread or process `pid` (0: the calling thread) to `cpu`; 0 on success.
+int CCodecs_pinToCPU(int pid, int cpu);
+
+/// The calling thread's CPU mask into `mask`; 0 on success.
+int CCodecs_getAffinity(CCodecs_CPUMask *mask);
+
+/// Sets the calling thread's CPU mask; 0 on success.
+int CCodecs_setAffinity(const CCodecs_CPUMask *mask);
+
 #ifdef __cplusplus
 }
 #endif

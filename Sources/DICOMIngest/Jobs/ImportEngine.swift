@@ -52,7 +52,7 @@ public final class ImportEngine: Sendable {
         public var metrics: (any MetricsFactory)?
 
         /// Bytes the in-flight work of every job may hold at once: frames being transcoded and prepared instances
-        /// waiting to be staged (`MemoryBudget`).
+        /// waiting to be staged (`MemoryBudget`); `defaultMemoryBudget(threads:)` unless given.
         public var memoryBudget: Int
         /// Seconds one object may take before it fails (checked between frames).
         public var objectTimeLimit: Double
@@ -62,18 +62,26 @@ public final class ImportEngine: Sendable {
 
         /// Leaves room, within a 300 MB resident target, for the process itself, the queues and the catalog.
         public static let defaultMemoryBudget = 160 << 20
+
+        /// The budget when none is given: `defaultMemoryBudget`, or 64 MiB a thread when that is more. A thread
+        /// transcoding a codestream frame reserves its codec helper's whole decoder allowance (about 56 MiB for a
+        /// 512×512 16-bit slice, `CodecHelperPool.frameMemory`): a fixed budget would leave most threads of a large
+        /// machine waiting for room.
+        public static func defaultMemoryBudget(threads: Int) -> Int {
+            max(defaultMemoryBudget, threads * (64 << 20))
+        }
         public static let defaultObjectTimeLimit: Double = 900
 
         public init(
             threads: Int? = nil, stagingBatchSize: Int = 64, logger: Logger = Logger(label: "dicom-ingest"),
-            metrics: (any MetricsFactory)? = nil, memoryBudget: Int = Configuration.defaultMemoryBudget,
+            metrics: (any MetricsFactory)? = nil, memoryBudget: Int? = nil,
             objectTimeLimit: Double = Configuration.defaultObjectTimeLimit, journalFolder: String? = nil
         ) {
             self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
             self.stagingBatchSize = max(1, stagingBatchSize)
             self.logger = logger
             self.metrics = metrics
-            self.memoryBudget = memoryBudget
+            self.memoryBudget = memoryBudget ?? Self.defaultMemoryBudget(threads: self.threads)
             self.objectTimeLimit = objectTimeLimit
             self.journalFolder = journalFolder
         }
