@@ -123,11 +123,11 @@ struct CLIError: Error, CustomStringConvertible {
 
     var description: String { error.description }
 
-    /// Exit codes by exception: 2 invalid request, 3 not found, 4 conflict, 5 access denied, 6 quota or
-    /// throttling, 1 internal.
+    /// Exit codes by exception: 2 invalid request (or a format that cannot be served), 3 not found, 4 conflict,
+    /// 5 access denied, 6 quota or throttling, 1 internal.
     var exitCode: Int32 {
         switch error.code {
-        case .validationException: return 2
+        case .validationException, .notAcceptableException: return 2
         case .resourceNotFoundException: return 3
         case .conflictException: return 4
         case .accessDeniedException: return 5

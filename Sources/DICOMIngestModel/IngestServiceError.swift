@@ -7,6 +7,8 @@ public struct IngestServiceError: Error, Hashable, Sendable, CustomStringConvert
         case conflictException = "ConflictException"
         case serviceQuotaExceededException = "ServiceQuotaExceededException"
         case throttlingException = "ThrottlingException"
+        /// DICOMweb only: no media type the request accepts can be served (PS3.18 §8.7.5).
+        case notAcceptableException = "NotAcceptableException"
         case internalServerException = "InternalServerException"
 
         /// The HTTP status the model gives each exception (402 for quota, sic).
@@ -18,6 +20,7 @@ public struct IngestServiceError: Error, Hashable, Sendable, CustomStringConvert
             case .conflictException: return 409
             case .serviceQuotaExceededException: return 402
             case .throttlingException: return 429
+            case .notAcceptableException: return 406
             case .internalServerException: return 500
             }
         }

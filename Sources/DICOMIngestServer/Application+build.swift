@@ -77,6 +77,7 @@ public func buildApplication(service: IngestService, logger: Logger) -> some App
     ImportJobRoutes(service: service).register(on: router)
     ImageSetRoutes(service: service).register(on: router)
     TagRoutes(service: service).register(on: router)
+    DICOMwebRoutes(service: service).register(on: router)
     // What an unauthenticated client can hold is bounded: connections at once, time without a request, time to
     // send a body.
     let configuration = service.configuration

@@ -1,0 +1,147 @@
+import DICOMIngest
+import DICOMIngestModel
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// WADO-RS at HealthImaging's DICOMweb paths (`../shared/spec/dicomweb.md` §2, PS3.18 §10.4): series and
+/// instance metadata as DICOM JSON, and frames, under `/datastore/{datastoreId}`, beside the REST API on one port
+/// and behind the same authentication.
+struct DICOMwebRoutes {
+    let service: IngestService
+
+    var reader: DICOMwebReader { DICOMwebReader(store: service.store, frameStorage: service.engine.frameStorage) }
+
+    func register(on router: Router<IngestRequestContext>) {
+        let series = "/datastore/{datastoreId}/studies/{study}/series/{series}"
+        router.get("\(series)/metadata") { request, context in try await seriesMetadata(request, context) }
+        router.get("\(series)/instances/{instance}/metadata") { request, context in try await instanceMetadata(request, context) }
+        router.get("\(series)/instances/{instance}/frames/{frames}") { request, context in try await frames(request, context) }
+    }
+
+    /// The data store, study and series of the path, and the `imageSetId` of the query.
+    func scope(_ request: Request, _ context: IngestRequestContext) throws -> DICOMwebReader.Scope {
+        let imageSetId = request.query("imageSetId")
+        if let imageSetId, !Validation.isResourceId(imageSetId) {
+            throw IngestServiceError.validation("imageSetId \"\(imageSetId.prefix(64))\" is not an image set ID")
+        }
+        return DICOMwebReader.Scope(
+            datastoreId: try context.resourceId("datastoreId"), studyInstanceUID: try uid(context, "study"),
+            seriesInstanceUID: try uid(context, "series"), imageSetId: imageSetId)
+    }
+
+    /// A UID path segment (PS3.5 §9.1: digits and single dots, at most 64 characters); anything else, `..` and an
+    /// encoded `/` among them, is a bad request.
+    func uid(_ context: IngestRequestContext, _ name: String) throws -> String {
+        let value = try context.parameter(name)
+        let bytes = value.utf8
+        guard (1...64).contains(bytes.count), bytes.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2E }),
+            bytes.first != 0x2E, bytes.last != 0x2E, !value.contains("..")
+        else { throw IngestServiceError.validation("\"\(value.prefix(80))\" is not a DICOM UID") }
+        return value
+    }
+
+    func seriesMetadata(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let scope = try scope(request, context)
+        let reader = reader
+        let body = try await blocking { DICOMwebReader.metadata(try reader.instances(scope).1) }
+        return Self.dicomJSON(body)
+    }
+
+    func instanceMetadata(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let scope = try scope(request, context)
+        let sop = try uid(context, "instance")
+        let reader = reader
+        let body = try await blocking { DICOMwebReader.metadata([try reader.instance(scope, sopInstanceUID: sop).1]) }
+        return Self.dicomJSON(body)
+    }
+
+    static func dicomJSON(_ body: [UInt8]) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/dicom+json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The most frames one request may ask for.
+    static let maximumFramesAsked = 10_000
+
+    /// GetDICOMInstanceFrames: one part per frame, in the order asked, each part's `Content-Type` naming its
+    /// transfer syntax (Cornerstone reads it there). Streamed a frame at a time.
+    func frames(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let scope = try scope(request, context)
+        let sop = try uid(context, "instance")
+        let numbers = try Self.frameNumbers(try context.parameter("frames"))
+        let ranges = try MediaRange.parse(request.headers[.accept])
+        let reader = reader
+        let (instance, frames) = try await blocking {
+            let (record, instance) = try reader.instance(scope, sopInstanceUID: sop)
+            return (instance, try reader.frames(numbers, of: instance, in: record))
+        }
+        let storedUID = instance.storedTransferSyntaxUID
+        let answer = try FrameAnswer.negotiate(ranges, storedUID: storedUID, canServeNative: DICOMwebReader.servesNative(instance))
+        let (partType, partSyntax) =
+            answer == .native
+            ? ("application/octet-stream", FrameAnswer.explicitVRLittleEndian) : (DICOMwebMediaType.frame(storedUID), storedUID)
+        let boundary = Self.boundary()
+        let partHeader = Array("--\(boundary)\r\nContent-Type: \(partType); transfer-syntax=\(partSyntax)\r\n\r\n".utf8)
+        let headers: HTTPFields = [
+            .contentType: "multipart/related; type=\"\(partType)\"; boundary=\(boundary)"
+        ]
+        @Sendable func bytes(_ index: Int) async throws -> [UInt8] {
+            let (frame, number) = (frames[index], numbers[index])
+            do {
+                return try await blocking {
+                    answer == .native
+                        ? try reader.nativeFrame(frame, number: number, of: instance)
+                        : try reader.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+                }
+            } catch {
+                logger.error("DICOMweb: frame \(number) of instance \(sop) not served: \(error)")
+                throw error
+            }
+        }
+        let logger = context.logger
+        // The first frame is ready before the answer starts, so that its failure (a checksum that no longer
+        // matches, say) is a 500; a later one can only end the body early, which a client sees as an error.
+        let first = try await bytes(0)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            for index in frames.indices {
+                let part = index == 0 ? first : try await bytes(index)
+                try await writer.write(ByteBuffer(bytes: partHeader))
+                try await writer.write(ByteBuffer(bytes: part))
+                try await writer.write(ByteBuffer(string: "\r\n"))
+            }
+            try await writer.write(ByteBuffer(string: "--\(boundary)--\r\n"))
+            try await writer.finish(nil)
+        })
+    }
+
+    /// `1,3,2`: 1-based frame numbers separated by commas, no repeats (PS3.18 §10.4.1.1.4), at most
+    /// `maximumFramesAsked`.
+    static func frameNumbers(_ list: String) throws -> [Int] {
+        guard list.utf8.count <= maximumFramesAsked * 8 else {
+            throw IngestServiceError.validation("The frame list asks for more than \(maximumFramesAsked) frames")
+        }
+        var numbers: [Int] = []
+        var seen = Set<Int>()
+        for piece in list.split(separator: ",", omittingEmptySubsequences: false) {
+            guard piece.utf8.count <= 9, piece.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(piece), number >= 1
+            else { throw IngestServiceError.validation("The frame list \"\(list.prefix(80))\" is not frame numbers from 1 separated by commas") }
+            guard seen.insert(number).inserted else {
+                throw IngestServiceError.validation("The frame list asks for frame \(number) twice")
+            }
+            numbers.append(number)
+        }
+        guard numbers.count <= maximumFramesAsked else {
+            throw IngestServiceError.validation("The frame list asks for more than \(maximumFramesAsked) frames")
+        }
+        return numbers
+    }
+
+    /// A multipart boundary no frame's bytes are likely to hold (RFC 2046 §5.1.1).
+    static func boundary() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "dicom-ingest-" + (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
+    }
+}

@@ -1,0 +1,19 @@
+import Foundation
+import Testing
+
+/// WADO-RS through `dicomweb-client` against a real `serve` (scripts/dicomweb/wado_e2e.py): metadata equal to the
+/// source data sets element by element, frames in Explicit VR Little Endian bit-exact and as stored, the refusals,
+/// `imageSetId` scope; on SQLite with local frames, and on PostgreSQL with frames in S3.
+@Suite(.serialized) struct DICOMwebTests {
+    @Test func wadoRSOnSQLiteWithLocalFrames() throws {
+        try ScenarioScript.run("scripts/dicomweb/wado_e2e.py", scenario: "sqlite")
+    }
+
+    @Test(.enabled(
+        if: ProcessInfo.processInfo.environment["DICOM_INGEST_TEST_POSTGRES"] != nil
+            && ProcessInfo.processInfo.environment["S3_TEST_ENDPOINT"] != nil,
+        "needs DICOM_INGEST_TEST_POSTGRES and S3_TEST_ENDPOINT (scripts/test.sh)"))
+    func wadoRSOnPostgreSQLWithFramesInS3() throws {
+        try ScenarioScript.run("scripts/dicomweb/wado_e2e.py", scenario: "postgres-s3")
+    }
+}

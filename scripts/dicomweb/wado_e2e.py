@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""WADO-RS end to end: `dicomweb-client` against a real `dicom-ingest serve` (SigV4-signed requests), compared with
+pydicom's reading of the source files.
+
+Usage: wado_e2e.py BINARY SCENARIO WORK_DIR
+Scenarios: sqlite (SQLite catalog, frames in the store folder); postgres-s3 (the PostgreSQL catalog of
+$DICOM_INGEST_TEST_POSTGRES, frames in S3 at $S3_TEST_ENDPOINT).
+Environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the server's identity.
+
+The input is the bundled fixtures (every transfer syntax the engine reads, multi-frame among them), each given a
+SOP Instance UID of its own, plus one instance whose PatientID conflicts with its series' (a non-primary image set).
+Checks, for every instance: the series and instance metadata read by `Dataset.from_json` equal the source data set
+element by element (Pixel Data and the file meta group aside; TransferSyntaxUID is the stored one); frames in
+Explicit VR Little Endian equal pydicom's decoded pixels (bit-exact: every source is lossless or decoded once, as
+the import did); frames asked with transfer-syntax=* equal the stored codestream (GetImageFrame through the CLI).
+Then the refusals: 406, 404 for an unknown series, instance and frame, 400 for a bad frame list and a bad UID, and
+`imageSetId` reaching the non-primary image set. Prints one JSON line; exits non-zero on the first failed check.
+"""
+import base64
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy
+import pydicom
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import generate_uid
+
+binary, scenario, work = sys.argv[1], sys.argv[2], sys.argv[3]
+# OpenJPEG (behind pydicom) mis-decodes signed HTJ2K: that fixture's pixels are its uncompressed sibling's.
+SIBLINGS = {"ct_htj2k_lossless.dcm": "ct_explicit_le.dcm"}
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.makedirs(work, exist_ok=True)
+seen = {"scenario": scenario}
+
+
+def check(condition, message):
+    if not condition:
+        print(json.dumps({"failed": message, "seen": seen}, default=str))
+        sys.exit(1)
+
+
+class SigV4(requests.auth.AuthBase):
+    """Signs each request as the AWS SDKs do (service medical-imaging), so the server's SigV4 check applies; the Host
+    header dicomweb-client sets (without the port) is signed as sent."""
+
+    def __init__(self):
+        self.credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+
+    def __call__(self, request):
+        signed = AWSRequest(method=request.method, url=request.url, data=request.body or b"",
+                            headers={k: v for k, v in request.headers.items() if k.lower() in ("accept", "content-type", "host")})
+        SigV4Auth(self.credentials, "medical-imaging", "us-east-1").add_auth(signed)
+        request.headers.update(dict(signed.headers.items()))
+        return request
+
+
+# The input: every fixture under a SOP Instance UID of its own, and a conflicting patient in the first CT series.
+source_folder = os.path.join(work, "input")
+os.makedirs(source_folder, exist_ok=True)
+sources = {}
+for path in sorted(glob.glob(os.path.join(root, "fixtures/generated/*.dcm"))):
+    dataset = pydicom.dcmread(path)
+    uid = generate_uid()
+    dataset.SOPInstanceUID = uid
+    dataset.file_meta.MediaStorageSOPInstanceUID = uid
+    target = os.path.join(source_folder, os.path.basename(path))
+    dataset.save_as(target, enforce_file_format=True)
+    sources[uid] = target
+conflict = pydicom.dcmread(os.path.join(root, "fixtures/generated/ct_explicit_le.dcm"))
+conflict_uid = generate_uid()
+conflict.SOPInstanceUID = conflict_uid
+conflict.file_meta.MediaStorageSOPInstanceUID = conflict_uid
+conflict.PatientID = "SOMEONE-ELSE"
+conflict_path = os.path.join(source_folder, "zz_conflict.dcm")
+conflict.save_as(conflict_path, enforce_file_format=True)
+
+environment = dict(os.environ, DICOM_INGEST_LOG_LEVEL="info")
+store = os.path.join(work, "store")
+location = ["--store", store]
+if scenario == "postgres-s3":
+    import boto3
+    check("DICOM_INGEST_TEST_POSTGRES" in os.environ and "S3_TEST_ENDPOINT" in os.environ, "PostgreSQL and S3 given")
+    bucket = "wado-" + os.urandom(6).hex()
+    boto3.client("s3", endpoint_url=os.environ["S3_TEST_ENDPOINT"], region_name="us-east-1").create_bucket(Bucket=bucket)
+    schema = "wado_" + os.urandom(4).hex()
+    location += ["--catalog", os.environ["DICOM_INGEST_TEST_POSTGRES"] + f"&schema={schema}", "--frames", f"s3://{bucket}/frames"]
+    environment["AWS_ENDPOINT_URL_S3"] = os.environ["S3_TEST_ENDPOINT"]
+
+
+def cli(*arguments):
+    result = subprocess.run([binary, *arguments, *location], env=environment, capture_output=True, timeout=600)
+    check(result.returncode == 0, f"{' '.join(arguments[:3])}: {result.stderr.decode(errors='replace')[-2000:]}")
+    return result.stdout
+
+
+cli("import", source_folder, "--output", os.path.join(work, "output"), "--no-progress")
+datastore = json.loads(cli("datastore", "list"))["datastoreSummaries"][0]["datastoreId"]
+image_sets = json.loads(cli("image-set", "list", "--datastore-id", datastore))["imageSetsMetadataSummaries"]
+non_primary = [entry["imageSetId"] for entry in image_sets if not entry["isPrimary"]]
+check(len(non_primary) == 1, f"one non-primary image set: {image_sets}")
+documents = {entry["imageSetId"]: json.loads(cli("image-set", "metadata", "--datastore-id", datastore, entry["imageSetId"]))
+             for entry in image_sets}
+
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+log = open(os.path.join(work, "serve.log"), "w")
+server = subprocess.Popen([binary, "serve", *location, "--host", "127.0.0.1", "--port", str(port)], env=environment,
+                          stdout=log, stderr=subprocess.STDOUT)
+try:
+    base = f"http://127.0.0.1:{port}/datastore/{datastore}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        check(time.time() < deadline and server.poll() is None, "serve answers /healthz")
+        time.sleep(0.2)
+    session = requests.Session()
+    session.auth = SigV4()
+    client = DICOMwebClient(url=base, session=session)
+
+    def compare(source, returned, where):
+        """Every element of the source data set (file meta and pixel data aside) equals the returned one."""
+        for element in source:
+            if element.tag.group == 0x0002 or element.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+                continue
+            check(element.tag in returned, f"{where}: {element.tag} {element.keyword} missing")
+            other = returned[element.tag]
+            check(other.VR == element.VR or element.tag.is_private and other.VR == "UN",
+                  f"{where}: {element.keyword or element.tag} VR {other.VR} is not {element.VR}")
+            if element.VR == "SQ":
+                check(len(other.value) == len(element.value), f"{where}: {element.keyword} items")
+                for index, (mine, theirs) in enumerate(zip(element.value, other.value)):
+                    compare(mine, theirs, f"{where} > {element.keyword}[{index}]")
+            elif element.VR in ("OB", "OW", "OD", "OF", "OL", "OV", "UN"):
+                check(bytes(other.value or b"") == bytes(element.value or b""), f"{where}: {element.keyword} bytes")
+            else:
+                mine = element.value if element.VM != 1 else [element.value]
+                theirs = other.value if other.VM != 1 else [other.value]
+                normalise = lambda values: [str(value).rstrip(" \x00") if not isinstance(value, (int, float)) else value
+                                            for value in (values if isinstance(values, (list, pydicom.multival.MultiValue)) else [values])]
+                if element.VR in ("DS", "IS"):
+                    equal = [float(a) for a in mine if str(a).strip() != ""] == [float(b) for b in theirs if str(b).strip() != ""]
+                else:
+                    equal = normalise(mine) == normalise(theirs)
+                check(equal, f"{where}: {element.keyword or element.tag} {mine!r} != {theirs!r}")
+
+    instances_seen = frames_native = frames_stored = 0
+    for image_set_id, document in documents.items():
+        primary = image_set_id not in non_primary
+        for series_uid, series in document["Study"]["Series"].items():
+            study_uid = document["Study"]["DICOM"]["StudyInstanceUID"]
+            scope = {} if primary else {"imageSetId": image_set_id}
+            if primary:
+                metadata = client.retrieve_series_metadata(study_uid, series_uid)
+            else:
+                answer = session.get(f"{base}/studies/{study_uid}/series/{series_uid}/metadata", params=scope)
+                check(answer.status_code == 200, f"non-primary series metadata by imageSetId: {answer.status_code} {answer.text[:300]}")
+                metadata = answer.json()
+                check(all(item["00080018"]["Value"][0] == conflict_uid for item in metadata), "imageSetId reads the non-primary image set")
+            by_uid = {item["00080018"]["Value"][0]: pydicom.Dataset.from_json(item) for item in metadata}
+            check(set(by_uid) == set(series["Instances"]), f"series {series_uid}: the instances of the image set")
+            for sop_uid, instance in series["Instances"].items():
+                source = pydicom.dcmread(sources.get(sop_uid, conflict_path))
+                returned = by_uid[sop_uid]
+                compare(source, returned, f"series metadata {sop_uid}")
+                check(returned[0x00020010].value == instance["StoredTransferSyntaxUID"], "TransferSyntaxUID is the stored one")
+                if primary:
+                    single = client.retrieve_instance_metadata(study_uid, series_uid, sop_uid)
+                    compare(source, pydicom.Dataset.from_json(single), f"instance metadata {sop_uid}")
+                instances_seen += 1
+                count = len(instance["ImageFrames"])
+                numbers = list(range(1, count + 1))[::-1]
+                path = f"{base}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{','.join(map(str, numbers))}"
+                if primary:
+                    native = client.retrieve_instance_frames(
+                        study_uid, series_uid, sop_uid, frame_numbers=numbers,
+                        media_types=(("application/octet-stream", "1.2.840.10008.1.2.1"),))
+                    stored = client.retrieve_instance_frames(
+                        study_uid, series_uid, sop_uid, frame_numbers=numbers, media_types=(("application/octet-stream", "*"),))
+                else:
+                    native = stored = None
+                # The samples as the data set holds them: raw frames of native little-endian sources, else pydicom's
+                # decode without colour conversion (PhotometricInterpretation stays what the metadata says).
+                reference = source
+                if os.path.basename(sources.get(sop_uid, "")) in SIBLINGS:
+                    reference = pydicom.dcmread(os.path.join(root, "fixtures/generated", SIBLINGS[os.path.basename(sources[sop_uid])]))
+                reference.pixel_array_options(as_rgb=False)
+                pixels = reference.pixel_array
+                if count == 1:
+                    pixels = pixels[numpy.newaxis]
+                frame_bytes = source.Rows * source.Columns * source.SamplesPerPixel * source.BitsAllocated // 8
+                raw = (source.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+                       and "PixelData" in source)
+                for position, number in enumerate(numbers):
+                    frame = instance["ImageFrames"][number - 1]
+                    codestream = cli("image-set", "frame", "--datastore-id", datastore, image_set_id, frame["ID"])
+                    if native is not None:
+                        expected = numpy.ascontiguousarray(pixels[number - 1]).astype(pixels.dtype.newbyteorder("<")).tobytes()
+                        if raw:
+                            expected = source.PixelData[(number - 1) * frame_bytes:number * frame_bytes]
+                        elif source.BitsAllocated == 1:
+                            # Native Pixel Data packs 1-bit samples eight to a byte, the first in the lowest bit.
+                            expected = numpy.packbits(pixels[number - 1].ravel(), bitorder="little").tobytes()
+                        check(native[position] == expected,
+                              f"{sop_uid} frame {number} in ELE: {len(native[position])} bytes, pydicom's {len(expected)}")
+                        check(stored[position] == codestream, f"{sop_uid} frame {number} as stored equals GetImageFrame's")
+                        frames_native += 1
+                        frames_stored += 1
+    seen.update(instances=instances_seen, nativeFrames=frames_native, storedFrames=frames_stored)
+    check(instances_seen == len(sources) + 1, f"every instance read: {instances_seen} of {len(sources) + 1}")
+
+    # Refusals, each with its status.
+    study_uid = documents[[key for key in documents if key not in non_primary][0]]["Study"]["DICOM"]["StudyInstanceUID"]
+    some = next((sop, series_uid, doc) for doc in documents.values() for series_uid, series in doc["Study"]["Series"].items()
+                for sop, instance in series["Instances"].items() if instance["StoredTransferSyntaxUID"] == "1.2.840.10008.1.2.4.202"
+                and doc["ImageSetID"] not in non_primary)
+    sop, series_uid, doc = some
+    study_uid = doc["Study"]["DICOM"]["StudyInstanceUID"]
+    instance_path = f"{base}/studies/{study_uid}/series/{series_uid}/instances/{sop}"
+    statuses = {
+        "jpegOfHTJ2K": session.get(instance_path + "/frames/1", headers={"Accept": 'multipart/related; type="image/jpeg"'}).status_code,
+        "htj2kAsked": session.get(instance_path + "/frames/1", headers={
+            "Accept": 'multipart/related; type="image/jphc"; transfer-syntax=1.2.840.10008.1.2.4.202'}).status_code,
+        "unknownSeries": session.get(f"{base}/studies/{study_uid}/series/1.2.3.999/metadata").status_code,
+        "unknownInstance": session.get(f"{base}/studies/{study_uid}/series/{series_uid}/instances/1.2.3.999/metadata").status_code,
+        "frameOutOfRange": session.get(instance_path + "/frames/999").status_code,
+        "repeatedFrame": session.get(instance_path + "/frames/1,1").status_code,
+        "frameListNotNumbers": session.get(instance_path + "/frames/1,x").status_code,
+        "hugeFrameList": session.get(instance_path + "/frames/" + ",".join(str(n) for n in range(1, 20001))).status_code,
+        "dotDotUID": session.get(f"{base}/studies/1..2/series/{series_uid}/metadata").status_code,
+        "encodedSlash": session.get(f"{base}/studies/{study_uid}%2F..%2F/series/{series_uid}/metadata").status_code,
+        "unsigned": requests.get(f"{base}/studies/{study_uid}/series/{series_uid}/metadata").status_code,
+        "badImageSetId": session.get(f"{base}/studies/{study_uid}/series/{series_uid}/metadata", params={"imageSetId": "../x"}).status_code,
+    }
+    seen["statuses"] = statuses
+    expected = {"jpegOfHTJ2K": 406, "htj2kAsked": 200, "unknownSeries": 404, "unknownInstance": 404, "frameOutOfRange": 404,
+                "repeatedFrame": 400, "frameListNotNumbers": 400, "dotDotUID": 400, "encodedSlash": 400, "unsigned": 403,
+                "badImageSetId": 400}
+    for name, status in expected.items():
+        check(statuses[name] == status, f"{name}: {statuses[name]}, not {status}")
+    check(statuses["hugeFrameList"] in (400, 414, 431), f"a list of 20,000 frames is refused: {statuses['hugeFrameList']}")
+    check(server.poll() is None, "serve is still up")
+    seen["ok"] = True
+finally:
+    server.terminate()
+    server.wait(timeout=30)
+print(json.dumps(seen))
