@@ -132,6 +132,38 @@ enum FrameAnswer: Hashable, Sendable {
     }
 }
 
+/// How WADO-RS answers an instance request: the syntax of the P10 file, and whether it comes as one
+/// `application/dicom` body or as a part of `multipart/related` (each as asked: HealthImaging's examples ask the
+/// first, dicomweb-client the second).
+struct InstanceAnswer: Hashable, Sendable {
+    var frames: FrameAnswer
+    var multipart: Bool
+
+    /// The first range that can be served: `application/dicom` (alone or as the `type` of a multipart body) with
+    /// no syntax or ELE is ELE (as stored when the frames cannot be decoded), `*` or the stored syntax is as stored.
+    static func negotiate(_ ranges: [MediaRange], storedUID: String, canServeNative: Bool) throws -> InstanceAnswer {
+        for range in ranges where range.quality > 0 {
+            var multipart = false
+            var inner = range.mediaType
+            if inner == "multipart/related" || inner == "multipart/*" {
+                multipart = true
+                inner = range.parameters["type"]?.lowercased() ?? "application/dicom"
+            }
+            guard inner == "application/dicom" || inner == "*/*" else { continue }
+            switch range.parameters["transfer-syntax"] {
+            case nil: return InstanceAnswer(frames: canServeNative ? .native : .stored, multipart: multipart)
+            case "*": return InstanceAnswer(frames: .stored, multipart: multipart)
+            case FrameAnswer.explicitVRLittleEndian? where canServeNative: return InstanceAnswer(frames: .native, multipart: multipart)
+            case storedUID?: return InstanceAnswer(frames: .stored, multipart: multipart)
+            default: continue
+            }
+        }
+        throw IngestServiceError(
+            .notAcceptableException,
+            "No media type accepted can be served for an instance stored as \(storedUID); accept application/dicom with transfer-syntax=* for it as stored")
+    }
+}
+
 /// DICOMweb's media types by transfer syntax (PS3.18 Table 8.7.3-5).
 enum DICOMwebMediaType {
     static func frame(_ uid: String) -> String {

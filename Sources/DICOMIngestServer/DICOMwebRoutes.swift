@@ -19,6 +19,7 @@ struct DICOMwebRoutes {
         router.get("\(series)/metadata") { request, context in try await seriesMetadata(request, context) }
         router.get("\(series)/instances/{instance}/metadata") { request, context in try await instanceMetadata(request, context) }
         router.get("\(series)/instances/{instance}/frames/{frames}") { request, context in try await frames(request, context) }
+        router.get("\(series)/instances/{instance}") { request, context in try await instance(request, context) }
     }
 
     /// The data store, study and series of the path, and the `imageSetId` of the query.
@@ -113,6 +114,78 @@ struct DICOMwebRoutes {
                 try await writer.write(ByteBuffer(string: "\r\n"))
             }
             try await writer.write(ByteBuffer(string: "--\(boundary)--\r\n"))
+            try await writer.finish(nil)
+        })
+    }
+
+    /// GetDICOMInstance: the instance as a DICOM P10 file rebuilt from its metadata and stored frames
+    /// (`P10Encoder`), in Explicit VR Little Endian (frames decoded) or as stored; streamed a frame at a time.
+    func instance(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let scope = try scope(request, context)
+        let sop = try uid(context, "instance")
+        let ranges = try MediaRange.parse(request.headers[.accept])
+        let reader = reader
+        let (instance, frames) = try await blocking {
+            let (record, instance) = try reader.instance(scope, sopInstanceUID: sop)
+            return (instance, try reader.frames(Array(instance.frames.indices.map { $0 + 1 }), of: instance, in: record))
+        }
+        let storedUID = instance.storedTransferSyntaxUID
+        let answer = try InstanceAnswer.negotiate(
+            ranges, storedUID: storedUID, canServeNative: frames.isEmpty || DICOMwebReader.servesNative(instance))
+        let native = answer.frames == .native || DICOMwebReader.isNativeLittleEndian(storedUID)
+        let syntax = answer.frames == .native ? FrameAnswer.explicitVRLittleEndian : storedUID
+        var sopClass = ""
+        if case .string(let uid)? = instance["SOPClassUID"] { sopClass = uid }
+        var nativeLength: Int?
+        if native && !frames.isEmpty {
+            guard let frameBytes = DICOMwebReader.nativeFrameBytes(instance.pixelDescription) else {
+                throw IngestServiceError(.notAcceptableException, "The frames of \(sop) do not fill whole bytes one by one; accept transfer-syntax=*")
+            }
+            nativeLength = frameBytes * frames.count
+        }
+        let pixelDataLength = nativeLength
+        let header = try P10Encoder.header(
+            instance, sopClassUID: sopClass, transferSyntaxUID: syntax, encapsulated: !native && !frames.isEmpty,
+            pixelDataLength: pixelDataLength.map { ($0 + 1) & ~1 })
+        let boundary = Self.boundary()
+        let contentType = "application/dicom; transfer-syntax=\(syntax)"
+        let headers: HTTPFields = [
+            .contentType: answer.multipart ? "multipart/related; type=\"application/dicom\"; boundary=\(boundary)" : contentType
+        ]
+        let logger = context.logger
+        @Sendable func frame(_ index: Int) async throws -> [UInt8] {
+            let stored = frames[index]
+            do {
+                return try await blocking {
+                    answer.frames == .native
+                        ? try reader.nativeFrame(stored, number: index + 1, of: instance)
+                        : try reader.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
+                }
+            } catch {
+                logger.error("DICOMweb: frame \(index + 1) of instance \(sop) not served: \(error)")
+                throw error
+            }
+        }
+        let first = frames.isEmpty ? [] : try await frame(0)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            if answer.multipart {
+                try await writer.write(ByteBuffer(string: "--\(boundary)\r\nContent-Type: \(contentType)\r\n\r\n"))
+            }
+            try await writer.write(ByteBuffer(bytes: header))
+            for index in frames.indices {
+                let bytes = index == 0 ? first : try await frame(index)
+                if native {
+                    guard bytes.count * frames.count == pixelDataLength else {
+                        throw IngestServiceError.internal("Frame \(index + 1) of \(sop) is \(bytes.count) bytes, not the size its pixel module gives")
+                    }
+                    try await writer.write(ByteBuffer(bytes: bytes))
+                } else {
+                    try await writer.write(ByteBuffer(bytes: P10Encoder.fragment(bytes)))
+                }
+            }
+            if let pixelDataLength, pixelDataLength % 2 == 1 { try await writer.write(ByteBuffer(bytes: [0])) }
+            if !native && !frames.isEmpty { try await writer.write(ByteBuffer(bytes: P10Encoder.sequenceDelimiter)) }
+            if answer.multipart { try await writer.write(ByteBuffer(string: "\r\n--\(boundary)--\r\n")) }
             try await writer.finish(nil)
         })
     }

@@ -82,3 +82,25 @@ import Testing
         #expect(try DICOMwebRoutes.frameNumbers((1...10_000).map(String.init).joined(separator: ",")).count == 10_000)
     }
 }
+
+/// GetDICOMInstance's answers: one body or a part of a multipart body, as asked; ELE or as stored.
+@Suite struct DICOMwebInstanceNegotiationTests {
+    func answer(_ accept: String?, native: Bool = true) throws -> InstanceAnswer {
+        try InstanceAnswer.negotiate(try MediaRange.parse(accept), storedUID: "1.2.840.10008.1.2.4.202", canServeNative: native)
+    }
+
+    @Test func theFormAndSyntaxFollowTheRequest() throws {
+        #expect(try answer(nil) == InstanceAnswer(frames: .native, multipart: false))
+        #expect(try answer("application/dicom") == InstanceAnswer(frames: .native, multipart: false))
+        #expect(try answer("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.202") == InstanceAnswer(frames: .stored, multipart: false))
+        #expect(try answer(#"multipart/related; type="application/dicom"; transfer-syntax=*"#) == InstanceAnswer(frames: .stored, multipart: true))
+        #expect(try answer("application/dicom", native: false) == InstanceAnswer(frames: .stored, multipart: false))
+    }
+
+    @Test func otherTypesAndSyntaxesAreNotAcceptable() {
+        for accept in ["image/jpeg", "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50", "multipart/related; type=image/jphc"] {
+            #expect(throws: IngestServiceError.self, "\(accept)") { try answer(accept) }
+        }
+        #expect(throws: IngestServiceError.self) { try answer("application/dicom; transfer-syntax=1.2.840.10008.1.2.1", native: false) }
+    }
+}

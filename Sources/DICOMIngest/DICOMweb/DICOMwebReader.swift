@@ -113,7 +113,16 @@ public struct DICOMwebReader: Sendable {
         }
     }
 
-    static func isNativeLittleEndian(_ uid: String) -> Bool {
+    /// Bytes of one native frame (`BitsAllocated` per sample, 1-bit samples eight to a byte); nil when a frame
+    /// does not end on a byte, as 1-bit frames of some sizes do not.
+    public static func nativeFrameBytes(_ description: PixelDescription) -> Int? {
+        guard let samples = description.samplesPerFrame else { return nil }
+        let (bits, overflow) = samples.multipliedReportingOverflow(by: description.bitsAllocated)
+        guard !overflow, bits % 8 == 0 else { return nil }
+        return bits / 8
+    }
+
+    public static func isNativeLittleEndian(_ uid: String) -> Bool {
         uid == TransferSyntax.explicitVRLittleEndian.uid || uid == TransferSyntax.implicitVRLittleEndian.uid
     }
 
