@@ -7,7 +7,7 @@ struct DICOMIngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dicom-ingest",
         abstract: "High-throughput DICOM P10 ingest engine (AWS HealthImaging compatible).",
-        subcommands: [Scan.self, Import.self, Serve.self, Worker.self, Datastore.self, Job.self, ImageSet.self, CodecHelper.self]
+        subcommands: [Scan.self, Import.self, Serve.self, Worker.self, Datastore.self, Job.self, ImageSet.self, Export.self, CodecHelper.self]
     )
 
     /// A codec helper serves on the main thread, the thread the engine pins to its own CPU for each request

@@ -129,62 +129,34 @@ struct DICOMwebRoutes {
             let (record, instance) = try reader.instance(scope, sopInstanceUID: sop)
             return (instance, try reader.frames(Array(instance.frames.indices.map { $0 + 1 }), of: instance, in: record))
         }
-        let storedUID = instance.storedTransferSyntaxUID
         let answer = try InstanceAnswer.negotiate(
-            ranges, storedUID: storedUID, canServeNative: frames.isEmpty || DICOMwebReader.servesNative(instance))
-        let native = answer.frames == .native || DICOMwebReader.isNativeLittleEndian(storedUID)
-        let syntax = answer.frames == .native ? FrameAnswer.explicitVRLittleEndian : storedUID
-        var sopClass = ""
-        if case .string(let uid)? = instance["SOPClassUID"] { sopClass = uid }
-        var nativeLength: Int?
-        if native && !frames.isEmpty {
-            guard let frameBytes = DICOMwebReader.nativeFrameBytes(instance.pixelDescription) else {
-                throw IngestServiceError(.notAcceptableException, "The frames of \(sop) do not fill whole bytes one by one; accept transfer-syntax=*")
-            }
-            nativeLength = frameBytes * frames.count
-        }
-        let pixelDataLength = nativeLength
-        let header = try P10Encoder.header(
-            instance, sopClassUID: sopClass, transferSyntaxUID: syntax, encapsulated: !native && !frames.isEmpty,
-            pixelDataLength: pixelDataLength.map { ($0 + 1) & ~1 })
+            ranges, storedUID: instance.storedTransferSyntaxUID,
+            canServeNative: frames.isEmpty || DICOMwebReader.servesNative(instance))
+        let assembly = try P10Assembly(reader: reader, instance: instance, frames: frames, decoded: answer.frames == .native)
         let boundary = Self.boundary()
-        let contentType = "application/dicom; transfer-syntax=\(syntax)"
+        let contentType = "application/dicom; transfer-syntax=\(assembly.transferSyntaxUID)"
         let headers: HTTPFields = [
             .contentType: answer.multipart ? "multipart/related; type=\"application/dicom\"; boundary=\(boundary)" : contentType
         ]
         let logger = context.logger
-        @Sendable func frame(_ index: Int) async throws -> [UInt8] {
-            let stored = frames[index]
+        @Sendable func piece(_ index: Int) async throws -> [UInt8] {
             do {
-                return try await blocking {
-                    answer.frames == .native
-                        ? try reader.nativeFrame(stored, number: index + 1, of: instance)
-                        : try reader.frameStorage.read(blob: stored.blob, offset: stored.offset, length: stored.length)
-                }
+                return try await blocking { try assembly.piece(index) }
             } catch {
                 logger.error("DICOMweb: frame \(index + 1) of instance \(sop) not served: \(error)")
                 throw error
             }
         }
-        let first = frames.isEmpty ? [] : try await frame(0)
+        let first = frames.isEmpty ? [] : try await piece(0)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             if answer.multipart {
                 try await writer.write(ByteBuffer(string: "--\(boundary)\r\nContent-Type: \(contentType)\r\n\r\n"))
             }
-            try await writer.write(ByteBuffer(bytes: header))
+            try await writer.write(ByteBuffer(bytes: assembly.header))
             for index in frames.indices {
-                let bytes = index == 0 ? first : try await frame(index)
-                if native {
-                    guard bytes.count * frames.count == pixelDataLength else {
-                        throw IngestServiceError.internal("Frame \(index + 1) of \(sop) is \(bytes.count) bytes, not the size its pixel module gives")
-                    }
-                    try await writer.write(ByteBuffer(bytes: bytes))
-                } else {
-                    try await writer.write(ByteBuffer(bytes: P10Encoder.fragment(bytes)))
-                }
+                try await writer.write(ByteBuffer(bytes: index == 0 ? first : try await piece(index)))
             }
-            if let pixelDataLength, pixelDataLength % 2 == 1 { try await writer.write(ByteBuffer(bytes: [0])) }
-            if !native && !frames.isEmpty { try await writer.write(ByteBuffer(bytes: P10Encoder.sequenceDelimiter)) }
+            try await writer.write(ByteBuffer(bytes: assembly.trailer))
             if answer.multipart { try await writer.write(ByteBuffer(string: "\r\n--\(boundary)--\r\n")) }
             try await writer.finish(nil)
         })

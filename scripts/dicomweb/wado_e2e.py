@@ -12,7 +12,9 @@ SOP Instance UID of its own, plus one instance whose PatientID conflicts with it
 Checks, for every instance: the series and instance metadata read by `Dataset.from_json` equal the source data set
 element by element (Pixel Data and the file meta group aside; TransferSyntaxUID is the stored one); frames in
 Explicit VR Little Endian equal pydicom's decoded pixels (bit-exact: every source is lossless or decoded once, as
-the import did); frames asked with transfer-syntax=* equal the stored codestream (GetImageFrame through the CLI).
+the import did); frames asked with transfer-syntax=* equal the stored codestream (GetImageFrame through the CLI);
+GetDICOMInstance in ELE (one body) and as stored (dicomweb-client's multipart) read by pydicom equal the source's
+elements, their Pixel Data the frames above; `export` of every study writes the same bytes, ELE and as stored.
 Then the refusals: 406, 404 for an unknown series, instance and frame, 400 for a bad frame list and a bad UID, and
 `imageSetId` reaching the non-primary image set. Prints one JSON line; exits non-zero on the first failed check.
 """
@@ -163,6 +165,7 @@ try:
                 check(equal, f"{where}: {element.keyword or element.tag} {mine!r} != {theirs!r}")
 
     instances_seen = frames_native = frames_stored = instances_rebuilt = 0
+    bodies = {}
     for image_set_id, document in documents.items():
         primary = image_set_id not in non_primary
         for series_uid, series in document["Study"]["Series"].items():
@@ -234,6 +237,11 @@ try:
                     check(answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/dicom"),
                           f"{sop_uid} as one ELE P10 body: {answer.status_code} {answer.text[:200]}")
                     ele = pydicom.dcmread(io.BytesIO(answer.content))
+                    bodies[("ele", sop_uid)] = answer.content
+                    raw_stored = session.get(f"{base}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}",
+                                             headers={"Accept": "application/dicom; transfer-syntax=*"})
+                    check(raw_stored.status_code == 200, f"{sop_uid} as one stored P10 body")
+                    bodies[("stored", sop_uid)] = raw_stored.content
                     check(ele.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1", "the ELE answer says ELE")
                     check(as_stored.file_meta.TransferSyntaxUID == instance["StoredTransferSyntaxUID"], "as stored says the stored syntax")
                     for rebuilt, name in ((ele, "ELE"), (as_stored, "as stored")):
@@ -251,6 +259,19 @@ try:
                     instances_rebuilt += 1
     seen.update(instances=instances_seen, nativeFrames=frames_native, storedFrames=frames_stored, rebuilt=instances_rebuilt)
     check(instances_seen == len(sources) + 1, f"every instance read: {instances_seen} of {len(sources) + 1}")
+
+    # `export` writes the same files GetDICOMInstance answers, byte for byte, for each study, ELE and as stored.
+    exported = 0
+    for syntax in ("ele", "stored"):
+        folder = os.path.join(work, "export-" + syntax)
+        for study in {doc["Study"]["DICOM"]["StudyInstanceUID"] for doc in documents.values()}:
+            cli("export", "--datastore-id", datastore, "--study", study, "--transfer-syntax", syntax, "--to", folder, "--no-progress")
+        for path in glob.glob(os.path.join(folder, "*", "*", "*.dcm")):
+            sop = os.path.basename(path)[:-4]
+            check(open(path, "rb").read() == bodies[(syntax, sop)], f"export {syntax} of {sop} equals GetDICOMInstance's")
+            exported += 1
+    check(exported == 2 * instances_rebuilt, f"export wrote every primary instance twice: {exported}")
+    seen["exported"] = exported
 
     # Refusals, each with its status.
     study_uid = documents[[key for key in documents if key not in non_primary][0]]["Study"]["DICOM"]["StudyInstanceUID"]

@@ -178,6 +178,70 @@ public struct DICOMwebReader: Sendable {
     }
 }
 
+/// An instance as a DICOM P10 file, in pieces: the header (file meta, attributes, Pixel Data's header), each frame
+/// (read, and decoded for ELE, when asked for), the end. GetDICOMInstance streams them; `export` writes them.
+public struct P10Assembly: Sendable {
+    public let reader: DICOMwebReader
+    public let instance: StoredInstance
+    public let frames: [StoredFrame]
+    /// Frames as native samples (ELE, or stored native), else encapsulated as stored.
+    public let native: Bool
+    public let transferSyntaxUID: String
+    public let header: [UInt8]
+    let nativeLength: Int?
+
+    /// The instance with its frames decoded to ELE (`native`) or as stored; not acceptable when ELE is asked of
+    /// frames that do not decode, or do not fill whole bytes one by one.
+    public init(reader: DICOMwebReader, instance: StoredInstance, frames: [StoredFrame], decoded: Bool) throws {
+        self.reader = reader
+        self.instance = instance
+        self.frames = frames
+        let storedUID = instance.storedTransferSyntaxUID
+        native = decoded || DICOMwebReader.isNativeLittleEndian(storedUID)
+        transferSyntaxUID = decoded ? TransferSyntax.explicitVRLittleEndian.uid : storedUID
+        var length: Int?
+        if native && !frames.isEmpty {
+            guard let frameBytes = DICOMwebReader.nativeFrameBytes(instance.pixelDescription) else {
+                throw IngestServiceError(
+                    .notAcceptableException,
+                    "The frames of \(instance.sopInstanceUID) do not fill whole bytes one by one; ask for them as stored")
+            }
+            length = frameBytes * frames.count
+        }
+        nativeLength = length
+        var sopClass = ""
+        if case .string(let uid)? = instance["SOPClassUID"] { sopClass = uid }
+        header = try P10Encoder.header(
+            instance, sopClassUID: sopClass, transferSyntaxUID: transferSyntaxUID, encapsulated: !native && !frames.isEmpty,
+            pixelDataLength: length.map { ($0 + 1) & ~1 })
+        self.decoded = decoded
+    }
+
+    private let decoded: Bool
+
+    /// Frame `index` (0-based) as the file holds it: native samples, or one fragment.
+    public func piece(_ index: Int) throws -> [UInt8] {
+        let frame = frames[index]
+        if decoded {
+            let samples = try reader.nativeFrame(frame, number: index + 1, of: instance)
+            guard let nativeLength, samples.count * frames.count == nativeLength else {
+                throw IngestServiceError.internal(
+                    "Frame \(index + 1) of \(instance.sopInstanceUID) is \(samples.count) bytes, not the size its pixel module gives")
+            }
+            return samples
+        }
+        let stored = try reader.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+        return native ? stored : P10Encoder.fragment(stored)
+    }
+
+    /// What follows the last frame: a pad byte for odd native Pixel Data, the delimiter of encapsulated Pixel Data.
+    public var trailer: [UInt8] {
+        if frames.isEmpty { return [] }
+        if let nativeLength { return nativeLength % 2 == 1 ? [0] : [] }
+        return P10Encoder.sequenceDelimiter
+    }
+}
+
 /// One instance as an image set's metadata document holds it: its attributes at every level, the VRs of its
 /// private ones, how its frames are stored and their checksums.
 public struct StoredInstance: Sendable {
