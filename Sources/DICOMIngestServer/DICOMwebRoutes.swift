@@ -20,6 +20,7 @@ struct DICOMwebRoutes {
         router.get("\(series)/instances/{instance}/metadata") { request, context in try await instanceMetadata(request, context) }
         router.get("\(series)/instances/{instance}/frames/{frames}") { request, context in try await frames(request, context) }
         router.get("\(series)/instances/{instance}") { request, context in try await instance(request, context) }
+        router.get("\(series)/instances/{instance}/bulkdata/{key}") { request, context in try await bulkData(request, context) }
     }
 
     /// The data store, study and series of the path, and the `imageSetId` of the query.
@@ -47,7 +48,10 @@ struct DICOMwebRoutes {
     func seriesMetadata(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
         let scope = try scope(request, context)
         let reader = reader
-        let body = try await blocking { DICOMwebReader.metadata(try reader.instances(scope).1) }
+        let base = seriesURI(request, scope)
+        let body = try await blocking {
+            DICOMwebReader.metadata(try reader.instances(scope).1, seriesURI: base, imageSetId: scope.imageSetId)
+        }
         return Self.dicomJSON(body)
     }
 
@@ -55,8 +59,53 @@ struct DICOMwebRoutes {
         let scope = try scope(request, context)
         let sop = try uid(context, "instance")
         let reader = reader
-        let body = try await blocking { DICOMwebReader.metadata([try reader.instance(scope, sopInstanceUID: sop).1]) }
+        let base = seriesURI(request, scope)
+        let body = try await blocking {
+            DICOMwebReader.metadata([try reader.instance(scope, sopInstanceUID: sop).1], seriesURI: base, imageSetId: scope.imageSetId)
+        }
         return Self.dicomJSON(body)
+    }
+
+    /// The absolute URI of a scope's series as this request reached it, for `BulkDataURI`s: the host it named
+    /// (when that is a host name or address), with this server's port when it named none and the port is not 80
+    /// (dicomweb-client sends `Host` without the port).
+    func seriesURI(_ request: Request, _ scope: DICOMwebReader.Scope) -> String {
+        var host = request.head.authority ?? ""
+        if host.isEmpty || host.utf8.count > 255
+            || !host.utf8.allSatisfy({ $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || ".-:[]".utf8.contains($0)) })
+        {
+            host = "localhost"
+        }
+        let port = service.configuration.port
+        if !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]")), port != 80 { host += ":\(port)" }
+        let path = "/datastore/\(scope.datastoreId)/studies/\(scope.studyInstanceUID)/series/\(scope.seriesInstanceUID)"
+        return "http://\(host)\(path)"
+    }
+
+    /// GetDICOMBulkdata: one binary value, as `application/octet-stream` or its one part of a multipart body.
+    func bulkData(_ request: Request, _ context: IngestRequestContext) async throws -> Response {
+        let scope = try scope(request, context)
+        let sop = try uid(context, "instance")
+        let key = try context.parameter("key")
+        guard key.utf8.count == 32, key.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw IngestServiceError.validation("\"\(key.prefix(64))\" is not a bulk data key")
+        }
+        let reader = reader
+        guard let bytes = try await blocking({ try reader.instance(scope, sopInstanceUID: sop).1.bulkData(key: key) }) else {
+            throw IngestServiceError.notFound("Instance \(sop) has no bulk data \(key)")
+        }
+        let ranges = try MediaRange.parse(request.headers[.accept])
+        let multipart = ranges.first { $0.quality > 0 }?.mediaType.hasPrefix("multipart/") ?? false
+        guard !multipart else {
+            let boundary = Self.boundary()
+            var body = Array("--\(boundary)\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+            body += bytes
+            body += Array("\r\n--\(boundary)--\r\n".utf8)
+            return Response(
+                status: .ok, headers: [.contentType: "multipart/related; type=\"application/octet-stream\"; boundary=\(boundary)"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     static func dicomJSON(_ body: [UInt8]) -> Response {

@@ -48,6 +48,27 @@ import Testing
         #expect(json([("SmallestImagePixelValue", .int(5))]) == #"{"00280106":{"vr":"US","Value":[5]}}"#)
     }
 
+    /// Past 1 MB a binary value is a BulkDataURI whose key finds it again, at the top level and inside an item.
+    @Test func largeBinaryValuesAreBulkDataURIsTheirKeysFindAgain() throws {
+        let large = String(repeating: "AAAA", count: (1 << 20) / 3 + 10)
+        let item: JSONValue = .object([("PixelData", .string(large))])
+        let attributes: [(String, JSONValue)] = [
+            ("00091001", .string(large)), ("IconImageSequence", .array([item])), ("00091002", .string("AAE=")),
+        ]
+        let vrs = ["00091001": "OB", "00091002": "OB"]
+        let dataset = DICOMJSON.dataset(attributes, vrs: vrs, bulkData: .init(baseURI: "http://h/i/bulkdata", query: "?imageSetId=x"))
+        let top = DICOMJSON.bulkDataKey(["00091001"])
+        let nested = DICOMJSON.bulkDataKey(["00880200", "0", "7FE00010"])
+        #expect(top != nested && top.utf8.count == 32)
+        #expect(dataset["00091001"]?["BulkDataURI"] == .string("http://h/i/bulkdata/\(top)?imageSetId=x"))
+        guard case .array(let items)? = dataset["00880200"]?["Value"] else { Issue.record("no items"); return }
+        #expect(items.first?["7FE00010"]?["BulkDataURI"] == .string("http://h/i/bulkdata/\(nested)?imageSetId=x"))
+        #expect(dataset["00091002"]?["InlineBinary"] == .string("AAE="))
+        #expect(DICOMJSON.bulkValue(key: top, in: attributes, vrs: vrs) == large)
+        #expect(DICOMJSON.bulkValue(key: nested, in: attributes, vrs: vrs) == large)
+        #expect(DICOMJSON.bulkValue(key: String(repeating: "0", count: 32), in: attributes, vrs: vrs) == nil)
+    }
+
     @Test func theMetadataNamesTheStoredSyntaxAndLeavesPixelDataOut() {
         let instance = StoredInstance(
             sopInstanceUID: "1.2", attributes: [("TransferSyntaxUID", .string("1.2.840.10008.1.2.4.70")), ("PixelData", .null)],

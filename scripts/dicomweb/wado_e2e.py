@@ -14,7 +14,8 @@ element by element (Pixel Data and the file meta group aside; TransferSyntaxUID 
 Explicit VR Little Endian equal pydicom's decoded pixels (bit-exact: every source is lossless or decoded once, as
 the import did); frames asked with transfer-syntax=* equal the stored codestream (GetImageFrame through the CLI);
 GetDICOMInstance in ELE (one body) and as stored (dicomweb-client's multipart) read by pydicom equal the source's
-elements, their Pixel Data the frames above; `export` of every study writes the same bytes, ELE and as stored.
+elements, their Pixel Data the frames above; `export` of every study writes the same bytes, ELE and as stored;
+binary values past 1 MB (top level and in a sequence item) are BulkDataURIs whose GetDICOMBulkdata bytes equal them.
 Then the refusals: 406, 404 for an unknown series, instance and frame, 400 for a bad frame list and a bad UID, and
 `imageSetId` reaching the non-primary image set. Prints one JSON line; exits non-zero on the first failed check.
 """
@@ -85,6 +86,22 @@ conflict.file_meta.MediaStorageSOPInstanceUID = conflict_uid
 conflict.PatientID = "SOMEONE-ELSE"
 conflict_path = os.path.join(source_folder, "zz_conflict.dcm")
 conflict.save_as(conflict_path, enforce_file_format=True)
+
+# Binary values past 1 MB, at the top level and inside a sequence item, come as BulkDataURIs.
+bulky = pydicom.dcmread(os.path.join(root, "fixtures/generated/ct_explicit_le.dcm"))
+bulky_uid = generate_uid()
+bulky.SOPInstanceUID = bulky_uid
+bulky.file_meta.MediaStorageSOPInstanceUID = bulky_uid
+block = bulky.private_block(0x0011, "DICOM-INGEST BULK", create=True)
+block.add_new(0x01, "OB", os.urandom(1_500_001) + b"\0")
+icon = pydicom.Dataset()
+icon.Rows, icon.Columns, icon.SamplesPerPixel, icon.BitsAllocated, icon.BitsStored, icon.HighBit = 800, 800, 1, 16, 16, 15
+icon.PhotometricInterpretation, icon.PixelRepresentation = "MONOCHROME2", 0
+icon.add_new(0x7FE00010, "OW", os.urandom(800 * 800 * 2))
+bulky.IconImageSequence = [icon]
+bulky_path = os.path.join(source_folder, "bulky.dcm")
+bulky.save_as(bulky_path, enforce_file_format=True)
+sources[bulky_uid] = bulky_path
 
 environment = dict(os.environ, DICOM_INGEST_LOG_LEVEL="info")
 store = os.path.join(work, "store")
@@ -166,6 +183,7 @@ try:
 
     instances_seen = frames_native = frames_stored = instances_rebuilt = 0
     bodies = {}
+    bulk_uris = []
     for image_set_id, document in documents.items():
         primary = image_set_id not in non_primary
         for series_uid, series in document["Study"]["Series"].items():
@@ -178,7 +196,13 @@ try:
                 check(answer.status_code == 200, f"non-primary series metadata by imageSetId: {answer.status_code} {answer.text[:300]}")
                 metadata = answer.json()
                 check(all(item["00080018"]["Value"][0] == conflict_uid for item in metadata), "imageSetId reads the non-primary image set")
-            by_uid = {item["00080018"]["Value"][0]: pydicom.Dataset.from_json(item) for item in metadata}
+            def fetch(tag, vr, uri):
+                bulk_uris.append(uri)
+                check(uri.startswith(base + "/studies/") and "/bulkdata/" in uri, f"an absolute BulkDataURI: {uri}")
+                return bytes(client.retrieve_bulkdata(uri)[0])
+
+            by_uid = {item["00080018"]["Value"][0]: pydicom.Dataset.from_json(item, bulk_data_uri_handler=fetch)
+                      for item in metadata}
             check(set(by_uid) == set(series["Instances"]), f"series {series_uid}: the instances of the image set")
             for sop_uid, instance in series["Instances"].items():
                 source = pydicom.dcmread(sources.get(sop_uid, conflict_path))
@@ -187,7 +211,7 @@ try:
                 check(returned[0x00020010].value == instance["StoredTransferSyntaxUID"], "TransferSyntaxUID is the stored one")
                 if primary:
                     single = client.retrieve_instance_metadata(study_uid, series_uid, sop_uid)
-                    compare(source, pydicom.Dataset.from_json(single), f"instance metadata {sop_uid}")
+                    compare(source, pydicom.Dataset.from_json(single, bulk_data_uri_handler=fetch), f"instance metadata {sop_uid}")
                 instances_seen += 1
                 count = len(instance["ImageFrames"])
                 numbers = list(range(1, count + 1))[::-1]
@@ -259,6 +283,10 @@ try:
                     instances_rebuilt += 1
     seen.update(instances=instances_seen, nativeFrames=frames_native, storedFrames=frames_stored, rebuilt=instances_rebuilt)
     check(instances_seen == len(sources) + 1, f"every instance read: {instances_seen} of {len(sources) + 1}")
+    # The bulky instance's two values, from its series and its instance metadata.
+    check(len(bulk_uris) == 4 and len(set(bulk_uris)) == 2, f"two values as BulkDataURIs: {bulk_uris}")
+    seen["bulkData"] = len(set(bulk_uris))
+    check(session.get(bulk_uris[0][:-5] + "00000").status_code == 404, "an unknown bulk data key is 404")
 
     # `export` writes the same files GetDICOMInstance answers, byte for byte, for each study, ELE and as stored.
     exported = 0

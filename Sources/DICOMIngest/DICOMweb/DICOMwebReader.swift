@@ -1,4 +1,5 @@
 import DICOMCore
+import Foundation
 public import DICOMIngestModel
 public import DICOMPixels
 
@@ -74,13 +75,17 @@ public struct DICOMwebReader: Sendable {
         return (record, instance)
     }
 
-    /// GetDICOMSeriesMetadata and GetDICOMInstanceMetadata: a DICOM JSON array of the instances' data sets.
-    public static func metadata(_ instances: [StoredInstance]) -> [UInt8] {
+    /// GetDICOMSeriesMetadata and GetDICOMInstanceMetadata: a DICOM JSON array of the instances' data sets, binary
+    /// values past `DICOMJSON.bulkDataThreshold` as `BulkDataURI`s under `<seriesURI>/instances/<sop>/bulkdata`
+    /// (with the `imageSetId` the request named).
+    public static func metadata(_ instances: [StoredInstance], seriesURI: String, imageSetId: String? = nil) -> [UInt8] {
         var output: [UInt8] = []
         output.append(UInt8(ascii: "["))
         for (index, instance) in instances.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
-            instance.dicomJSON().write(to: &output)
+            let bulkData = DICOMJSON.BulkData(
+                baseURI: "\(seriesURI)/instances/\(instance.sopInstanceUID)/bulkdata", query: imageSetId.map { "?imageSetId=\($0)" } ?? "")
+            instance.dicomJSON(bulkData: bulkData).write(to: &output)
         }
         output.append(UInt8(ascii: "]"))
         return output
@@ -325,9 +330,14 @@ public struct StoredInstance: Sendable {
     /// The instance's DICOM JSON data set (PS3.18 F.2) for WADO-RS metadata: every attribute of every level, its
     /// Transfer Syntax UID the stored one (as HealthImaging answers), Pixel Data left out (frames are read by
     /// `/frames`).
-    public func dicomJSON() -> JSONValue {
+    public func dicomJSON(bulkData: DICOMJSON.BulkData? = nil) -> JSONValue {
         DICOMJSON.dataset(
             attributes, vrs: vrs, replacing: [.transferSyntaxUID: (.UI, .string(storedTransferSyntaxUID))],
-            omitting: [.pixelData, .floatPixelData, .doubleFloatPixelData])
+            omitting: [.pixelData, .floatPixelData, .doubleFloatPixelData], bulkData: bulkData)
+    }
+
+    /// GetDICOMBulkdata: the bytes of the binary value a `BulkDataURI` of this instance names.
+    public func bulkData(key: String) -> [UInt8]? {
+        DICOMJSON.bulkValue(key: key, in: attributes, vrs: vrs).flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
     }
 }
