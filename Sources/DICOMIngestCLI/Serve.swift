@@ -30,8 +30,9 @@ extension DICOMIngestCommand {
             abstract: "Serve the AWS HealthImaging API (StartDICOMImportJob and friends) for the AWS SDKs and CLI.",
             discussion: """
                 Callers sign requests with SigV4 (service medical-imaging). By default the server accepts the one
-                identity in its own environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); --config adds identities,
-                the roles each may pass and what those roles may read and write. Jobs left unfinished by a stop
+                identity in its own environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and, listening on loopback
+                without --config, any role it passes on S3 prefixes; --config names identities, the roles each may pass
+                and what those roles may read and write. Jobs left unfinished by a stop
                 are resumed at start. Clients must turn off host-prefix injection (boto3:
                 Config(inject_host_prefix=False), or AWS_DISABLE_HOST_PREFIX_INJECTION=true).
                 """)
@@ -55,11 +56,15 @@ extension DICOMIngestCommand {
 
         func run() async throws {
             _ = loggingConfigured
-            var configuration = ServerConfiguration(
-                host: host, port: port,
-                identities: noAuth ? [:] : ServerConfiguration.environmentIdentities(ProcessInfo.processInfo.environment))
+            var configuration: ServerConfiguration
             if let config {
-                configuration = try ServerConfiguration.load(path: config, base: configuration)
+                let base = ServerConfiguration(
+                    host: host, port: port,
+                    identities: noAuth ? [:] : ServerConfiguration.environmentIdentities(ProcessInfo.processInfo.environment))
+                configuration = try ServerConfiguration.load(path: config, base: base)
+            } else {
+                configuration = ServerConfiguration.zeroConfiguration(
+                    host: host, port: port, environment: noAuth ? [:] : ProcessInfo.processInfo.environment)
             }
             if configuration.identities.isEmpty && !noAuth {
                 throw ValidationError("no identity to accept: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --config, or --no-auth")

@@ -53,6 +53,7 @@ public struct IngestRequestContext: RequestContext {
 public func buildApplication(service: IngestService, logger: Logger) -> some ApplicationProtocol {
     let router = Router(context: IngestRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(factory: IngestService.metricsFactory(for: service.registry)))
+    router.add(middleware: CORSMiddleware(origins: service.configuration.corsOrigins))
     router.add(middleware: ErrorShapeMiddleware())
     router.add(middleware: SigV4Middleware(configuration: service.configuration))
     // Probes for an orchestrator, unauthenticated (SigV4Middleware lets their paths through): the process

@@ -53,6 +53,9 @@ public struct ServerConfiguration: Sendable {
     public var maxConcurrentJobsPerDatastore: Int
     /// StartDICOMImportJob calls per second (token bucket with a burst of twice that); more is Throttling.
     public var startJobRate: Double
+    /// Origins whose browser pages may call the API (CORS, for a viewer served elsewhere): exact origins such as
+    /// `http://localhost:3000`, or `*` for any; none by default.
+    public var corsOrigins: [String] = []
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
@@ -75,6 +78,16 @@ public struct ServerConfiguration: Sendable {
         self.startJobRate = startJobRate
     }
 
+    /// The configuration of a server started without `--config`: the identity in its own environment and, when it
+    /// listens on loopback only, any role that identity passes, reading and writing any S3 prefix (no local folder),
+    /// so that the README's boto3 example works as written; a server reachable from elsewhere accepts no role
+    /// until its configuration names some.
+    public static func zeroConfiguration(host: String, port: Int, environment: [String: String]) -> ServerConfiguration {
+        var configuration = ServerConfiguration(host: host, port: port, identities: environmentIdentities(environment))
+        if ["127.0.0.1", "::1", "localhost"].contains(host) { configuration.roles = ["*": Role()] }
+        return configuration
+    }
+
     /// The zero-configuration identity: the one in the server's own environment, as local AWS emulators do.
     public static func environmentIdentities(_ environment: [String: String]) -> [String: Identity] {
         guard let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"], !key.isEmpty
@@ -87,7 +100,7 @@ public struct ServerConfiguration: Sendable {
     ///   "maxConnections","idleTimeout","bodyReadTimeout",
     ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
     ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}, "*":{…}},
-    ///   "localRoots":["/data/"]}`.
+    ///   "localRoots":["/data/"], "corsOrigins":["http://localhost:3000"]}`.
     public static func load(path: String, base: ServerConfiguration) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -105,6 +118,7 @@ public struct ServerConfiguration: Sendable {
         if let jobs = object["maxConcurrentJobsPerDatastore"] as? Int { configuration.maxConcurrentJobsPerDatastore = jobs }
         if let rate = object["startJobRate"] as? Double { configuration.startJobRate = rate }
         if let roots = object["localRoots"] as? [String] { configuration.localRoots = roots }
+        if let origins = object["corsOrigins"] as? [String] { configuration.corsOrigins = origins }
         if let identities = object["identities"] as? [String: [String: Any]] {
             for (key, value) in identities {
                 guard let secret = value["secretAccessKey"] as? String else { continue }
