@@ -2,7 +2,7 @@
 # libFuzzer on the engine's parsers (address sanitizer on).
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   fuzz one target (p10, instance, archive, sigv4, s3xml,
-#                                                            request)
+#                                                            request, dicomweb)
 #   scripts/fuzz.sh replay                                   run every input of Fuzz/regressions/ once
 #   scripts/fuzz.sh ci RUNS                                  replay, then fuzz every target for RUNS inputs with a
 #                                                            fixed seed (repeatable: CI's result does not vary)
@@ -12,7 +12,7 @@
 # with the fix, so every later run replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets="p10 instance archive sigv4 s3xml request"
+targets="p10 instance archive sigv4 s3xml request dicomweb"
 # FUZZ_CONFIGURATION=release for long runs (several times the executions per second).
 configuration=${FUZZ_CONFIGURATION:-debug}
 # FUZZ_BINARY=path runs a copy built earlier (a long run then does not pick up, or wait for, later source edits).
@@ -56,6 +56,9 @@ PY
       printf '{"jobName":"my-job","dataAccessRoleArn":"arn:aws:iam::123456789012:role/Importer","clientToken":"90ece54b-9b35-4a01-a5a1-842646445383","inputS3Uri":"s3://in/dicom/","outputS3Uri":"s3://out/","filters":[{"operator":"BETWEEN","values":[{"createdAt":1.5},{"createdAt":2}]},{"operator":"EQUAL","values":[{"DICOMStudyDateAndTime":{"DICOMStudyDate":"19990101"}}]}]}' > "$folder/request.json"
       printf '{"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"A\\u00e9^B"}},"Study":{"DICOM":{"StudyID":"7"},"Series":{"1.2":{"DICOM":{"Modality":"CT"},"Instances":{"1.2.3":{"DICOM":{"Rows":2,"ImageType":["DERIVED","SECONDARY"],"WindowCenter":"4.5e1","00090010":"ACME","00091010":"AQA=","ReferencedImageSequence":[{"ReferencedSOPInstanceUID":"1.2"}]}},"1.2.4":{}}}}}}' > "$folder/update.json"
       printf '{"Study":{"DICOM":{"StudyDescription":"a\\ud800\\u0000","StudyDate":"2024-01-01","StudyDate":"x"}}}' > "$folder/refused.json" ;;
+    dicomweb)
+      printf 'multipart/related; type="application/octet-stream"; transfer-syntax=*, image/jphc;q=0.5\n3,1,2\n{"PatientName":"A=B=C","SeriesNumber":" 4","PixelSpacing":["0.5","1e2"],"SmallestImagePixelValue":-3,"00091001":"AAE=","IconImageSequence":[{"Rows":2,"PixelData":"AAAA"}],"ImageType":["A",""],"SpecificCharacterSet":"ISO_IR 100","InstitutionName":"K\\u00f6ln","Rows":2,"Columns":3,"BitsAllocated":16}' > "$folder/wado.txt"
+      printf 'application/dicom; transfer-syntax="1.2.840.10008.1.2.1"; q=0.9, */*; q=0\n1\n{}' > "$folder/instance.txt" ;;
     s3xml)
       printf '<?xml version="1.0"?><ListBucketResult><Contents><Key>a/b&amp;c.dcm</Key><Size>12</Size></Contents><Contents><Key>d/</Key><Size>0</Size></Contents><IsTruncated>true</IsTruncated><NextContinuationToken>t&#x41;</NextContinuationToken></ListBucketResult>' > "$folder/list.xml" ;;
   esac
@@ -101,6 +104,6 @@ case ${1:-} in
     # A corpus of its own, so a long run's corpus is neither used nor wiped.
     export FUZZ_CORPUS=ci-corpus
     for target in $targets; do rm -rf ".build-fuzz/ci-corpus/$target"; fuzz_for "$target" -runs="${2:-5000}" -seed=1; done ;;
-  p10|instance|archive|sigv4|s3xml|request) fuzz "$@" ;;
+  p10|instance|archive|sigv4|s3xml|request|dicomweb) fuzz "$@" ;;
   *) echo "usage: scripts/fuzz.sh TARGET SECONDS | replay | ci RUNS   (targets: $targets)" >&2; exit 2 ;;
 esac

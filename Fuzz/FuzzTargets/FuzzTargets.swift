@@ -23,6 +23,10 @@ enum FuzzTarget: String, CaseIterable {
     /// The server's request bodies: a JSON object read as a StartDICOMImportJob request (validated) and as
     /// SearchImageSets criteria (filters parsed).
     case request
+    /// DICOMweb's request parsing and answers: the first line an `Accept` header (negotiated for frames and
+    /// instances), the second a frame list, the rest a metadata document's `DICOM` object turned into DICOM JSON
+    /// (with bulk data URIs) and a P10 header.
+    case dicomweb
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -79,6 +83,27 @@ enum FuzzTarget: String, CaseIterable {
                 inputOwnerAccountId: body["inputOwnerAccountId"] as? String)
             try? start.validate()
             _ = try? ImageSetFilter.parse(body["filters"])
+        case .dicomweb:
+            let lines = bytes.split(separator: 0x0A, maxSplits: 2, omittingEmptySubsequences: false)
+            let accept = lines.first.map { String(decoding: $0, as: UTF8.self) }
+            if let ranges = try? MediaRange.parse(accept) {
+                for stored in ["1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"] {
+                    for native in [true, false] {
+                        _ = try? FrameAnswer.negotiate(ranges, storedUID: stored, canServeNative: native)
+                        _ = try? InstanceAnswer.negotiate(ranges, storedUID: stored, canServeNative: native)
+                    }
+                }
+            }
+            if lines.count > 1 { _ = try? DICOMwebRoutes.frameNumbers(String(decoding: lines[1], as: UTF8.self)) }
+            guard lines.count > 2, case .object(let attributes)? = try? JSONValue.parse(Array(lines[2])) else { return }
+            let instance = StoredInstance(
+                sopInstanceUID: "1.2.3", attributes: attributes, vrs: ["00091001": "OB", "00091002": "SQ"],
+                storedTransferSyntaxUID: "1.2.840.10008.1.2.4.202", frames: [])
+            var output: [UInt8] = []
+            instance.dicomJSON(bulkData: .init(baseURI: "http://h/bulkdata")).write(to: &output)
+            _ = try? P10Encoder.header(
+                instance, sopClassUID: "1.2", transferSyntaxUID: "1.2.840.10008.1.2.1", encapsulated: false,
+                pixelDataLength: DICOMwebReader.nativeFrameBytes(instance.pixelDescription))
         }
     }
 }
