@@ -20,6 +20,8 @@ public struct IngestService: Sendable {
     /// The Prometheus registry `/metrics` renders; the engine should report into `metricsFactory`.
     public let registry: PrometheusCollectorRegistry
     let startJobBucket: TokenBucket
+    /// The verifier of DICOMweb's bearer tokens, when the configuration names an issuer.
+    let bearerTokens: BearerTokenVerifier?
 
     public init(configuration: ServerConfiguration, engine: ImportEngine, runner: JobRunner?, registry: PrometheusCollectorRegistry) {
         self.configuration = configuration
@@ -27,6 +29,7 @@ public struct IngestService: Sendable {
         self.runner = runner
         self.registry = registry
         self.startJobBucket = TokenBucket(rate: configuration.startJobRate, burst: max(1, configuration.startJobRate * 2))
+        self.bearerTokens = configuration.bearerTokens.flatMap { try? BearerTokenVerifier(configuration: $0) }
     }
 
     /// A swift-metrics factory over `registry`, for the engine's and the server's metrics.
@@ -55,7 +58,7 @@ public func buildApplication(service: IngestService, logger: Logger) -> some App
     router.add(middleware: RequestMetricsMiddleware(factory: IngestService.metricsFactory(for: service.registry)))
     router.add(middleware: CORSMiddleware(origins: service.configuration.corsOrigins))
     router.add(middleware: ErrorShapeMiddleware())
-    router.add(middleware: SigV4Middleware(configuration: service.configuration))
+    router.add(middleware: SigV4Middleware(configuration: service.configuration, bearer: service.bearerTokens))
     // Probes for an orchestrator, unauthenticated (SigV4Middleware lets their paths through): the process
     // answers, and the catalog does.
     router.get(RouterPath(Probes.livenessPath)) { _, _ in Probes.response(ok: true, "ok") }
@@ -131,12 +134,37 @@ struct ErrorShapeMiddleware: RouterMiddleware {
 /// The headers are checked first (form, scope, access key, time, `host` signed): a request that fails them is
 /// refused before its body is read. Only then is the body collected (bounded by `maxBodySize`) for the payload
 /// hash and the signature.
+///
+/// DICOMweb reads (GET under `/datastore/{id}/studies`) may instead carry an OIDC bearer token
+/// (`BearerTokenVerifier`) when the configuration names an issuer; everything else needs a signature.
 struct SigV4Middleware: RouterMiddleware {
     typealias Context = IngestRequestContext
     let configuration: ServerConfiguration
+    let bearer: BearerTokenVerifier?
+
+    /// The data store of a DICOMweb read's path, nil for any other request.
+    static func dicomwebDatastore(_ request: Request) -> String? {
+        guard request.method == .get else { return nil }
+        let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[0].isEmpty, parts[1] == "datastore", parts[3] == "studies" else { return nil }
+        return String(parts[2])
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
+        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+            guard let bearer else {
+                throw IngestServiceError(.accessDeniedException, "This server takes no bearer tokens (its configuration names no oidc issuer)")
+            }
+            guard let datastoreId = Self.dicomwebDatastore(request) else {
+                throw IngestServiceError(.accessDeniedException, "A bearer token may only read DICOMweb; sign other requests with SigV4")
+            }
+            let token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+            var context = context
+            context.accessKeyId = try await bearer.authorize(token, datastoreId: datastoreId)
+            _ = try await collect(&request)
+            return try await next(request, context)
+        }
         guard !configuration.identities.isEmpty, !Probes.paths.contains(request.uri.path) else {
             _ = try await collect(&request)
             return try await next(request, context)

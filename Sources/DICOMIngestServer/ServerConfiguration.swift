@@ -56,6 +56,8 @@ public struct ServerConfiguration: Sendable {
     /// Origins whose browser pages may call the API (CORS, for a viewer served elsewhere): exact origins such as
     /// `http://localhost:3000`, or `*` for any; none by default.
     public var corsOrigins: [String] = []
+    /// OIDC bearer tokens DICOMweb reads may carry instead of a SigV4 signature; none accepted by default.
+    public var bearerTokens: BearerTokenConfiguration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
@@ -100,7 +102,8 @@ public struct ServerConfiguration: Sendable {
     ///   "maxConnections","idleTimeout","bodyReadTimeout",
     ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
     ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}, "*":{…}},
-    ///   "localRoots":["/data/"], "corsOrigins":["http://localhost:3000"]}`.
+    ///   "localRoots":["/data/"], "corsOrigins":["http://localhost:3000"],
+    ///   "oidc":{"issuer":"https://idp/","audience":"dicomweb","jwks":"/etc/jwks.json","datastores":["…"]}}`.
     public static func load(path: String, base: ServerConfiguration) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -119,6 +122,15 @@ public struct ServerConfiguration: Sendable {
         if let rate = object["startJobRate"] as? Double { configuration.startJobRate = rate }
         if let roots = object["localRoots"] as? [String] { configuration.localRoots = roots }
         if let origins = object["corsOrigins"] as? [String] { configuration.corsOrigins = origins }
+        if let oidc = object["oidc"] as? [String: Any] {
+            guard let issuer = oidc["issuer"] as? String, let audience = oidc["audience"] as? String,
+                let jwks = oidc["jwks"] as? String
+            else { throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "oidc needs issuer, audience and jwks"]) }
+            let bearer = BearerTokenConfiguration(
+                issuer: issuer, audience: audience, jwksPath: jwks, datastores: oidc["datastores"] as? [String] ?? [])
+            _ = try bearer.keySet()
+            configuration.bearerTokens = bearer
+        }
         if let identities = object["identities"] as? [String: [String: Any]] {
             for (key, value) in identities {
                 guard let secret = value["secretAccessKey"] as? String else { continue }

@@ -17,7 +17,9 @@ GetDICOMInstance in ELE (one body) and as stored (dicomweb-client's multipart) r
 elements, their Pixel Data the frames above; `export` of every study writes the same bytes, ELE and as stored;
 binary values past 1 MB (top level and in a sequence item) are BulkDataURIs whose GetDICOMBulkdata bytes equal them.
 Then the refusals: 406, 404 for an unknown series, instance and frame, 400 for a bad frame list and a bad UID, and
-`imageSetId` reaching the non-primary image set. Prints one JSON line; exits non-zero on the first failed check.
+`imageSetId` reaching the non-primary image set. OIDC bearer tokens (an RSA key in a JWKS file, tokens from pyjwt):
+a valid one reads through dicomweb-client; another key, issuer, audience or data store, an expired token, `alg: none`,
+an unknown key ID, garbage, and a token on the REST API are each 403; no token is logged. Prints one JSON line; exits non-zero on the first failed check.
 """
 import glob
 import io
@@ -134,8 +136,26 @@ with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
 log = open(os.path.join(work, "serve.log"), "w")
-server = subprocess.Popen([binary, "serve", *location, "--host", "127.0.0.1", "--port", str(port)], env=environment,
-                          stdout=log, stderr=subprocess.STDOUT)
+# OIDC bearer tokens: an issuer's RSA key in a JWKS file, tokens signed by pyjwt.
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+issuer_key, other_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(issuer_key.public_key()))
+public_jwk.update(kid="issuer-key", alg="RS256", use="sig")
+jwks_path = os.path.join(work, "jwks.json")
+json.dump({"keys": [public_jwk]}, open(jwks_path, "w"))
+config_path = os.path.join(work, "server.json")
+json.dump({"oidc": {"issuer": "https://idp.example/", "audience": "dicomweb", "jwks": jwks_path}}, open(config_path, "w"))
+
+
+def token(key=issuer_key, issuer="https://idp.example/", audience="dicomweb", expires=300, datastores=None, algorithm="RS256", kid="issuer-key"):
+    claims = {"iss": issuer, "aud": audience, "sub": "viewer-user", "exp": int(time.time()) + expires,
+              "datastores": datastores if datastores is not None else [datastore]}
+    return jwt.encode(claims, key if algorithm != "none" else None, algorithm=algorithm, headers={"kid": kid})
+
+
+server = subprocess.Popen([binary, "serve", *location, "--host", "127.0.0.1", "--port", str(port), "--config", config_path],
+                          env=environment, stdout=log, stderr=subprocess.STDOUT)
 try:
     base = f"http://127.0.0.1:{port}/datastore/{datastore}"
     deadline = time.time() + 60
@@ -331,6 +351,29 @@ try:
     for name, status in expected.items():
         check(statuses[name] == status, f"{name}: {statuses[name]}, not {status}")
     check(statuses["hugeFrameList"] in (400, 414, 431), f"a list of 20,000 frames is refused: {statuses['hugeFrameList']}")
+
+    # Bearer tokens: a valid one reads DICOMweb (dicomweb-client with a plain session), every bad one is refused.
+    series_path = f"{base}/studies/{study_uid}/series/{series_uid}/metadata"
+    bearer = requests.Session()
+    bearer.headers["Authorization"] = "Bearer " + token()
+    read = DICOMwebClient(url=base, session=bearer).retrieve_series_metadata(study_uid, series_uid)
+    check(len(read) > 0, "a valid bearer token reads series metadata")
+    bad_tokens = {
+        "otherKey": token(key=other_key), "otherIssuer": token(issuer="https://evil.example/"),
+        "otherAudience": token(audience="something-else"), "expired": token(expires=-120),
+        "otherDatastore": token(datastores=["0" * 32]), "algNone": token(algorithm="none"),
+        "unknownKid": token(key=other_key, kid="nobody"), "garbage": "not.a.jwt",
+    }
+    token_statuses = {name: requests.get(series_path, headers={"Authorization": "Bearer " + value}).status_code
+                      for name, value in bad_tokens.items()}
+    token_statuses["restAPI"] = requests.get(f"http://127.0.0.1:{port}/datastore",
+                                             headers={"Authorization": "Bearer " + token()}).status_code
+    seen["bearer"] = token_statuses
+    for name, status in token_statuses.items():
+        check(status == 403, f"bearer token {name}: {status}, not 403")
+    log.flush()
+    logged = open(os.path.join(work, "serve.log")).read()
+    check(not any(value in logged for value in list(bad_tokens.values()) + [token()]), "no token is logged")
     check(server.poll() is None, "serve is still up")
     seen["ok"] = True
 finally:
