@@ -40,14 +40,22 @@ public struct IngestService: Sendable {
     var store: any ImageSetStore { engine.store }
 }
 
-/// The request context: the caller's access key id, once authenticated.
-public struct IngestRequestContext: RequestContext {
+/// The request context: the caller's access key id, once authenticated, and the peer's address.
+public struct IngestRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var accessKeyId: String?
+    public let remoteAddress: SocketAddress?
 
     public init(source: Source) {
         coreContext = .init(source: source)
         accessKeyId = nil
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// Whether the peer is this machine (127.0.0.0/8 or ::1).
+    var isLoopback: Bool {
+        guard let address = remoteAddress?.ipAddress else { return false }
+        return address.hasPrefix("127.") || address == "::1" || address.hasPrefix("::ffff:127.")
     }
 }
 
@@ -136,7 +144,8 @@ struct ErrorShapeMiddleware: RouterMiddleware {
 /// hash and the signature.
 ///
 /// DICOMweb reads (GET under `/datastore/{id}/studies`) may instead carry an OIDC bearer token
-/// (`BearerTokenVerifier`) when the configuration names an issuer; everything else needs a signature.
+/// (`BearerTokenVerifier`) when the configuration names an issuer, or nothing from a loopback peer when it allows
+/// `unauthenticatedLoopbackReads`; everything else needs a signature.
 struct SigV4Middleware: RouterMiddleware {
     typealias Context = IngestRequestContext
     let configuration: ServerConfiguration
@@ -162,6 +171,15 @@ struct SigV4Middleware: RouterMiddleware {
             let token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
             var context = context
             context.accessKeyId = try await bearer.authorize(token, datastoreId: datastoreId)
+            _ = try await collect(&request)
+            return try await next(request, context)
+        }
+        // Off unless configured: a viewer on this machine reads DICOMweb without credentials.
+        if configuration.unauthenticatedLoopbackReads, request.headers[.authorization] == nil, context.isLoopback,
+            Self.dicomwebDatastore(request) != nil
+        {
+            var context = context
+            context.accessKeyId = "loopback"
             _ = try await collect(&request)
             return try await next(request, context)
         }

@@ -58,6 +58,9 @@ public struct ServerConfiguration: Sendable {
     public var corsOrigins: [String] = []
     /// OIDC bearer tokens DICOMweb reads may carry instead of a SigV4 signature; none accepted by default.
     public var bearerTokens: BearerTokenConfiguration?
+    /// DICOMweb reads from this machine (a loopback peer, no `Authorization` header) need no credentials, for a
+    /// local viewer; off by default, and never for other peers, other requests or writes.
+    public var unauthenticatedLoopbackReads = false
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
@@ -103,7 +106,8 @@ public struct ServerConfiguration: Sendable {
     ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
     ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}, "*":{…}},
     ///   "localRoots":["/data/"], "corsOrigins":["http://localhost:3000"],
-    ///   "oidc":{"issuer":"https://idp/","audience":"dicomweb","jwks":"/etc/jwks.json","datastores":["…"]}}`.
+    ///   "oidc":{"issuer":"https://idp/","audience":"dicomweb","jwks":"/etc/jwks.json","datastores":["…"]},
+    ///   "unauthenticatedLoopbackReads":false}`.
     public static func load(path: String, base: ServerConfiguration) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -122,6 +126,7 @@ public struct ServerConfiguration: Sendable {
         if let rate = object["startJobRate"] as? Double { configuration.startJobRate = rate }
         if let roots = object["localRoots"] as? [String] { configuration.localRoots = roots }
         if let origins = object["corsOrigins"] as? [String] { configuration.corsOrigins = origins }
+        if let open = object["unauthenticatedLoopbackReads"] as? Bool { configuration.unauthenticatedLoopbackReads = open }
         if let oidc = object["oidc"] as? [String: Any] {
             guard let issuer = oidc["issuer"] as? String, let audience = oidc["audience"] as? String,
                 let jwks = oidc["jwks"] as? String

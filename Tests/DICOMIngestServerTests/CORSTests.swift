@@ -4,6 +4,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
+import Synchronization
 import Testing
 
 /// CORS for a viewer served from another origin: preflights answered before authentication, every answer to an
@@ -80,5 +82,32 @@ import Testing
         let exposed = ServerConfiguration.zeroConfiguration(host: "0.0.0.0", port: 8080, environment: environment)
         #expect(exposed.roles.isEmpty)
         #expect(ServerConfiguration.zeroConfiguration(host: "::1", port: 1, environment: [:]).identities.isEmpty)
+    }
+}
+
+/// `unauthenticatedLoopbackReads`: DICOMweb reads from this machine pass without credentials when, and only when,
+/// configured; other requests still need a signature (a live server on loopback, so the peer address is real).
+@Suite struct LoopbackReadsTests {
+    func statuses(open: Bool) async throws -> [Int] {
+        var configuration = ServerConfiguration(identities: ["AKIDTEST": .init(secretAccessKey: "secret")])
+        configuration.unauthenticatedLoopbackReads = open
+        let harness = try ServerRouterTests.Harness(configuration: configuration)
+        defer { harness.folder.remove() }
+        let app = buildApplication(service: harness.service, logger: Logger(label: "test"))
+        let codes = Mutex<[Int]>([])
+        try await app.test(.live) { client in
+            let metadata = "/datastore/0123456789abcdef0123456789abcdef/studies/1.2/series/1.3/metadata"
+            for (uri, method) in [(metadata, HTTPRequest.Method.get), ("/datastore", .get), ("/datastore", .post)] {
+                let response = try await client.execute(uri: uri, method: method)
+                codes.withLock { $0.append(Int(response.status.code)) }
+            }
+        }
+        return codes.withLock { $0 }
+    }
+
+    @Test func onlyConfiguredLoopbackDICOMwebReadsPassWithoutCredentials() async throws {
+        // Open: the read reaches the route (an unknown data store, 404); the REST API still needs a signature.
+        #expect(try await statuses(open: true) == [404, 403, 403])
+        #expect(try await statuses(open: false) == [403, 403, 403])
     }
 }
