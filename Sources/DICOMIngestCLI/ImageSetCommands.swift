@@ -180,8 +180,8 @@ extension DICOMIngestCommand {
                     let store = try options.open()
                     let datastore = try resolveDatastore(datastoreId, in: store)
                     guard let gzip = try store.metadataDocument(datastoreId: datastore, imageSetId: imageSetId, version: nil),
-                        let document = Compression.gunzip(gzip),
-                        let instance = StoredFrameInstance(document: document, frameId: frameId),
+                        let text = Compression.gunzip(gzip), let document = try? JSONValue.parse(text),
+                        let instance = StoredInstance.holding(frameId: frameId, in: document),
                         let frame = try store.frame(datastoreId: datastore, imageSetId: imageSetId, frameId: frameId)
                     else {
                         throw CLIError(.notFound("Image frame \(frameId) does not exist in image set \(imageSetId)"))
@@ -207,54 +207,11 @@ extension DICOMIngestCommand {
     }
 }
 
-/// The instance-level `DICOM` attributes of the instance that holds a frame, from a metadata document.
-struct StoredFrameInstance {
-    var attributes: [String: Any]
-
-    init?(document: [UInt8], frameId: String) {
-        guard let root = try? JSONSerialization.jsonObject(with: Data(document)) as? [String: Any],
-            let series = (root["Study"] as? [String: Any])?["Series"] as? [String: Any]
-        else { return nil }
-        for case let seriesEntry as [String: Any] in series.values {
-            for case let instance as [String: Any] in (seriesEntry["Instances"] as? [String: Any] ?? [:]).values {
-                let frames = instance["ImageFrames"] as? [[String: Any]] ?? []
-                if frames.contains(where: { $0["ID"] as? String == frameId }) {
-                    attributes = instance["DICOM"] as? [String: Any] ?? [:]
-                    return
-                }
-            }
-        }
-        return nil
-    }
-
-    func integer(_ keyword: String) -> Int? {
-        if let value = attributes[keyword] as? Int { return value }
-        return (attributes[keyword] as? String).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-    }
-
-    /// The first value of a DS attribute (a string, or an array of strings when multi-valued).
-    func decimal(_ keyword: String) -> Double? {
-        let value = attributes[keyword]
-        let text = (value as? String) ?? ((value as? [Any])?.first as? String)
-        return text.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } ?? (value as? Double)
-    }
-
-    var pixelDescription: PixelDescription {
-        let bitsAllocated = integer("BitsAllocated") ?? 16
-        let bitsStored = integer("BitsStored") ?? bitsAllocated
-        return PixelDescription(
-            rows: integer("Rows") ?? 0, columns: integer("Columns") ?? 0, samplesPerPixel: integer("SamplesPerPixel") ?? 1,
-            bitsAllocated: bitsAllocated, bitsStored: bitsStored, highBit: integer("HighBit") ?? bitsStored - 1,
-            isSigned: integer("PixelRepresentation") == 1, planarConfiguration: integer("PlanarConfiguration") ?? 0,
-            photometricInterpretation: (attributes["PhotometricInterpretation"] as? String)?.trimmingCharacters(in: .whitespaces) ?? "MONOCHROME2")
-    }
-}
-
 /// What `image-set frame` writes: the stored codestream, its lower-resolution prefix, or a PNG.
 struct FrameOutput {
     var stored: [UInt8]
     var transferSyntaxUID: String
-    var instance: StoredFrameInstance
+    var instance: StoredInstance
     var resolution: Int
     var png: Bool
 

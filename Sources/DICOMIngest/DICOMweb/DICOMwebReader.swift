@@ -300,6 +300,30 @@ public struct StoredInstance: Sendable {
         }
     }
 
+    /// The instance of a document that holds frame `frameId`, whatever its series.
+    public static func holding(frameId: String, in document: JSONValue) -> StoredInstance? {
+        guard case .object(let series)? = document["Study"]?["Series"] else { return nil }
+        for (uid, _) in series {
+            if let found = all(in: document, seriesInstanceUID: uid).first(where: { $0.frames.contains { $0.id == frameId } }) {
+                return found
+            }
+        }
+        return nil
+    }
+
+    /// The first value of a decimal attribute (DS text, one or several), e.g. WindowCenter.
+    public func decimal(_ keyword: String) -> Double? {
+        switch self[keyword] {
+        case .string(let text)?: return Double(text.trimmingSpaces)
+        case .array(let values)?:
+            if case .string(let text)? = values.first { return Double(text.trimmingSpaces) }
+            return nil
+        case .double(let value)?: return value
+        case .int(let value)?: return Double(value)
+        default: return nil
+        }
+    }
+
     /// A top-level attribute by keyword (the instance's own wins over its series', study's and patient's).
     public subscript(keyword: String) -> JSONValue? {
         attributes.last { $0.0 == keyword }?.1
