@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12 (run as root): DCMTK and codec libraries, the DCMTK
 # command-line tools that generate fixtures, OpenJPEG's and OpenJPH's tools (fixtures, independent decoders),
-# PostgreSQL 15 (the tests of the second catalog backend start a throwaway cluster), and pinned PyPI packages
+# PostgreSQL 15 (the tests of the second catalog backend start a throwaway cluster), Orthanc with its DICOMweb
+# plugin (a DICOMweb peer of the server's tests), and pinned PyPI packages
 # (pydicom with its pixel plugins for the test corpus and the pixel oracle, moto's S3 server and boto3 for the S3
 # tests, dicomweb-client and pyjwt for the DICOMweb tests).
 set -euo pipefail
 packages="dcmtk libdcmtk-dev libopenjp2-7-dev libopenjp2-tools libcharls-dev libopenjph-dev openjph-tools zlib1g-dev
-  libsqlite3-dev python3-pip time postgresql-15"
+  libsqlite3-dev python3-pip time postgresql-15 orthanc orthanc-dicomweb"
 missing=""
 for package in $packages; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

@@ -16,4 +16,10 @@ import Testing
     func wadoRSOnPostgreSQLWithFramesInS3() throws {
         try ScenarioScript.run("scripts/dicomweb/wado_e2e.py", scenario: "postgres-s3")
     }
+
+    /// Orthanc 1.10's DICOMweb plugin retrieves instances from the server; its copies equal the sources.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/Orthanc"), "needs orthanc and orthanc-dicomweb (scripts/test.sh installs them)"))
+    func orthancRetrievesInstancesThroughWADORS() throws {
+        try ScenarioScript.run("scripts/dicomweb/orthanc_e2e.py", scenario: "retrieve")
+    }
 }

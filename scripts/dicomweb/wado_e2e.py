@@ -180,6 +180,10 @@ try:
             if unicode_charset and element.tag == 0x00080005 and returned.get(0x00080005) is not None \
                     and returned[0x00080005].value == "ISO_IR 192":
                 continue
+            # In a JPEG 2000 or HTJ2K file Planar Configuration is 0 (PS3.5 A.4.4, A.4.6).
+            if unicode_charset and element.tag == 0x00280006 and getattr(returned, "file_meta", None) is not None \
+                    and returned.file_meta.TransferSyntaxUID.startswith("1.2.840.10008.1.2.4.20") and returned[element.tag].value == 0:
+                continue
             check(element.tag in returned, f"{where}: {element.tag} {element.keyword} missing")
             other = returned[element.tag]
             check(other.VR == element.VR or element.tag.is_private and other.VR == "UN",

@@ -216,8 +216,14 @@ public struct P10Assembly: Sendable {
         nativeLength = length
         var sopClass = ""
         if case .string(let uid)? = instance["SOPClassUID"] { sopClass = uid }
+        var written = instance
+        let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
+        if encoding == .htj2k || encoding == .jpeg2000, instance.pixelDescription.samplesPerPixel > 1 {
+            // JPEG 2000 codes components its own way: Planar Configuration shall be 0 (PS3.5 §A.4.4, §A.4.6).
+            written.attributes = written.attributes.map { $0.0 == "PlanarConfiguration" ? ($0.0, .int(0)) : $0 }
+        }
         header = try P10Encoder.header(
-            instance, sopClassUID: sopClass, transferSyntaxUID: transferSyntaxUID, encapsulated: !native && !frames.isEmpty,
+            written, sopClassUID: sopClass, transferSyntaxUID: transferSyntaxUID, encapsulated: !native && !frames.isEmpty,
             pixelDataLength: length.map { ($0 + 1) & ~1 })
         self.decoded = decoded
     }
