@@ -136,7 +136,12 @@ try:
         compared += 1
     seen.update(instances=compared, ok=True)
 finally:
+    # Orthanc may take long to stop under load; a throwaway instance can be killed.
     for process in (orthanc, server):
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
 print(json.dumps(seen))
