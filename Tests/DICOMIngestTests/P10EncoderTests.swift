@@ -62,6 +62,26 @@ import Testing
         #expect(rebuilt["PatientName"] == .string("Müller^Jürgen"))
     }
 
+    /// Sizes no DICOM element can hold are refused, never trapped on: native Pixel Data past 4 GiB (ask as stored),
+    /// a short-VR value past 64 KiB (written as UN, as CP-1066 has it).
+    @Test func sizesPastAnElementsLengthFieldAreRefusedOrWrittenAsUN() throws {
+        let instance = StoredInstance(
+            sopInstanceUID: "1.2", attributes: [("InstitutionName", .string(String(repeating: "x", count: 70_000)))],
+            vrs: [:], storedTransferSyntaxUID: "1.2.840.10008.1.2.1", frames: [])
+        #expect(throws: IngestServiceError.self) {
+            try P10Encoder.header(
+                instance, sopClassUID: "1.2", transferSyntaxUID: "1.2.840.10008.1.2.1", encapsulated: false,
+                pixelDataLength: P10Encoder.maximumNativePixelDataBytes + 2)
+        }
+        let header = try P10Encoder.header(
+            instance, sopClassUID: "1.2", transferSyntaxUID: "1.2.840.10008.1.2.1", encapsulated: false, pixelDataLength: nil)
+        let rebuilt = try Self.read(header)
+        #expect(rebuilt["InstitutionName"] == .string(String(repeating: "x", count: 70_000)))
+        // (0008,0080) UN with a 32-bit length.
+        let element: [UInt8] = [0x08, 0x00, 0x80, 0x00, 0x55, 0x4E, 0, 0]
+        #expect(header.indices.contains { header[$0...].starts(with: element) })
+    }
+
     @Test func encapsulatedFramesAreOneFragmentEachAfterAnEmptyOffsetTable() throws {
         let instance = StoredInstance(
             sopInstanceUID: "1.2", attributes: [("Rows", .int(1)), ("Columns", .int(1)), ("BitsAllocated", .int(8))],

@@ -211,7 +211,8 @@ public struct P10Assembly: Sendable {
                     .notAcceptableException,
                     "The frames of \(instance.sopInstanceUID) do not fill whole bytes one by one; ask for them as stored")
             }
-            length = frameBytes * frames.count
+            let (total, overflow) = frameBytes.multipliedReportingOverflow(by: frames.count)
+            length = overflow ? Int.max : total
         }
         nativeLength = length
         var sopClass = ""
@@ -224,7 +225,7 @@ public struct P10Assembly: Sendable {
         }
         header = try P10Encoder.header(
             written, sopClassUID: sopClass, transferSyntaxUID: transferSyntaxUID, encapsulated: !native && !frames.isEmpty,
-            pixelDataLength: length.map { ($0 + 1) & ~1 })
+            pixelDataLength: length.map { $0 > P10Encoder.maximumNativePixelDataBytes ? $0 : ($0 + 1) & ~1 })
         self.decoded = decoded
     }
 

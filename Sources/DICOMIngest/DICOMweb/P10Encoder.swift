@@ -15,8 +15,12 @@ public struct P10Encoder {
     public static let implementationClassUID = "2.25.186004217117390574651287254311935361843"
     public static let implementationVersionName = "DICOM_INGEST_1"
 
+    /// The longest native Pixel Data an element's 32-bit length can give (0xFFFFFFFF means undefined).
+    public static let maximumNativePixelDataBytes = 0xFFFF_FFFE
+
     /// The bytes before Pixel Data's value: preamble, `DICM`, file meta, every attribute but pixel data, and Pixel
-    /// Data's header (with `pixelDataLength`, or undefined for encapsulated frames).
+    /// Data's header (with `pixelDataLength`, or undefined for encapsulated frames); not acceptable for native Pixel
+    /// Data past `maximumNativePixelDataBytes`.
     public static func header(
         _ instance: StoredInstance, sopClassUID: String, transferSyntaxUID: String, encapsulated: Bool,
         pixelDataLength: Int?
@@ -61,6 +65,11 @@ public struct P10Encoder {
             // An empty Basic Offset Table: the frames follow, one fragment each (PS3.5 §A.4).
             output.append(contentsOf: Writer.item(length: 0))
         } else if let pixelDataLength {
+            guard (0...maximumNativePixelDataBytes).contains(pixelDataLength) else {
+                throw IngestServiceError(
+                    .notAcceptableException,
+                    "Uncompressed Pixel Data of \(pixelDataLength) bytes does not fit a DICOM element; ask for the instance as stored")
+            }
             let description = instance.pixelDescription
             output.append(contentsOf: Writer.header(.pixelData, description.bitsAllocated > 8 ? .OW : .OB, length: UInt32(pixelDataLength)))
         }
@@ -114,7 +123,10 @@ public struct P10Encoder {
         mutating func element(_ tag: DICOMTag, _ vr: VR, _ value: [UInt8]) {
             var value = value
             if value.count % 2 == 1 { value.append(vr == .UI ? 0 : (vr.isString ? 0x20 : 0)) }
-            bytes += Self.header(tag, vr, length: UInt32(value.count))
+            // A value too long for its VR's 16-bit length (an implicit VR source allows one) is written as UN
+            // (PS3.5 §6.2.2, CP-1066); readers take the VR from the dictionary again.
+            let written = !vr.hasLongExplicitLength && value.count > 0xFFFE ? VR.UN : vr
+            bytes += Self.header(tag, written, length: UInt32(value.count))
             bytes += value
         }
 
