@@ -9,49 +9,22 @@ The server allows `unauthenticatedLoopbackReads` (Orthanc cannot sign SigV4). Or
 retrieval first searches with QIDO-RS, which the server does not answer yet (issue 24), so instances are named
 whole. Prints one JSON line; exits non-zero on the first failed check.
 """
-import glob
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import numpy
 import pydicom
 import requests
 from pydicom.encaps import generate_frames
-from pydicom.uid import generate_uid
+
+from e2e_common import check, fixture, free_port, own_copy, seen, wait_for
 
 binary, scenario, work = sys.argv[1], sys.argv[2], sys.argv[3]
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.makedirs(work, exist_ok=True)
-seen = {"scenario": scenario}
-
-
-def check(condition, message):
-    if not condition:
-        print(json.dumps({"failed": message, "seen": seen}, default=str))
-        sys.exit(1)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url, process, what):
-    deadline = time.time() + 60
-    while True:
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        check(time.time() < deadline and process.poll() is None, f"{what} answers")
-        time.sleep(0.2)
+seen["scenario"] = scenario
 
 
 # Unsigned, native and compressed sources, each under a SOP Instance UID of its own.
@@ -59,13 +32,8 @@ source_folder = os.path.join(work, "input")
 os.makedirs(source_folder, exist_ok=True)
 sources = {}
 for name in ["ct_explicit_le.dcm", "ct_jpeg_lossless.dcm", "mr_multiframe_le.dcm", "rgb_planar.dcm", "ct_jpegls.dcm"]:
-    dataset = pydicom.dcmread(os.path.join(root, "fixtures/generated", name))
-    uid = generate_uid()
-    dataset.SOPInstanceUID = uid
-    dataset.file_meta.MediaStorageSOPInstanceUID = uid
     path = os.path.join(source_folder, name)
-    dataset.save_as(path, enforce_file_format=True)
-    sources[uid] = path
+    sources[own_copy(fixture(name), path)] = path
 
 environment = dict(os.environ, DICOM_INGEST_LOG_LEVEL="info")
 store = os.path.join(work, "store")

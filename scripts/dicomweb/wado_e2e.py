@@ -25,7 +25,6 @@ import glob
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -38,20 +37,14 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from dicomweb_client.api import DICOMwebClient
 from pydicom.encaps import generate_frames
-from pydicom.uid import generate_uid
+from e2e_common import ROOT, check, fixture, free_port, own_copy, seen, wait_for
 
 binary, scenario, work = sys.argv[1], sys.argv[2], sys.argv[3]
 # OpenJPEG (behind pydicom) mis-decodes signed HTJ2K: that fixture's pixels are its uncompressed sibling's.
 SIBLINGS = {"ct_htj2k_lossless.dcm": "ct_explicit_le.dcm"}
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+root = ROOT
 os.makedirs(work, exist_ok=True)
-seen = {"scenario": scenario}
-
-
-def check(condition, message):
-    if not condition:
-        print(json.dumps({"failed": message, "seen": seen}, default=str))
-        sys.exit(1)
+seen["scenario"] = scenario
 
 
 class SigV4(requests.auth.AuthBase):
@@ -74,26 +67,15 @@ source_folder = os.path.join(work, "input")
 os.makedirs(source_folder, exist_ok=True)
 sources = {}
 for path in sorted(glob.glob(os.path.join(root, "fixtures/generated/*.dcm"))):
-    dataset = pydicom.dcmread(path)
-    uid = generate_uid()
-    dataset.SOPInstanceUID = uid
-    dataset.file_meta.MediaStorageSOPInstanceUID = uid
     target = os.path.join(source_folder, os.path.basename(path))
-    dataset.save_as(target, enforce_file_format=True)
-    sources[uid] = target
-conflict = pydicom.dcmread(os.path.join(root, "fixtures/generated/ct_explicit_le.dcm"))
-conflict_uid = generate_uid()
-conflict.SOPInstanceUID = conflict_uid
-conflict.file_meta.MediaStorageSOPInstanceUID = conflict_uid
+    sources[own_copy(pydicom.dcmread(path), target)] = target
+conflict = fixture("ct_explicit_le.dcm")
 conflict.PatientID = "SOMEONE-ELSE"
 conflict_path = os.path.join(source_folder, "zz_conflict.dcm")
-conflict.save_as(conflict_path, enforce_file_format=True)
+conflict_uid = own_copy(conflict, conflict_path)
 
 # Binary values past 1 MB, at the top level and inside a sequence item, come as BulkDataURIs.
-bulky = pydicom.dcmread(os.path.join(root, "fixtures/generated/ct_explicit_le.dcm"))
-bulky_uid = generate_uid()
-bulky.SOPInstanceUID = bulky_uid
-bulky.file_meta.MediaStorageSOPInstanceUID = bulky_uid
+bulky = fixture("ct_explicit_le.dcm")
 block = bulky.private_block(0x0011, "DICOM-INGEST BULK", create=True)
 block.add_new(0x01, "OB", os.urandom(1_500_001) + b"\0")
 icon = pydicom.Dataset()
@@ -102,8 +84,7 @@ icon.PhotometricInterpretation, icon.PixelRepresentation = "MONOCHROME2", 0
 icon.add_new(0x7FE00010, "OW", os.urandom(800 * 800 * 2))
 bulky.IconImageSequence = [icon]
 bulky_path = os.path.join(source_folder, "bulky.dcm")
-bulky.save_as(bulky_path, enforce_file_format=True)
-sources[bulky_uid] = bulky_path
+sources[own_copy(bulky, bulky_path)] = bulky_path
 
 environment = dict(os.environ, DICOM_INGEST_LOG_LEVEL="info")
 store = os.path.join(work, "store")
@@ -132,9 +113,7 @@ check(len(non_primary) == 1, f"one non-primary image set: {image_sets}")
 documents = {entry["imageSetId"]: json.loads(cli("image-set", "metadata", "--datastore-id", datastore, entry["imageSetId"]))
              for entry in image_sets}
 
-with socket.socket() as probe:
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
+port = free_port()
 log = open(os.path.join(work, "serve.log"), "w")
 # OIDC bearer tokens: an issuer's RSA key in a JWKS file, tokens signed by pyjwt.
 import jwt
@@ -158,15 +137,7 @@ server = subprocess.Popen([binary, "serve", *location, "--host", "127.0.0.1", "-
                           env=environment, stdout=log, stderr=subprocess.STDOUT)
 try:
     base = f"http://127.0.0.1:{port}/datastore/{datastore}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        check(time.time() < deadline and server.poll() is None, "serve answers /healthz")
-        time.sleep(0.2)
+    wait_for(f"http://127.0.0.1:{port}/healthz", server, "serve")
     session = requests.Session()
     session.auth = SigV4()
     client = DICOMwebClient(url=base, session=session)
