@@ -141,11 +141,7 @@ struct DICOMwebRoutes {
         @Sendable func bytes(_ index: Int) async throws -> [UInt8] {
             let (frame, number) = (frames[index], numbers[index])
             do {
-                return try await blocking {
-                    answer == .native
-                        ? try reader.nativeFrame(frame, number: number, of: instance)
-                        : try reader.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
-                }
+                return try await blocking { try reader.frame(frame, number: number, of: instance, native: answer == .native) }
             } catch {
                 logger.error("DICOMweb: frame \(number) of instance \(sop) not served: \(error)")
                 throw error

@@ -131,6 +131,13 @@ public struct DICOMwebReader: Sendable {
         uid == TransferSyntax.explicitVRLittleEndian.uid || uid == TransferSyntax.implicitVRLittleEndian.uid
     }
 
+    /// Frame `number` (1-based) of `instance`: native samples (`nativeFrame`) or the stored bytes.
+    public func frame(_ frame: StoredFrame, number: Int, of instance: StoredInstance, native: Bool) throws -> [UInt8] {
+        native
+            ? try nativeFrame(frame, number: number, of: instance)
+            : try frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
+    }
+
     /// A frame's samples as Explicit VR Little Endian Pixel Data holds them (interleaved, `BitsAllocated` wide),
     /// decoded from what is stored; the decode's CRC-32 must equal the checksum the import recorded, or nothing is
     /// served (the stored bytes changed since).
@@ -233,17 +240,13 @@ public struct P10Assembly: Sendable {
 
     /// Frame `index` (0-based) as the file holds it: native samples, or one fragment.
     public func piece(_ index: Int) throws -> [UInt8] {
-        let frame = frames[index]
-        if decoded {
-            let samples = try reader.nativeFrame(frame, number: index + 1, of: instance)
-            guard let nativeLength, samples.count * frames.count == nativeLength else {
-                throw IngestServiceError.internal(
-                    "Frame \(index + 1) of \(instance.sopInstanceUID) is \(samples.count) bytes, not the size its pixel module gives")
-            }
-            return samples
+        let bytes = try reader.frame(frames[index], number: index + 1, of: instance, native: decoded)
+        guard native else { return P10Encoder.fragment(bytes) }
+        guard let nativeLength, bytes.count * frames.count == nativeLength else {
+            throw IngestServiceError.internal(
+                "Frame \(index + 1) of \(instance.sopInstanceUID) is \(bytes.count) bytes, not the size its pixel module gives")
         }
-        let stored = try reader.frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
-        return native ? stored : P10Encoder.fragment(stored)
+        return bytes
     }
 
     /// What follows the last frame: a pad byte for odd native Pixel Data, the delimiter of encapsulated Pixel Data.
