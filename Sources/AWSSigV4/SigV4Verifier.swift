@@ -126,13 +126,17 @@ public struct SigV4Verifier: Sendable {
         return authorization.accessKeyId
     }
 
+    /// The query's names and values decoded as the routes read them: `+` is a space (form encoding, which HTTP
+    /// clients write for DICOMweb query values), then `%XX`; SigV4 encodes a space as `%20`.
     static func decodeQuery(_ raw: String?) -> [(String, String)] {
         guard let raw, !raw.isEmpty else { return [] }
+        func decoded(_ text: Substring) -> String {
+            let spaced = String(text.map { $0 == "+" ? " " : $0 })
+            return spaced.removingPercentEncoding ?? spaced
+        }
         return raw.split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
-            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
-            return (name, value)
+            return (decoded(parts[0]), parts.count > 1 ? decoded(parts[1]) : "")
         }
     }
 

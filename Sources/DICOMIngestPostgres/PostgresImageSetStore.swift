@@ -32,6 +32,7 @@ public final class PostgresImageSetStore: SQLBackedImageSetStore {
             let database = PostgresCatalogDatabase(connections: connections)
             try PostgresSchema.migrate(database, schema: location.schema)
             catalog = SQLCatalog(database: database, dialect: .postgres, place: location.redacted)
+            try catalog.indexImageSetsForSearch()
         } catch {
             throw ImageSetStoreError(.io, "cannot open the catalog at \(location.redacted): \(error)")
         }

@@ -8,7 +8,9 @@ import DICOMIngestSQL
 /// 64-bit and times `DOUBLE PRECISION` (seconds since 1970), as in SQLite.
 enum PostgresSchema {
     /// Migrations in order; one that has run is never edited, a change is a new entry.
-    static let migrations: [(name: String, sql: String)] = [("v1-catalog", v1), ("v2-work-queue", v2)]
+    static let migrations: [(name: String, sql: String)] = [
+        ("v1-catalog", v1), ("v2-work-queue", v2), ("v3-search", SQLCatalog.searchSchema(.postgres)),
+    ]
 
     private static let text = "TEXT COLLATE \"C\""
 

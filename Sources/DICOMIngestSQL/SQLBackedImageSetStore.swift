@@ -68,6 +68,10 @@ extension SQLBackedImageSetStore {
         try catalog.searchImageSets(datastoreId: datastoreId, query: query)
     }
 
+    public func searchDICOMweb(datastoreId: String, query: DICOMwebQuery) throws -> [DICOMwebMatch] {
+        try catalog.searchDICOMweb(datastoreId: datastoreId, query: query)
+    }
+
     public func imageSetVersions(datastoreId: String, imageSetId: String, limit: Int, after: PageToken?) throws -> Page<ImageSetVersion> {
         try catalog.imageSetVersions(datastoreId: datastoreId, imageSetId: imageSetId, limit: limit, after: after)
     }

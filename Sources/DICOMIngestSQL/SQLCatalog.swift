@@ -76,7 +76,7 @@ public final class SQLCatalog: ImageSetStore {
         return String(decoding: bytes[..<cut], as: UTF8.self)
     }
 
-    private static func seriesLock(_ datastoreId: String, _ seriesInstanceUID: String) -> String {
+    static func seriesLock(_ datastoreId: String, _ seriesInstanceUID: String) -> String {
         "series/\(datastoreId)/\(seriesInstanceUID)"
     }
 
@@ -453,6 +453,7 @@ public final class SQLCatalog: ImageSetStore {
             datastoreId, seriesInstanceUID
         ).map(Self.imageSet)
         let records = try plan(primary).map { try Self.write($0, db) }
+        try Self.indexForSearch(records.map(\.imageSetId), db)
         let (made, progress) = try lines(records)
         try Self.record(made, jobId: jobId, db)
         if progressAdds {
@@ -521,7 +522,7 @@ public final class SQLCatalog: ImageSetStore {
         return record
     }
 
-    /// Rows per multi-row statement: 11 columns × 500 rows stays well under both backends' limits on bound
+    /// Rows per multi-row statement: 15 columns × 500 rows stays well under both backends' limits on bound
     /// parameters (SQLite 32,766, PostgreSQL 65,535).
     static let rowsPerStatement = 500
 
@@ -695,6 +696,7 @@ public final class SQLCatalog: ImageSetStore {
                     "UPDATE image_sets SET latest_version = $1, updated_at = $2, instance_count = $3, workflow_status = $4 WHERE id = $5",
                     version, now, destination.instanceCount, destination.workflowStatus, destination.imageSetId)
             }
+            try Self.indexForSearch([destination.imageSetId], db)
             return (source, destination)
         }
     }
@@ -752,6 +754,7 @@ public final class SQLCatalog: ImageSetStore {
             for table in ["frames", "instance_versions", "image_set_versions"] {
                 try db.execute("DELETE FROM \(table) WHERE image_set_id = $1", imageSetId)
             }
+            try Self.indexForSearch([imageSetId], db)
             record.state = "DELETED"
             record.workflowStatus = "DELETED"
             record.updatedAt = now
@@ -781,13 +784,16 @@ public final class SQLCatalog: ImageSetStore {
             }
             let record = try Self.liveImageSet(datastoreId, imageSetId, at: latestVersion, db)
             let updated = try Self.addVersion(to: record, update, now: now, db)
+            var written = [imageSetId]
             if case .changes(let changes) = update {
                 for companion in companions {
                     // Deleted since it was listed: nothing to keep consistent.
                     guard let other = try? Self.liveImageSet(datastoreId, companion.id, db) else { continue }
                     _ = try Self.addVersion(to: other, .changes(changes.studyLevel), now: now, db)
+                    written.append(companion.id)
                 }
             }
+            try Self.indexForSearch(written, db)
             return updated
         }
     }
@@ -891,7 +897,7 @@ public final class SQLCatalog: ImageSetStore {
         }
     }
 
-    private static func pieces(of imageSetId: String, version: Int, _ db: any SQLConnection) throws -> VersionPieces {
+    static func pieces(of imageSetId: String, version: Int, _ db: any SQLConnection) throws -> VersionPieces {
         guard
             let row = try db.row(
                 "SELECT document, patient, study, series FROM image_set_versions WHERE image_set_id = $1 AND version = $2",
@@ -949,6 +955,7 @@ public final class SQLCatalog: ImageSetStore {
         _ instances: [InstanceRow], in imageSetId: String, version: Int, _ db: any SQLConnection
     ) throws -> Int {
         var added = 0
+        let searchColumns = instanceSearchColumns.map(\.column).joined(separator: ", ")
         for chunk in instances.chunked(by: rowsPerStatement) {
             let list = (0..<chunk.count).map { "$\($0 + 3)" }.joined(separator: ", ")
             let retired = try db.execute(
@@ -956,14 +963,15 @@ public final class SQLCatalog: ImageSetStore {
                 [.integer(Int64(version - 1)), .text(imageSetId)] + chunk.map { .text($0.sop) })
             added += chunk.count - retired
             try insertRows(
-                into: "instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)",
-                columns: 7, rows: chunk.map { instance -> [SQLValue] in
+                into: "instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance, \(searchColumns))",
+                columns: 7 + instanceSearchColumns.count, rows: chunk.map { instance -> [SQLValue] in
                     [.text(imageSetId), .text(instance.sop), .integer(Int64(version)), .null, .text(instance.inputKey),
-                     .text(instance.jobId), .blob(instance.json)]
+                     .text(instance.jobId), .blob(instance.json)] + instanceSearchValues(instance.json)
                 },
                 suffix: """
                     ON CONFLICT (image_set_id, sop_uid, first_version) DO UPDATE
-                        SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance
+                        SET last_version = NULL, input_key = excluded.input_key, job_id = excluded.job_id, instance = excluded.instance,
+                            \(instanceSearchColumns.map { "\($0.column) = excluded.\($0.column)" }.joined(separator: ", "))
                     """, db)
         }
         return added
@@ -983,6 +991,7 @@ public final class SQLCatalog: ImageSetStore {
             return
         }
         let visible = "first_version <= $2 AND (last_version IS NULL OR last_version >= $2)"
+        let searchColumns = instanceSearchColumns.map(\.column).joined(separator: ", ")
         try db.execute(
             """
             UPDATE instance_versions SET last_version = $3
@@ -991,8 +1000,8 @@ public final class SQLCatalog: ImageSetStore {
             imageSetId, target, version - 1)
         try db.execute(
             """
-            INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance)
-            SELECT image_set_id, sop_uid, $3, NULL, input_key, job_id, instance FROM instance_versions
+            INSERT INTO instance_versions (image_set_id, sop_uid, first_version, last_version, input_key, job_id, instance, \(searchColumns))
+            SELECT image_set_id, sop_uid, $3, NULL, input_key, job_id, instance, \(searchColumns) FROM instance_versions
             WHERE image_set_id = $1 AND \(visible) AND last_version IS NOT NULL
             """,
             imageSetId, target, version)

@@ -41,6 +41,7 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
             let pool = try DatabasePool(path: directory + "/catalog.sqlite", configuration: configuration)
             try Self.migrator.migrate(pool)
             catalog = SQLCatalog(database: GRDBDatabase(pool: pool), dialect: .sqlite, place: directory + "/catalog.sqlite")
+            try catalog.indexImageSetsForSearch()
         } catch {
             throw ImageSetStoreError(.io, "cannot open the data store at \(directory): \(error)")
         }
@@ -322,6 +323,10 @@ public final class SQLiteImageSetStore: SQLBackedImageSetStore {
                         job_id TEXT NOT NULL, seq INTEGER NOT NULL, claim INTEGER NOT NULL, input_key TEXT NOT NULL);
                     CREATE INDEX chunk_in_flight_by_chunk ON chunk_in_flight (job_id, seq, claim, input_key);
                     """)
+        }
+        migrator.registerMigration("v14-search") { db in
+            // QIDO-RS's rows (`SQLCatalog+Search`), as PostgreSQL's v3-search; `indexImageSetsForSearch` fills them.
+            try db.execute(sql: SQLCatalog.searchSchema(.sqlite))
         }
         return migrator
     }

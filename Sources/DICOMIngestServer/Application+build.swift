@@ -143,7 +143,7 @@ struct ErrorShapeMiddleware: RouterMiddleware {
 /// refused before its body is read. Only then is the body collected (bounded by `maxBodySize`) for the payload
 /// hash and the signature.
 ///
-/// DICOMweb reads (GET under `/datastore/{id}/studies`) may instead carry an OIDC bearer token
+/// DICOMweb reads (GET under `/datastore/{id}/studies`, `/series` or `/instances`) may instead carry an OIDC bearer token
 /// (`BearerTokenVerifier`) when the configuration names an issuer, or nothing from a loopback peer when it allows
 /// `unauthenticatedLoopbackReads`; everything else needs a signature.
 struct SigV4Middleware: RouterMiddleware {
@@ -155,7 +155,8 @@ struct SigV4Middleware: RouterMiddleware {
     static func dicomwebDatastore(_ request: Request) -> String? {
         guard request.method == .get else { return nil }
         let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 4, parts[0].isEmpty, parts[1] == "datastore", parts[3] == "studies" else { return nil }
+        guard parts.count >= 4, parts[0].isEmpty, parts[1] == "datastore", ["studies", "series", "instances"].contains(parts[3])
+        else { return nil }
         return String(parts[2])
     }
 

@@ -21,6 +21,19 @@ struct DICOMwebRoutes {
         router.get("\(series)/instances/{instance}/frames/{frames}") { request, context in try await frames(request, context) }
         router.get("\(series)/instances/{instance}") { request, context in try await instance(request, context) }
         router.get("\(series)/instances/{instance}/bulkdata/{key}") { request, context in try await bulkData(request, context) }
+        let datastore = "/datastore/{datastoreId}"
+        router.get("\(datastore)/studies") { request, context in try await search(.study, request, context) }
+        router.get("\(datastore)/series") { request, context in try await search(.series, request, context) }
+        router.get("\(datastore)/instances") { request, context in try await search(.instance, request, context) }
+        router.get("\(datastore)/studies/{study}/series") { request, context in
+            try await search(.series, request, context, study: uid(context, "study"))
+        }
+        router.get("\(datastore)/studies/{study}/instances") { request, context in
+            try await search(.instance, request, context, study: uid(context, "study"))
+        }
+        router.get("\(series)/instances") { request, context in
+            try await search(.instance, request, context, study: uid(context, "study"), series: uid(context, "series"))
+        }
     }
 
     /// The data store, study and series of the path, and the `imageSetId` of the query.
@@ -70,6 +83,11 @@ struct DICOMwebRoutes {
     /// (when that is a host name or address), with this server's port when it named none and the port is not 80
     /// (dicomweb-client sends `Host` without the port).
     func seriesURI(_ request: Request, _ scope: DICOMwebReader.Scope) -> String {
+        datastoreURI(request, scope.datastoreId) + "/studies/\(scope.studyInstanceUID)/series/\(scope.seriesInstanceUID)"
+    }
+
+    /// `http://host:port/datastore/{id}`, as `seriesURI` names the host.
+    func datastoreURI(_ request: Request, _ datastoreId: String) -> String {
         var host = request.head.authority ?? ""
         if host.isEmpty || host.utf8.count > 255
             || !host.utf8.allSatisfy({ $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || ".-:[]".utf8.contains($0)) })
@@ -78,8 +96,7 @@ struct DICOMwebRoutes {
         }
         let port = service.configuration.port
         if !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]")), port != 80 { host += ":\(port)" }
-        let path = "/datastore/\(scope.datastoreId)/studies/\(scope.studyInstanceUID)/series/\(scope.seriesInstanceUID)"
-        return "http://\(host)\(path)"
+        return "http://\(host)/datastore/\(datastoreId)"
     }
 
     /// GetDICOMBulkdata: one binary value, as `application/octet-stream` or its one part of a multipart body.

@@ -38,6 +38,7 @@ from botocore.credentials import Credentials
 from dicomweb_client.api import DICOMwebClient
 from pydicom.encaps import generate_frames
 from e2e_common import ROOT, check, fixture, free_port, own_copy, seen, wait_for
+import qido_checks
 
 binary, scenario, work = sys.argv[1], sys.argv[2], sys.argv[3]
 # OpenJPEG (behind pydicom) mis-decodes signed HTJ2K: that fixture's pixels are its uncompressed sibling's.
@@ -55,6 +56,10 @@ class SigV4(requests.auth.AuthBase):
         self.credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
 
     def __call__(self, request):
+        # A form-encoded space (`+`) is sent as `%20`, the form SigV4 signs.
+        if "?" in request.url:
+            path, query = request.url.split("?", 1)
+            request.url = path + "?" + query.replace("+", "%20")
         signed = AWSRequest(method=request.method, url=request.url, data=request.body or b"",
                             headers={k: v for k, v in request.headers.items() if k.lower() in ("accept", "content-type", "host")})
         SigV4Auth(self.credentials, "medical-imaging", "us-east-1").add_auth(signed)
@@ -86,6 +91,10 @@ bulky.IconImageSequence = [icon]
 bulky_path = os.path.join(source_folder, "bulky.dcm")
 sources[own_copy(bulky, bulky_path)] = bulky_path
 
+# QIDO-RS's own corpus (qido_checks.py), imported with the rest; the WADO checks below leave its studies alone.
+corpus = qido_checks.build_corpus(source_folder)
+corpus_studies = {dataset.StudyInstanceUID for dataset in corpus.values()}
+
 environment = dict(os.environ, DICOM_INGEST_LOG_LEVEL="info")
 store = os.path.join(work, "store")
 location = ["--store", store]
@@ -110,8 +119,12 @@ datastore = json.loads(cli("datastore", "list"))["datastoreSummaries"][0]["datas
 image_sets = json.loads(cli("image-set", "list", "--datastore-id", datastore))["imageSetsMetadataSummaries"]
 non_primary = [entry["imageSetId"] for entry in image_sets if not entry["isPrimary"]]
 check(len(non_primary) == 1, f"one non-primary image set: {image_sets}")
-documents = {entry["imageSetId"]: json.loads(cli("image-set", "metadata", "--datastore-id", datastore, entry["imageSetId"]))
-             for entry in image_sets}
+all_documents = {entry["imageSetId"]: json.loads(cli("image-set", "metadata", "--datastore-id", datastore, entry["imageSetId"]))
+                 for entry in image_sets}
+image_set_of_series = {series_uid: image_set_id for image_set_id, document in all_documents.items() if image_set_id not in non_primary
+                       for series_uid in document["Study"]["Series"]}
+documents = {image_set_id: document for image_set_id, document in all_documents.items()
+             if document["Study"]["DICOM"]["StudyInstanceUID"] not in corpus_studies}
 
 port = free_port()
 log = open(os.path.join(work, "serve.log"), "w")
@@ -346,6 +359,12 @@ try:
     seen["bearer"] = token_statuses
     for name, status in token_statuses.items():
         check(status == 403, f"bearer token {name}: {status}, not 403")
+
+    # QIDO-RS, last: its checks end by updating and deleting image sets of its corpus.
+    primary = {uid: pydicom.dcmread(path, stop_before_pixels=True) for uid, path in sources.items()}
+    primary.update(corpus)
+    qido_checks.Searches(client, session, base, primary, non_primary[0], pydicom.dcmread(conflict_path, stop_before_pixels=True),
+                         cli, datastore, image_set_of_series, work).run()
     log.flush()
     logged = open(os.path.join(work, "serve.log")).read()
     check(not any(value in logged for value in list(bad_tokens.values()) + [token()]), "no token is logged")

@@ -222,6 +222,8 @@ public protocol ImageSetStore: Sendable {
     func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]?
     /// A frame of an image set that is not DELETED, in the data store named: a frame ID alone reaches nothing.
     func frame(datastoreId: String, imageSetId: String, frameId: String) throws -> StoredFrame?
+    /// QIDO-RS: one page of a search's matches among live image sets (primary ones unless it names one).
+    func searchDICOMweb(datastoreId: String, query: DICOMwebQuery) throws -> [DICOMwebMatch]
 }
 
 /// Assembles the image set metadata document (spec §3.1) from stored JSON pieces, without re-parsing them.
