@@ -38,9 +38,9 @@ extension SQLCatalog {
                 series_count \(integer) NOT NULL, instance_count \(integer) NOT NULL, modalities \(text) NOT NULL,
                 \(studyColumns), PRIMARY KEY (datastore_id, study_uid));
             CREATE INDEX search_studies_by_updated ON search_studies (datastore_id, updated_at, study_uid);
-            CREATE INDEX search_studies_by_patient ON search_studies (datastore_id, patient_id, updated_at);
-            CREATE INDEX search_studies_by_accession ON search_studies (datastore_id, accession_number, updated_at);
-            CREATE INDEX search_studies_by_date ON search_studies (datastore_id, study_date, updated_at);
+            CREATE INDEX search_studies_by_patient ON search_studies (datastore_id, patient_id, updated_at, study_uid);
+            CREATE INDEX search_studies_by_accession ON search_studies (datastore_id, accession_number, updated_at, study_uid);
+            CREATE INDEX search_studies_by_date ON search_studies (datastore_id, study_date, updated_at, study_uid);
             ALTER TABLE instance_versions ADD COLUMN sop_class_uid \(text) NOT NULL DEFAULT '';
             ALTER TABLE instance_versions ADD COLUMN instance_number \(integer);
             ALTER TABLE instance_versions ADD COLUMN pps_start_date \(text) NOT NULL DEFAULT '';
@@ -191,7 +191,7 @@ extension SQLCatalog {
     }
 
     /// QIDO-RS: one page of the query's matches, in HealthImaging's order (studies by last update, newest first;
-    /// series by SeriesNumber; instances by InstanceNumber).
+    /// series by SeriesNumber; instances by InstanceNumber; those without a number last, then by UID).
     public func searchDICOMweb(datastoreId: String, query: DICOMwebQuery) throws -> [DICOMwebMatch] {
         let search = DICOMwebSearchSQL(datastoreId: datastoreId, query: query, dialect: dialect)
         return try read { db in
@@ -284,16 +284,20 @@ struct DICOMwebSearchSQL {
         let filter = " WHERE " + conditions.joined(separator: " AND ")
         switch query.level {
         case .study where !studyFromSeries:
-            sql = "SELECT * FROM search_studies" + filter + " ORDER BY updated_at DESC, study_uid" + page
+            // Both descending, so that an index on (…, updated_at, study_uid) gives the order without a sort.
+            sql = "SELECT * FROM search_studies" + filter + " ORDER BY updated_at DESC, study_uid DESC" + page
         case .study, .series:
             sql = "SELECT * FROM search_series" + filter
                 + " ORDER BY (series_number IS NULL), series_number, series_uid, image_set_id" + page
         case .instance:
             let columns = SearchAttribute.held(at: .instance).map { "i." + $0.column }.joined(separator: ", ")
-            sql = """
-                SELECT s.*, \(columns) FROM search_series s
-                JOIN instance_versions i ON i.image_set_id = s.image_set_id AND i.last_version IS NULL
-                """ + filter + " ORDER BY (i.instance_number IS NULL), i.instance_number, i.sop_uid, s.image_set_id" + page
+            // SQLite plans without statistics: given SOP Instance UIDs, it is told to start from them
+            // (`CROSS JOIN` keeps the order of its tables) instead of from every series of the data store.
+            let bySOP = dialect == .sqlite && query.matches.contains { $0.attribute == .sopInstanceUID }
+            let join = "i.image_set_id = s.image_set_id AND i.last_version IS NULL"
+            sql = "SELECT s.*, \(columns) FROM "
+                + (bySOP ? "instance_versions i CROSS JOIN search_series s ON \(join)" : "search_series s JOIN instance_versions i ON \(join)")
+                + filter + " ORDER BY (i.instance_number IS NULL), i.instance_number, i.sop_uid, s.image_set_id" + page
         }
     }
 

@@ -22,6 +22,8 @@ struct DICOMwebRoutes {
         router.get("\(series)/instances/{instance}") { request, context in try await instance(request, context) }
         router.get("\(series)/instances/{instance}/bulkdata/{key}") { request, context in try await bulkData(request, context) }
         let datastore = "/datastore/{datastoreId}"
+        router.get("\(datastore)/studies/{study}") { request, context in try await retrieve(request, context, series: false) }
+        router.get("\(series)") { request, context in try await retrieve(request, context, series: true) }
         router.get("\(datastore)/studies") { request, context in try await search(.study, request, context) }
         router.get("\(datastore)/series") { request, context in try await search(.series, request, context) }
         router.get("\(datastore)/instances") { request, context in try await search(.instance, request, context) }
@@ -222,6 +224,88 @@ struct DICOMwebRoutes {
             if answer.multipart { try await writer.write(ByteBuffer(string: "\r\n--\(boundary)--\r\n")) }
             try await writer.finish(nil)
         })
+    }
+
+    /// RetrieveStudy and RetrieveSeries (PS3.18 §10.4.1.1.1), which HealthImaging does not serve but PACS ask
+    /// (Orthanc's DICOMweb client retrieves a study so): every instance of the study's primary series (or of the
+    /// one series; `imageSetId` names another image set) as one part of a `multipart/related` body, each rebuilt
+    /// as GetDICOMInstance rebuilds it, in the syntax negotiated for it. Every instance is negotiated before the
+    /// answer starts (a 406 names the first that cannot be served so); then one instance at a time is streamed.
+    func retrieve(_ request: Request, _ context: IngestRequestContext, series wanted: Bool) async throws -> Response {
+        let datastoreId = try context.resourceId("datastoreId")
+        let study = try uid(context, "study")
+        let imageSetId = request.query("imageSetId")
+        if let imageSetId, !Validation.isResourceId(imageSetId) {
+            throw IngestServiceError.validation("imageSetId \"\(imageSetId.prefix(64))\" is not an image set ID")
+        }
+        let ranges = try MediaRange.parse(request.headers[.accept])
+        let reader = reader
+        let store = service.store
+        let named = wanted ? try uid(context, "series") : nil
+        let loaded = try await blocking { () -> [(ImageSetRecord, StoredInstance)] in
+            var seriesUIDs: [String] = named.map { [$0] } ?? []
+            if named == nil {
+                var query = DICOMwebQuery(level: .series)
+                query.matches = [SearchMatch(attribute: .studyInstanceUID, condition: .equal(study))]
+                query.imageSetId = imageSetId
+                while true {
+                    let page = try store.searchDICOMweb(datastoreId: datastoreId, query: query)
+                    seriesUIDs += page.compactMap { $0.values[.seriesInstanceUID] }
+                    guard page.count == query.limit, query.offset + query.limit <= DICOMwebQuery.maximumOffset else { break }
+                    query.offset += query.limit
+                }
+                guard !seriesUIDs.isEmpty else { throw IngestServiceError.notFound("Study \(study) does not exist") }
+            }
+            return try seriesUIDs.flatMap { series in
+                let scope = DICOMwebReader.Scope(
+                    datastoreId: datastoreId, studyInstanceUID: study, seriesInstanceUID: series, imageSetId: imageSetId)
+                let (record, instances) = try reader.instances(scope)
+                return instances.map { (record, $0) }
+            }
+        }
+        let answers = try loaded.map { _, instance in
+            try InstanceAnswer.negotiate(
+                ranges, storedUID: instance.storedTransferSyntaxUID,
+                canServeNative: instance.frames.isEmpty || DICOMwebReader.servesNative(instance))
+        }
+        let boundary = Self.boundary()
+        let logger = context.logger
+        let parts = zip(loaded, answers).map { (record: $0.0.0, instance: $0.0.1, native: $0.1.frames == .native) }
+        return Response(
+            status: .ok, headers: [.contentType: "multipart/related; type=\"application/dicom\"; boundary=\(boundary)"],
+            body: ResponseBody { writer in
+                try await Self.write(parts, reader: reader, boundary: boundary, logger: logger, to: &writer)
+            })
+    }
+
+    /// The parts of a RetrieveStudy or RetrieveSeries answer, one instance at a time.
+    static func write(
+        _ parts: [(record: ImageSetRecord, instance: StoredInstance, native: Bool)], reader: DICOMwebReader, boundary: String,
+        logger: Logger, to writer: inout any ResponseBodyWriter
+    ) async throws {
+        for part in parts {
+            do {
+                let assembly = try await blocking { () throws -> P10Assembly in
+                    let numbers = Array(part.instance.frames.indices.map { $0 + 1 })
+                    let frames = try reader.frames(numbers, of: part.instance, in: part.record)
+                    return try P10Assembly(reader: reader, instance: part.instance, frames: frames, decoded: part.native)
+                }
+                let header = "--\(boundary)\r\nContent-Type: application/dicom; transfer-syntax=\(assembly.transferSyntaxUID)\r\n\r\n"
+                try await writer.write(ByteBuffer(string: header))
+                try await writer.write(ByteBuffer(bytes: assembly.header))
+                for index in assembly.frames.indices {
+                    let piece = try await blocking { try assembly.piece(index) }
+                    try await writer.write(ByteBuffer(bytes: piece))
+                }
+                try await writer.write(ByteBuffer(bytes: assembly.trailer))
+                try await writer.write(ByteBuffer(string: "\r\n"))
+            } catch {
+                logger.error("DICOMweb: instance \(part.instance.sopInstanceUID) not served: \(error)")
+                throw error
+            }
+        }
+        try await writer.write(ByteBuffer(string: "--\(boundary)--\r\n"))
+        try await writer.finish(nil)
     }
 
     /// `1,3,2`: 1-based frame numbers separated by commas, no repeats (PS3.18 §10.4.1.1.4), at most

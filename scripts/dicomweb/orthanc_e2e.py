@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Orthanc 1.10 with its DICOMweb plugin (Debian `orthanc`, `orthanc-dicomweb`) as a DICOMweb client of a real
-`dicom-ingest serve`: Orthanc retrieves each imported instance through WADO-RS (`/dicom-web/servers/.../retrieve`)
-and stores it; Orthanc's copy, read by pydicom, equals the source instance element by element and pixel for pixel
-(for signed HTJ2K, which OpenJPEG behind pydicom mis-decodes, its frames equal the server's stored frames).
+`dicom-ingest serve`: Orthanc queries the server's studies with QIDO-RS (`/dicom-web/servers/.../get`), then
+retrieves each study whole (`/dicom-web/servers/.../retrieve`: a QIDO-RS search of the study's instances, then
+WADO-RS of each) and stores it; Orthanc's copy, read by pydicom, equals the source instance element by element and
+pixel for pixel (for signed HTJ2K, which OpenJPEG behind pydicom mis-decodes, its frames equal the server's stored
+frames).
 
 Usage: orthanc_e2e.py BINARY SCENARIO WORK_DIR   (scenario: retrieve)
-The server allows `unauthenticatedLoopbackReads` (Orthanc cannot sign SigV4). Orthanc's study and series level
-retrieval first searches with QIDO-RS, which the server does not answer yet (issue 24), so instances are named
-whole. Prints one JSON line; exits non-zero on the first failed check.
+The server allows `unauthenticatedLoopbackReads` (Orthanc cannot sign SigV4). Prints one JSON line; exits non-zero
+on the first failed check.
 """
 import io
 import json
@@ -61,11 +62,14 @@ try:
     wait_for(f"http://127.0.0.1:{port}/healthz", server, "serve")
     orthanc_url = f"http://127.0.0.1:{orthanc_port}"
     wait_for(orthanc_url + "/system", orthanc, "Orthanc")
-    for uid, path in sources.items():
-        source = pydicom.dcmread(path)
-        answer = requests.post(f"{orthanc_url}/dicom-web/servers/ours/retrieve", json={"Resources": [
-            {"Study": source.StudyInstanceUID, "Series": source.SeriesInstanceUID, "Instance": uid}]}, timeout=120)
-        check(answer.status_code == 200, f"Orthanc retrieves {os.path.basename(path)}: {answer.status_code} {answer.text[:300]}")
+    studies = {pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID for path in sources.values()}
+    listed = requests.post(f"{orthanc_url}/dicom-web/servers/ours/get", json={"Uri": "/studies"}, timeout=120)
+    check(listed.status_code == 200, f"Orthanc's QIDO-RS study search: {listed.status_code} {listed.text[:300]}")
+    check({item["0020000D"]["Value"][0] for item in listed.json()} == studies, f"Orthanc finds every study: {listed.text[:500]}")
+    for study in sorted(studies):
+        answer = requests.post(f"{orthanc_url}/dicom-web/servers/ours/retrieve", json={"Resources": [{"Study": study}]}, timeout=300)
+        check(answer.status_code == 200, f"Orthanc retrieves study {study}: {answer.status_code} {answer.text[:300]}")
+    seen["studies"] = len(studies)
     found = requests.post(f"{orthanc_url}/tools/find", json={"Level": "Instance", "Query": {}}, timeout=60).json()
     check(len(found) == len(sources), f"Orthanc holds every instance: {len(found)} of {len(sources)}")
     compared = 0

@@ -245,6 +245,17 @@ class Searches:
         study_all = self.get("/studies", {"StudyInstanceUID": s2, "includefield": "all"}).json()[0]
         check("00080060" not in study_all and first(study_all, "00081030") == "Knee MR", "includefield=all at study level")
 
+        # RetrieveStudy and RetrieveSeries (beyond HealthImaging, as PACS ask): every primary instance once.
+        retrieved = self.client.retrieve_study(s1)
+        check(sorted(d.SOPInstanceUID for d in retrieved) == sorted(self.uids("instance", lambda d: text(d, "StudyInstanceUID") == s1)),
+              "RetrieveStudy answers the study's instances")
+        check({d.PatientID for d in retrieved} == {"P-100"}, "RetrieveStudy's instances are the study's")
+        one_series = self.client.retrieve_series(s1, a_series)
+        check(sorted(d.SOPInstanceUID for d in one_series) == sorted(self.uids("instance", lambda d: text(d, "SeriesInstanceUID") == a_series)),
+              "RetrieveSeries answers the series' instances")
+        self.get("/studies/1.2.3.999", expect=404)
+        self.count += 3
+
         # imageSetId reaches the non-primary image set, at every level.
         conflict_study, conflict_series = text(self.conflict, "StudyInstanceUID"), text(self.conflict, "SeriesInstanceUID")
         scope = {"imageSetId": self.non_primary_id}

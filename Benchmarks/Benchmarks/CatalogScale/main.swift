@@ -7,8 +7,9 @@ import Foundation
 
 /// The catalog at archive scale (run by compare.sh): commits `instances` synthetic instances in image sets of
 /// `perImageSet`, then measures SearchImageSets by patient and by study-date range, GetImageSetMetadata of a
-/// 5,000-instance image set (composed, nothing cached), and the catalog's bytes per instance. Prints one
-/// markdown table row. The catalog is the store folder's SQLite file, or the PostgreSQL catalog at `catalog-url`
+/// 5,000-instance image set (composed, nothing cached), QIDO-RS searches (OHIF's study list, studies by patient,
+/// a series' instances, an instance by SOP Instance UID; the DICOM JSON answer included), WADO-RS series metadata
+/// of the 5,000 instances, and the catalog's bytes per instance. Prints one markdown table row. The catalog is the store folder's SQLite file, or the PostgreSQL catalog at `catalog-url`
 /// (give it an empty schema: `…&schema=NAME`).
 ///
 ///     CatalogScale <store-folder> <instances> [perImageSet=100] [catalog-url]
@@ -124,6 +125,34 @@ for _ in 0..<5 {
     metadata.append(now() - start)
 }
 
+/// QIDO-RS as the server runs it: the catalog's page and the DICOM JSON answer.
+func qido(_ level: SearchLevel, _ parameters: [(String, String)], study: String? = nil, series: String? = nil) throws -> Double {
+    let start = now()
+    let query = try DICOMwebQuery.parse(level: level, study: study, series: series, parameters: parameters)
+    let matches = try store.searchDICOMweb(datastoreId: datastoreId, query: query)
+    _ = DICOMwebSearch.answer(matches, query: query, baseURI: "http://localhost/datastore/\(datastoreId)")
+    return now() - start
+}
+var studyList: [Double] = []
+var studiesByPatient: [Double] = []
+var seriesInstances: [Double] = []
+var instanceBySOP: [Double] = []
+for _ in 0..<300 {
+    studyList.append(try qido(.study, [("limit", "101"), ("offset", "0"), ("fuzzymatching", "false"), ("includefield", "00081030,00080060")]))
+    studiesByPatient.append(try qido(.study, [("PatientID", "PAT\(Int.random(in: 0..<patients, using: &generator))")]))
+    let (series, key) = key(Int.random(in: 0..<imageSets, using: &generator))
+    seriesInstances.append(try qido(.instance, [], study: key.studyInstanceUID, series: series))
+    instanceBySOP.append(try qido(.instance, [("SOPInstanceUID", "\(series).\(Int.random(in: 0..<perImageSet, using: &generator))")]))
+}
+let reader = DICOMwebReader(store: store, frameStorage: store.frameStorage)
+let bigScope = DICOMwebReader.Scope(datastoreId: datastoreId, studyInstanceUID: bigKey.studyInstanceUID, seriesInstanceUID: bigSeries)
+var seriesMetadata: [Double] = []
+for _ in 0..<5 {
+    let start = now()
+    _ = DICOMwebReader.metadata(try reader.instances(bigScope).1, seriesURI: "http://localhost/series")
+    seriesMetadata.append(now() - start)
+}
+
 /// The catalog's size on disk: the SQLite files, or the PostgreSQL schema's tables with their indexes and TOAST.
 let catalogBytes: Int
 if catalogURL == nil {
@@ -147,4 +176,9 @@ print(
         + "| \(ms(percentile(byPatient, 0.5))) / \(ms(percentile(byPatient, 0.99))) "
         + "| \(ms(percentile(byDate, 0.5))) / \(ms(percentile(byDate, 0.99))) "
         + "| \(ms(percentile(metadata, 0.5))) (\((documentBytes / 1024).formatted()) KiB gzip) "
+        + "| \(ms(percentile(studyList, 0.5))) / \(ms(percentile(studyList, 0.99))) "
+        + "| \(ms(percentile(studiesByPatient, 0.5))) / \(ms(percentile(studiesByPatient, 0.99))) "
+        + "| \(ms(percentile(seriesInstances, 0.5))) / \(ms(percentile(seriesInstances, 0.99))) "
+        + "| \(ms(percentile(instanceBySOP, 0.5))) / \(ms(percentile(instanceBySOP, 0.99))) "
+        + "| \(ms(percentile(seriesMetadata, 0.5))) "
         + "| \((catalogBytes / committed).formatted()) |")

@@ -140,6 +140,11 @@ public enum SearchCondition: Hashable, Sendable {
 public struct SearchMatch: Hashable, Sendable {
     public var attribute: SearchAttribute
     public var condition: SearchCondition
+
+    public init(attribute: SearchAttribute, condition: SearchCondition) {
+        self.attribute = attribute
+        self.condition = condition
+    }
 }
 
 /// A QIDO-RS search (PS3.18 §10.6) as HealthImaging takes it (`../shared/spec/dicomweb.md` §3): its level, the
