@@ -205,7 +205,10 @@ if Context.environment["DICOM_INGEST_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(
             name: "FuzzTargets",
-            dependencies: ["DICOMParser", "DICOMIngest", "DICOMIngestModel", "DICOMIngestS3", "DICOMIngestServer", "AWSSigV4"],
+            dependencies: [
+                "DICOMParser", "DICOMIngest", "DICOMIngestModel", "DICOMIngestS3", "DICOMIngestServer", "AWSSigV4",
+                "DICOMIngestSQL", "DICOMIngestSQLite",
+            ],
             path: "Fuzz/FuzzTargets", swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
     package.products.append(.executable(name: "fuzz-dicom-ingest", targets: ["FuzzTargets"]))
 }

@@ -2,7 +2,7 @@
 # libFuzzer on the engine's parsers (address sanitizer on).
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   fuzz one target (p10, instance, archive, sigv4, s3xml,
-#                                                            request, dicomweb)
+#                                                            request, dicomweb, qido)
 #   scripts/fuzz.sh replay                                   run every input of Fuzz/regressions/ once
 #   scripts/fuzz.sh ci RUNS                                  replay, then fuzz every target for RUNS inputs with a
 #                                                            fixed seed (repeatable: CI's result does not vary)
@@ -12,7 +12,7 @@
 # with the fix, so every later run replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets="p10 instance archive sigv4 s3xml request dicomweb"
+targets="p10 instance archive sigv4 s3xml request dicomweb qido"
 # FUZZ_CONFIGURATION=release for long runs (several times the executions per second).
 configuration=${FUZZ_CONFIGURATION:-debug}
 # FUZZ_BINARY=path runs a copy built earlier (a long run then does not pick up, or wait for, later source edits).
@@ -59,6 +59,10 @@ PY
     dicomweb)
       printf 'multipart/related; type="application/octet-stream"; transfer-syntax=*, image/jphc;q=0.5\n3,1,2\n{"PatientName":"A=B=C","SeriesNumber":" 4","PixelSpacing":["0.5","1e2"],"SmallestImagePixelValue":-3,"00091001":"AAE=","IconImageSequence":[{"Rows":2,"PixelData":"AAAA"}],"ImageType":["A",""],"SpecificCharacterSet":"ISO_IR 100","InstitutionName":"K\\u00f6ln","Rows":2,"Columns":3,"BitsAllocated":16}' > "$folder/wado.txt"
       printf 'application/dicom; transfer-syntax="1.2.840.10008.1.2.1"; q=0.9, */*; q=0\n1\n{}' > "$folder/instance.txt" ;;
+    qido)
+      printf 'PatientName=D*%%5EJ%%3F&fuzzymatching=true&StudyDate=20240101-&limit=2&offset=1&includefield=00081030,all,00081032.00080100' > "$folder/studies.txt"
+      printf 'StudyInstanceUID=1.2.826.0.1.3680043.17.0%%5C1.2&StudyTime=-1000&ModalitiesInStudy=CT%%5CMR&00100020=P1&SeriesNumber=1&InstanceNumber=+2&StudyDescription=a%%5B*&imageSetId=0123456789abcdef0123456789abcdef' > "$folder/keys.txt"
+      printf 'SOPInstanceUID=1.2%%5C1.3&PatientName=%%25_%%5C*&ReferringPhysicianName=x?&NoSuchKey=1&limit=5000' > "$folder/instances.txt" ;;
     s3xml)
       printf '<?xml version="1.0"?><ListBucketResult><Contents><Key>a/b&amp;c.dcm</Key><Size>12</Size></Contents><Contents><Key>d/</Key><Size>0</Size></Contents><IsTruncated>true</IsTruncated><NextContinuationToken>t&#x41;</NextContinuationToken></ListBucketResult>' > "$folder/list.xml" ;;
   esac
@@ -104,6 +108,6 @@ case ${1:-} in
     # A corpus of its own, so a long run's corpus is neither used nor wiped.
     export FUZZ_CORPUS=ci-corpus
     for target in $targets; do rm -rf ".build-fuzz/ci-corpus/$target"; fuzz_for "$target" -runs="${2:-5000}" -seed=1; done ;;
-  p10|instance|archive|sigv4|s3xml|request|dicomweb) fuzz "$@" ;;
+  p10|instance|archive|sigv4|s3xml|request|dicomweb|qido) fuzz "$@" ;;
   *) echo "usage: scripts/fuzz.sh TARGET SECONDS | replay | ci RUNS   (targets: $targets)" >&2; exit 2 ;;
 esac

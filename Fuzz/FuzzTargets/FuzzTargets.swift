@@ -5,6 +5,8 @@ import Foundation
 @testable import DICOMIngest
 @testable import DICOMIngestS3
 @testable import DICOMIngestServer
+@testable import DICOMIngestSQL
+import DICOMIngestSQLite
 
 /// What the fuzz executable exercises, chosen by `DICOM_INGEST_FUZZ_TARGET` (set by `scripts/fuzz.sh`). Each
 /// target must survive any bytes: a crash, a sanitizer report, a hang or memory past `-rss_limit_mb` is a bug.
@@ -27,6 +29,10 @@ enum FuzzTarget: String, CaseIterable {
     /// instances), the second a frame list, the rest a metadata document's `DICOM` object turned into DICOM JSON
     /// (with bulk data URIs) and a P10 header.
     case dicomweb
+    /// QIDO-RS: the input a query string, read as the search route reads it and parsed at each level; a query that
+    /// parses must be answered by a SQLite catalog of a few image sets (any catalog error is a bug), and its
+    /// answer written.
+    case qido
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -104,8 +110,53 @@ enum FuzzTarget: String, CaseIterable {
             _ = try? P10Encoder.header(
                 instance, sopClassUID: "1.2", transferSyntaxUID: "1.2.840.10008.1.2.1", encapsulated: false,
                 pixelDataLength: DICOMwebReader.nativeFrameBytes(instance.pixelDescription))
+        case .qido:
+            guard let parameters = try? DICOMwebRoutes.queryParameters(String(decoding: bytes, as: UTF8.self)) else { return }
+            let (store, datastoreId) = QIDOCatalog.store
+            for level in [SearchLevel.study, .series, .instance] {
+                guard var query = try? DICOMwebQuery.parse(level: level, parameters: parameters) else { continue }
+                _ = DICOMwebSearchSQL(datastoreId: datastoreId, query: query, dialect: .postgres)
+                // An image set ID that names none finds nothing; the catalog must still answer.
+                if query.imageSetId != nil { query.imageSetId = String(repeating: "0", count: 32) }
+                do {
+                    let matches = try store.searchDICOMweb(datastoreId: datastoreId, query: query)
+                    _ = DICOMwebSearch.answer(matches, query: query, baseURI: "http://h/datastore/d")
+                } catch {
+                    fatalError("a query that parses failed in the catalog: \(error) \(query)")
+                }
+            }
         }
     }
+}
+
+/// A SQLite catalog of two studies for the qido target, made once per process.
+enum QIDOCatalog {
+    nonisolated(unsafe) static let store: (any ImageSetStore, String) = {
+        let folder = NSTemporaryDirectory() + "fuzz-qido-\(getpid())"
+        try? FileManager.default.removeItem(atPath: folder)
+        let store = try! SQLiteImageSetStore(directory: folder)
+        let datastoreId = try! store.createDatastore(name: "fuzz", now: 0).datastoreId
+        for index in 0..<3 {
+            let study = "1.2.826.0.1.3680043.17.\(index % 2)"
+            let series = "\(study).\(index)"
+            let key = ImageSetKey(studyInstanceUID: study, seriesInstanceUID: series, patientID: "P\(index)")
+            let instance = PreparedInstance(
+                inputKey: "in/\(index).dcm", sopInstanceUID: series + ".1", key: key,
+                patientJSON: Array(#"{"PatientID":"P\#(index)","PatientName":"Doe^J\#(index)=ドウ"}"#.utf8),
+                studyJSON: Array(#"{"StudyDate":"2024010\#(index)","StudyTime":"10\#(index)000.5","StudyDescription":"a[b]*%_\\c"}"#.utf8),
+                seriesJSON: Array(#"{"Modality":"CT","SeriesNumber":"\#(index)"}"#.utf8),
+                instanceJSON: Array(#"{"DICOM":{"SOPClassUID":"1.2.3","InstanceNumber":"\#(index)","ImageType":["A","B"]}}"#.utf8),
+                frames: [], warnings: [])
+            _ = try! store.commitSeries(
+                datastoreId: datastoreId, jobId: "fuzz", seriesInstanceUID: series,
+                plan: { _ in
+                    [ImageSetCommit(
+                        datastoreId: datastoreId, jobId: "fuzz", imageSetId: nil, key: key, isPrimary: true, instances: [instance],
+                        committedAt: Double(index))]
+                }, lines: { _ in ([], ImportJobProgress()) })
+        }
+        return (store, datastoreId)
+    }()
 }
 
 /// The worker scratch reused across inputs, as a worker reuses it across files.
