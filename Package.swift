@@ -118,7 +118,8 @@ let package = Package(
             dependencies: [
                 "DICOMIngest", "DICOMIngestModel", "DICOMParser", "DICOMPixels", "AWSSigV4", hummingbird, hummingbirdCore,
                 httpTypes, nioCore,
-                logging, coreMetrics, prometheus, .product(name: "JWTKit", package: "jwt-kit"),
+                logging, coreMetrics, prometheus, .product(name: "JWTKit", package: "jwt-kit"), asyncHTTPClient,
+                nioHTTP1,
             ],
             swiftSettings: swiftSettings
         ),

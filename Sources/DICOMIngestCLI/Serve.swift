@@ -82,9 +82,9 @@ extension DICOMIngestCommand {
             if let resumed = try runner?.resumeUnfinishedJobs(), !resumed.isEmpty {
                 logger.info("resumed unfinished import jobs", metadata: ["jobs": .string(resumed.joined(separator: ","))])
             }
-            try await runServer(
-                service: IngestService(configuration: configuration, engine: engine, runner: runner, registry: registry),
-                logger: logger)
+            let service = IngestService(configuration: configuration, engine: engine, runner: runner, registry: registry)
+            try await service.prepare()
+            try await runServer(service: service, logger: logger)
         }
     }
 }

@@ -198,28 +198,66 @@ extension SQLCatalog {
             guard let datastore = try db.row("SELECT status FROM datastores WHERE id = $1", datastoreId),
                 datastore.string("status") != DatastoreStatus.deleted.rawValue
             else { throw ImageSetStoreError(.notFound, "Data store \(datastoreId) does not exist") }
-            return try db.rows(search.sql, search.arguments).map { row in
-                var match = search.match(row)
-                if query.needsStoredAttributes { try Self.addStoredAttributes(to: &match, row, level: query.level, db) }
-                return match
+            let rows = try db.rows(search.sql, search.arguments)
+            var matches = rows.map(search.match)
+            if query.needsStoredAttributes {
+                try Self.addStoredAttributes(to: &matches, sops: rows.map { $0.string("sop_uid") }, level: query.level, db)
             }
+            return matches
         }
     }
 
-    private static func addStoredAttributes(to match: inout DICOMwebMatch, _ row: SQLRow, level: SearchLevel, _ db: any SQLConnection) throws {
-        guard let imageSet = try db.row("SELECT latest_version FROM image_sets WHERE id = $1", match.imageSetId),
-            let pieces = try? pieces(of: match.imageSetId, version: imageSet.int("latest_version"), db)
-        else { return }
-        var instanceJSON: [UInt8]?
-        if level == .instance {
-            instanceJSON = try db.row(
-                "SELECT instance FROM instance_versions WHERE image_set_id = $1 AND sop_uid = $2 AND last_version IS NULL",
-                match.imageSetId, row.string("sop_uid"))?.bytes("instance")
+    /// The stored attributes `includefield` asks beyond the rows: each image set's latest pieces in one statement
+    /// per 500 image sets, and at instance level the instances' entries in one statement per image set, not a round
+    /// trip per match (which a networked catalog cannot afford on a page of 1,000).
+    private static func addStoredAttributes(
+        to matches: inout [DICOMwebMatch], sops: [String], level: SearchLevel, _ db: any SQLConnection
+    ) throws {
+        var pieces: [String: VersionPieces] = [:]
+        for chunk in Array(Set(matches.map(\.imageSetId))).sorted().chunked(by: rowsPerStatement) {
+            let list = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+            let rows = try db.rows(
+                """
+                SELECT v.image_set_id, v.version, v.document, v.patient, v.study, v.series FROM image_set_versions v
+                JOIN image_sets s ON s.id = v.image_set_id AND v.version = s.latest_version WHERE v.image_set_id IN (\(list))
+                """,
+                chunk.map { .text($0) })
+            for row in rows {
+                let imageSetId = row.string("image_set_id")
+                if let document = row.bytes("document"), !document.isEmpty {
+                    // A version that stored its whole document: its pieces are read back out of it.
+                    pieces[imageSetId] = try? Self.pieces(of: imageSetId, version: row.int("version"), db)
+                } else {
+                    func bytes(_ column: String) -> [UInt8] { row.bytes(column) ?? Array("{}".utf8) }
+                    pieces[imageSetId] = VersionPieces(patient: bytes("patient"), study: bytes("study"), series: bytes("series"))
+                }
+            }
         }
-        let stored = DICOMwebSearch.storedAttributes(
-            level: level, patient: pieces.patient, study: pieces.study, series: pieces.series, instanceJSON: instanceJSON)
-        match.stored = stored.attributes
-        match.vrs = stored.vrs
+        var instances: [String: [String: [UInt8]]] = [:]
+        if level == .instance {
+            var wanted: [String: [String]] = [:]
+            for (match, sop) in zip(matches, sops) { wanted[match.imageSetId, default: []].append(sop) }
+            for (imageSetId, sops) in wanted.sorted(by: { $0.key < $1.key }) {
+                for chunk in sops.chunked(by: rowsPerStatement) {
+                    let list = (0..<chunk.count).map { "$\($0 + 2)" }.joined(separator: ", ")
+                    for row in try db.rows(
+                        "SELECT sop_uid, instance FROM instance_versions WHERE image_set_id = $1 AND last_version IS NULL AND sop_uid IN (\(list))",
+                        [.text(imageSetId)] + chunk.map { .text($0) })
+                    {
+                        instances[imageSetId, default: [:]][row.string("sop_uid")] = row.bytes("instance")
+                    }
+                }
+            }
+        }
+        for index in matches.indices {
+            let imageSetId = matches[index].imageSetId
+            guard let found = pieces[imageSetId] else { continue }
+            let stored = DICOMwebSearch.storedAttributes(
+                level: level, patient: found.patient, study: found.study, series: found.series,
+                instanceJSON: level == .instance ? instances[imageSetId]?[sops[index]] : nil)
+            matches[index].stored = stored.attributes
+            matches[index].vrs = stored.vrs
+        }
     }
 }
 

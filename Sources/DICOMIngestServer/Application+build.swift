@@ -32,6 +32,14 @@ public struct IngestService: Sendable {
         self.bearerTokens = configuration.bearerTokens.flatMap { try? BearerTokenVerifier(configuration: $0) }
     }
 
+    /// Reads the bearer tokens' keys before the server answers (a JWKS file is read, a URL fetched), so that a
+    /// server whose keys cannot be had fails to start instead of refusing every token.
+    public func prepare() async throws {
+        guard let bearer = configuration.bearerTokens else { return }
+        let verifier = try bearerTokens ?? BearerTokenVerifier(configuration: bearer)
+        _ = try await verifier.keys()
+    }
+
     /// A swift-metrics factory over `registry`, for the engine's and the server's metrics.
     public static func metricsFactory(for registry: PrometheusCollectorRegistry) -> any MetricsFactory {
         PrometheusMetricsFactory(registry: registry)

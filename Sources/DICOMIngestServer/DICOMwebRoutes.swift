@@ -81,22 +81,29 @@ struct DICOMwebRoutes {
         return Self.dicomJSON(body)
     }
 
-    /// The absolute URI of a scope's series as this request reached it, for `BulkDataURI`s: the host it named
-    /// (when that is a host name or address), with this server's port when it named none and the port is not 80
-    /// (dicomweb-client sends `Host` without the port).
+    /// The absolute URI of a scope's series, for `BulkDataURI`s (`datastoreURI`).
     func seriesURI(_ request: Request, _ scope: DICOMwebReader.Scope) -> String {
         datastoreURI(request, scope.datastoreId) + "/studies/\(scope.studyInstanceUID)/series/\(scope.seriesInstanceUID)"
     }
 
-    /// `http://host:port/datastore/{id}`, as `seriesURI` names the host.
+    /// `http://host:port/datastore/{id}` as this request reached the server (`datastoreURI(_:authority:port:publicURL:)`).
     func datastoreURI(_ request: Request, _ datastoreId: String) -> String {
-        var host = request.head.authority ?? ""
+        Self.datastoreURI(
+            datastoreId, authority: request.head.authority, port: service.configuration.port,
+            publicURL: service.configuration.publicURL)
+    }
+
+    /// The data store's DICOMweb root for RetrieveURLs and BulkDataURIs: under the configured `publicURL`, else on
+    /// the host the request named (when that is a host name or address), with this server's port when it named
+    /// none and the port is not 80 (dicomweb-client sends `Host` without the port).
+    static func datastoreURI(_ datastoreId: String, authority: String?, port: Int, publicURL: String?) -> String {
+        if let publicURL { return "\(publicURL)/datastore/\(datastoreId)" }
+        var host = authority ?? ""
         if host.isEmpty || host.utf8.count > 255
             || !host.utf8.allSatisfy({ $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || ".-:[]".utf8.contains($0)) })
         {
             host = "localhost"
         }
-        let port = service.configuration.port
         if !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]")), port != 80 { host += ":\(port)" }
         return "http://\(host)/datastore/\(datastoreId)"
     }

@@ -61,6 +61,11 @@ public struct ServerConfiguration: Sendable {
     /// DICOMweb reads from this machine (a loopback peer, no `Authorization` header) need no credentials, for a
     /// local viewer; off by default, and never for other peers, other requests or writes.
     public var unauthenticatedLoopbackReads = false
+    /// The URL clients reach this server by, when that is not what their requests name (behind a proxy that
+    /// rewrites the host, the port or the scheme): `https://pacs.example.org` or `https://gateway/imaging`.
+    /// DICOMweb's RetrieveURLs and BulkDataURIs are built on it (`<publicURL>/datastore/{id}/…`) instead of the
+    /// request's `Host`.
+    public var publicURL: String?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, identities: [String: Identity] = [:], roles: [String: Role] = [:],
@@ -106,8 +111,8 @@ public struct ServerConfiguration: Sendable {
     ///   "identities":{"AKID":{"secretAccessKey":"…","allowedRoles":["arn:…"]}},
     ///   "roles":{"arn:…":{"readPrefixes":["s3://in/"],"writePrefixes":["s3://out/"]}, "*":{…}},
     ///   "localRoots":["/data/"], "corsOrigins":["http://localhost:3000"],
-    ///   "oidc":{"issuer":"https://idp/","audience":"dicomweb","jwks":"/etc/jwks.json","datastores":["…"]},
-    ///   "unauthenticatedLoopbackReads":false}`.
+    ///   "oidc":{"issuer":"https://idp/","audience":"dicomweb","jwks":"/etc/jwks.json or https://idp/jwks","datastores":["…"]},
+    ///   "unauthenticatedLoopbackReads":false, "publicURL":"https://pacs.example.org"}`.
     public static func load(path: String, base: ServerConfiguration) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -127,13 +132,25 @@ public struct ServerConfiguration: Sendable {
         if let roots = object["localRoots"] as? [String] { configuration.localRoots = roots }
         if let origins = object["corsOrigins"] as? [String] { configuration.corsOrigins = origins }
         if let open = object["unauthenticatedLoopbackReads"] as? Bool { configuration.unauthenticatedLoopbackReads = open }
+        if let url = object["publicURL"] as? String {
+            guard let parsed = URLComponents(string: url), ["http", "https"].contains(parsed.scheme ?? ""),
+                !(parsed.host ?? "").isEmpty, parsed.query == nil, parsed.fragment == nil, parsed.user == nil
+            else {
+                throw CocoaError(.fileReadCorruptFile, userInfo: [
+                    NSFilePathErrorKey: path,
+                    NSLocalizedDescriptionKey: "publicURL is an http(s) URL without query, fragment or user: \(url.prefix(200))",
+                ])
+            }
+            configuration.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
         if let oidc = object["oidc"] as? [String: Any] {
             guard let issuer = oidc["issuer"] as? String, let audience = oidc["audience"] as? String,
                 let jwks = oidc["jwks"] as? String
             else { throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "oidc needs issuer, audience and jwks"]) }
             let bearer = BearerTokenConfiguration(
-                issuer: issuer, audience: audience, jwksPath: jwks, datastores: oidc["datastores"] as? [String] ?? [])
-            _ = try bearer.keySet()
+                issuer: issuer, audience: audience, jwks: jwks, datastores: oidc["datastores"] as? [String] ?? [])
+            // A file is read now; a URL is fetched when the server starts (`IngestService.prepare`).
+            if try bearer.jwksURL() == nil { _ = try bearer.fileKeySet() }
             configuration.bearerTokens = bearer
         }
         if let identities = object["identities"] as? [String: [String: Any]] {

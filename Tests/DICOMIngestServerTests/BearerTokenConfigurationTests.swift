@@ -1,4 +1,5 @@
-import DICOMIngestServer
+import DICOMIngestModel
+@testable import DICOMIngestServer
 import DICOMIngestTestSupport
 import Foundation
 import Testing
@@ -37,5 +38,37 @@ import Testing
             try load(#"{"oidc":{"issuer":"i","audience":"a","jwks":"\#(folder.sub("bad.json"))"}}"#, in: folder)
         }
         #expect(throws: (any Error).self) { try load(#"{"oidc":{"issuer":"i"}}"#, in: folder) }
+    }
+
+    @Test func aKeySetURLIsHTTPSOrLoopbackAndIsFetchedWhenTheServerPrepares() async throws {
+        let folder = try TemporaryFolder("oidc-url")
+        defer { folder.remove() }
+        let remote = try load(#"{"oidc":{"issuer":"i","audience":"a","jwks":"https://idp.example/jwks"}}"#, in: folder)
+        #expect(remote.bearerTokens?.jwks == "https://idp.example/jwks")
+        for refused in ["http://idp.example/jwks", "ftp://127.0.0.1/jwks", "https:///jwks"] {
+            #expect(throws: (any Error).self, "\(refused)") {
+                try load(#"{"oidc":{"issuer":"i","audience":"a","jwks":"\#(refused)"}}"#, in: folder)
+            }
+        }
+        // Nothing listens on port 9 of loopback: the key set cannot be fetched, and the server would refuse
+        // every token, so it does not start.
+        let unreachable = try load(#"{"oidc":{"issuer":"i","audience":"a","jwks":"http://127.0.0.1:9/jwks.json"}}"#, in: folder)
+        let verifier = try BearerTokenVerifier(configuration: try #require(unreachable.bearerTokens))
+        await #expect(throws: IngestServiceError.self) { _ = try await verifier.keys() }
+    }
+
+    @Test func aPublicURLIsWhereRetrieveAndBulkDataURIsPoint() throws {
+        let folder = try TemporaryFolder("public-url")
+        defer { folder.remove() }
+        #expect(try load(#"{"publicURL":"https://pacs.example.org/imaging/"}"#, in: folder).publicURL == "https://pacs.example.org/imaging")
+        for refused in ["ftp://pacs/", "https://pacs/?a=1", "pacs.example.org", "https://user@pacs/"] {
+            #expect(throws: (any Error).self, "\(refused)") { try load(#"{"publicURL":"\#(refused)"}"#, in: folder) }
+        }
+        #expect(DICOMwebRoutes.datastoreURI("d", authority: "h:1", port: 8080, publicURL: "https://pacs") == "https://pacs/datastore/d")
+        #expect(DICOMwebRoutes.datastoreURI("d", authority: "h:1", port: 8080, publicURL: nil) == "http://h:1/datastore/d")
+        #expect(DICOMwebRoutes.datastoreURI("d", authority: "h", port: 8080, publicURL: nil) == "http://h:8080/datastore/d")
+        #expect(DICOMwebRoutes.datastoreURI("d", authority: "h", port: 80, publicURL: nil) == "http://h/datastore/d")
+        #expect(DICOMwebRoutes.datastoreURI("d", authority: "[::1]", port: 8080, publicURL: nil) == "http://[::1]:8080/datastore/d")
+        #expect(DICOMwebRoutes.datastoreURI("d", authority: "a b/<x>", port: 8080, publicURL: nil) == "http://localhost:8080/datastore/d")
     }
 }

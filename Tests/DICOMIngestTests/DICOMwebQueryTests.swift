@@ -59,6 +59,11 @@ import Testing
                                         DICOMTag(group: 0x0008, element: 0x1032)])
         #expect(fields.needsStoredAttributes)
         #expect(try !Self.parse(.study, [("includefield", "00081030,00080061")]).needsStoredAttributes)
+        // OHIF's study list asks Modality, which no study-level data set holds: nothing to read for it.
+        #expect(try !Self.parse(.study, [("includefield", "00081030,00080060")]).needsStoredAttributes)
+        #expect(try !Self.parse(.study, [("includefield", "Manufacturer")]).needsStoredAttributes)
+        #expect(try Self.parse(.series, [("includefield", "Manufacturer")]).needsStoredAttributes)
+        #expect(try Self.parse(.study, [("includefield", "PatientAge")]).needsStoredAttributes)
         #expect(try Self.parse(.series, [("includefield", "all")]).includeAll)
         for bad: [(String, String)] in [
             [("limit", "0")], [("limit", "x")], [("offset", "9001")], [("offset", "-1")], [("fuzzymatching", "yes")],

@@ -19,7 +19,8 @@ binary values past 1 MB (top level and in a sequence item) are BulkDataURIs whos
 Then the refusals: 406, 404 for an unknown series, instance and frame, 400 for a bad frame list and a bad UID, and
 `imageSetId` reaching the non-primary image set. OIDC bearer tokens (an RSA key in a JWKS file, tokens from pyjwt):
 a valid one reads through dicomweb-client; another key, issuer, audience or data store, an expired token, `alg: none`,
-an unknown key ID, garbage, and a token on the REST API are each 403; no token is logged. Prints one JSON line; exits non-zero on the first failed check.
+an unknown key ID, garbage, and a token on the REST API are each 403; no token is logged. A key set from a URL is
+fetched when a second server starts and again when a token names a key the issuer rotated in (sqlite scenario). Prints one JSON line; exits non-zero on the first failed check.
 """
 import glob
 import io
@@ -359,6 +360,54 @@ try:
     seen["bearer"] = token_statuses
     for name, status in token_statuses.items():
         check(status == 403, f"bearer token {name}: {status}, not 403")
+
+    # A key set from a URL: fetched when a second server starts, and again when a token names a key the set lacks
+    # (the issuer rotated its keys); a token of the key rotated out is then refused.
+    if scenario == "sqlite":
+        import http.server
+        import threading
+        served = {"jwks": json.dumps({"keys": [public_jwk]}).encode(), "fetches": 0}
+
+        class KeySet(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                served["fetches"] += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(served["jwks"])))
+                self.end_headers()
+                self.wfile.write(served["jwks"])
+
+            def log_message(self, *arguments):
+                pass
+
+        key_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
+        threading.Thread(target=key_server.serve_forever, daemon=True).start()
+        url_config = os.path.join(work, "server-jwks-url.json")
+        json.dump({"oidc": {"issuer": "https://idp.example/", "audience": "dicomweb",
+                            "jwks": f"http://127.0.0.1:{key_server.server_address[1]}/jwks.json"}}, open(url_config, "w"))
+        second_port = free_port()
+        second = subprocess.Popen([binary, "serve", *location, "--host", "127.0.0.1", "--port", str(second_port), "--config", url_config],
+                                  env=environment, stdout=open(os.path.join(work, "serve-jwks-url.log"), "w"), stderr=subprocess.STDOUT)
+        try:
+            wait_for(f"http://127.0.0.1:{second_port}/healthz", second, "serve with a key set URL")
+            check(served["fetches"] == 1, f"the key set is fetched at start: {served['fetches']}")
+            second_path = f"http://127.0.0.1:{second_port}/datastore/{datastore}/studies/{study_uid}/series/{series_uid}/metadata"
+            rotated_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            rotated_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rotated_key.public_key()))
+            rotated_jwk.update(kid="rotated-key", alg="RS256", use="sig")
+            url_statuses = {"beforeRotation": requests.get(second_path, headers={"Authorization": "Bearer " + token()}).status_code}
+            served["jwks"] = json.dumps({"keys": [rotated_jwk]}).encode()
+            url_statuses["rotatedKey"] = requests.get(
+                second_path, headers={"Authorization": "Bearer " + token(key=rotated_key, kid="rotated-key")}).status_code
+            url_statuses["keyRotatedOut"] = requests.get(second_path, headers={"Authorization": "Bearer " + token()}).status_code
+            url_statuses["fetches"] = served["fetches"]
+            seen["jwksURL"] = url_statuses
+            check(url_statuses == {"beforeRotation": 200, "rotatedKey": 200, "keyRotatedOut": 403, "fetches": 2},
+                  f"keys from a URL follow the issuer's rotation: {url_statuses}")
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+            key_server.shutdown()
 
     # QIDO-RS, last: its checks end by updating and deleting image sets of its corpus.
     primary = {uid: pydicom.dcmread(path, stop_before_pixels=True) for uid, path in sources.items()}

@@ -173,10 +173,23 @@ public struct DICOMwebQuery: Hashable, Sendable {
     }
 
     /// Whether an answer needs attributes the typed columns do not hold (`includefield` beyond them).
+    /// A tag the stored data sets hold at another level (Modality asked of a study search, say) is not: the answer
+    /// has no value of it to give.
     public var needsStoredAttributes: Bool {
         if includeAll { return true }
         let held = Set(SearchAttribute.allCases.filter { $0.level <= level }.map(\.tag))
-        return includedTags.contains { !held.contains($0) && !DICOMwebSearch.computedTags.contains($0) }
+        return includedTags.contains { tag in
+            !held.contains(tag) && !DICOMwebSearch.computedTags.contains(tag) && Self.storedLevels(level).contains(MetadataLevel.of(tag))
+        }
+    }
+
+    /// The levels of the stored data sets an answer at `level` reads.
+    static func storedLevels(_ level: SearchLevel) -> Set<MetadataLevel> {
+        switch level {
+        case .study: [.patient, .study]
+        case .series: [.patient, .study, .series]
+        case .instance: [.patient, .study, .series, .instance]
+        }
     }
 
     /// A query from its path (`study`, `series`, already checked UIDs) and its query parameters, decoded.
