@@ -192,6 +192,8 @@ while kill -0 "$POSTGRES_TEST_PID" 2>/dev/null; do sleep 0.2; done
 rm -rf "$POSTGRES_TEST_DIR"
 # MARK: - Codec helpers: the pixel stage decoding in helper processes against in-process decoding before them
 DATA=$data RUNS=$RUNS Benchmarks/codec_helpers.sh > /dev/null
+# MARK: - DICOMweb against Orthanc
+DATA=$data Benchmarks/dicomweb.sh > /dev/null
 
 # MARK: - Report
 python3 Benchmarks/render_report.py "$results" BENCHMARKS.md \

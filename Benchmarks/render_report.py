@@ -9,6 +9,7 @@ import os
 import sys
 
 import render_codec_helpers
+import render_dicomweb
 import render_workers
 
 results_dir, output = sys.argv[1], sys.argv[2]
@@ -157,6 +158,7 @@ if os.path.exists(catalog_path):
 
 lines += render_workers.section(results_dir)
 lines += render_codec_helpers.section(results_dir)
+lines += render_dicomweb.section(results_dir)
 
 head_floor = scan["floor: head -c 8192 of every file"]["median"]
 dcmdump = next(r["median"] for c, r in scan.items() if c.startswith("DCMTK"))

@@ -21,23 +21,151 @@ public enum DICOMJSON {
     }
 
     /// The data set of `attributes` (every level's, in any order) as one DICOM JSON object, its members in tag
-    /// order. `replacing` sets elements over what the attributes hold; `omitting` leaves elements out.
+    /// order (`write`, read back).
     public static func dataset(
         _ attributes: [(String, JSONValue)], vrs: [String: String], replacing: [DICOMTag: (VR, JSONValue)] = [:],
         omitting: Set<DICOMTag> = [], bulkData: BulkData? = nil, path: [String] = []
     ) -> JSONValue {
-        var elements: [(DICOMTag, JSONValue)] = []
+        var output: [UInt8] = []
+        write(attributes, vrs: vrs, replacing: replacing, omitting: omitting, bulkData: bulkData, path: path, to: &output)
+        return (try? JSONValue.parse(output)) ?? .object([])
+    }
+
+    /// Writes the data set of `attributes` as compact DICOM JSON, its members in tag order. `replacing` sets
+    /// elements over what the attributes hold; `omitting` leaves elements out. Written straight into `output`, no
+    /// tree built: a series' metadata is thousands of data sets.
+    public static func write(
+        _ attributes: [(String, JSONValue)], vrs: [String: String], replacing: [DICOMTag: (VR, JSONValue)] = [:],
+        omitting: Set<DICOMTag> = [], bulkData: BulkData? = nil, path: [String] = [], to output: inout [UInt8]
+    ) {
+        var elements: [(tag: DICOMTag, vr: VR, value: JSONValue)] = []
         elements.reserveCapacity(attributes.count + replacing.count)
         for (key, value) in attributes {
             guard let (tag, vr) = tagAndVR(key, value: value, vrs: vrs), replacing[tag] == nil, !omitting.contains(tag)
             else { continue }
-            elements.append((tag, element(vr: vr, value: value, vrs: vrs, bulkData: bulkData, path: path + [tag.hexKey])))
+            elements.append((tag, vr, value))
         }
         for (tag, (vr, value)) in replacing where !omitting.contains(tag) {
-            elements.append((tag, element(vr: vr, value: value, vrs: vrs)))
+            elements.append((tag, vr, value))
         }
-        elements.sort { $0.0 < $1.0 }
-        return .object(elements.map { ($0.0.hexKey, $0.1) })
+        elements.sort { $0.tag < $1.tag }
+        writeElements(elements, vrs: vrs, bulkData: bulkData, path: path, to: &output)
+    }
+
+    /// `{"GGGGEEEE": element, …}` of elements already in tag order.
+    static func writeElements(
+        _ elements: [(tag: DICOMTag, vr: VR, value: JSONValue)], vrs: [String: String], bulkData: BulkData? = nil,
+        path: [String] = [], to output: inout [UInt8]
+    ) {
+        output.append(UInt8(ascii: "{"))
+        for (index, element) in elements.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(UInt8(ascii: "\""))
+            writeHex(element.tag, to: &output)
+            output.append(contentsOf: "\":".utf8)
+            writeElement(vr: element.vr, value: element.value, vrs: vrs, bulkData: bulkData, path: path, tag: element.tag, to: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+    }
+
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+    private static func writeHex(_ tag: DICOMTag, to output: inout [UInt8]) {
+        let raw = tag.rawValue
+        for shift in stride(from: 28, through: 0, by: -4) { output.append(hexDigits[Int((raw >> UInt32(shift)) & 0xF)]) }
+    }
+
+    /// One element: `{"vr": …, "Value": […]}`, `InlineBinary` for binary VRs (or a `BulkDataURI` past
+    /// `bulkDataThreshold`, its key from the path of `tag` under `path`), no `Value` when empty (F.2.5).
+    static func writeElement(
+        vr: VR, value: JSONValue, vrs: [String: String], bulkData: BulkData? = nil, path: [String] = [], tag: DICOMTag? = nil,
+        to output: inout [UInt8]
+    ) {
+        output.append(contentsOf: "{\"vr\":\"".utf8)
+        output.append(UInt8(truncatingIfNeeded: vr.rawValue >> 8))
+        output.append(UInt8(truncatingIfNeeded: vr.rawValue))
+        output.append(UInt8(ascii: "\""))
+        let here = { tag.map { path + [$0.hexKey] } ?? path }
+        if vr.isBulkBinary {
+            if case .string(let base64) = value, !base64.isEmpty {
+                if let bulkData, base64.utf8.count / 4 * 3 > bulkDataThreshold {
+                    output.append(contentsOf: ",\"BulkDataURI\":".utf8)
+                    JSONValue.writeString(bulkData.baseURI + "/" + bulkDataKey(here()) + bulkData.query, to: &output)
+                } else {
+                    output.append(contentsOf: ",\"InlineBinary\":".utf8)
+                    JSONValue.writeString(base64, to: &output)
+                }
+            }
+            output.append(UInt8(ascii: "}"))
+            return
+        }
+        switch value {
+        case .null, .array([]):
+            break
+        case .array(let items):
+            output.append(contentsOf: ",\"Value\":[".utf8)
+            let itemPath = vr == .SQ ? here() : path
+            for (index, item) in items.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                writeValue(item, vr: vr, vrs: vrs, bulkData: bulkData, path: vr == .SQ ? itemPath + [String(index)] : path, to: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        default:
+            output.append(contentsOf: ",\"Value\":[".utf8)
+            writeValue(value, vr: vr, vrs: vrs, bulkData: bulkData, path: vr == .SQ ? here() + ["0"] : path, to: &output)
+            output.append(UInt8(ascii: "]"))
+        }
+        output.append(UInt8(ascii: "}"))
+    }
+
+    /// One value of a `Value` array: PN as its component groups (F.2.2), IS and DS as numbers (F.2.3), sequence
+    /// items as data sets (`path` naming the item), an empty string value as `null` (F.2.5).
+    static func writeValue(
+        _ value: JSONValue, vr: VR, vrs: [String: String], bulkData: BulkData? = nil, path: [String] = [], to output: inout [UInt8]
+    ) {
+        switch (vr, value) {
+        case (.SQ, .object(let members)):
+            write(members, vrs: vrs, bulkData: bulkData, path: path, to: &output)
+        case (_, .string(let text)) where text.isEmpty:
+            output.append(contentsOf: "null".utf8)
+        case (.PN, .string(let text)):
+            output.append(UInt8(ascii: "{"))
+            var first = true
+            for (index, group) in text.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false).enumerated()
+            where !group.isEmpty {
+                if !first { output.append(UInt8(ascii: ",")) }
+                first = false
+                output.append(contentsOf: ["\"Alphabetic\":", "\"Ideographic\":", "\"Phonetic\":"][index].utf8)
+                JSONValue.writeString(String(group), to: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        case (.IS, .string(let text)):
+            let trimmed = text.trimmingSpaces
+            if trimmed.isEmpty {
+                output.append(contentsOf: "null".utf8)
+            } else if let number = Int64(trimmed.hasPrefix("+") ? String(trimmed.dropFirst()) : trimmed) {
+                output.append(contentsOf: String(number).utf8)
+            } else {
+                JSONValue.writeString(trimmed, to: &output)
+            }
+        case (.DS, .string(let text)):
+            let trimmed = text.trimmingSpaces
+            guard !trimmed.isEmpty else {
+                output.append(contentsOf: "null".utf8)
+                return
+            }
+            guard let number = Double(trimmed), number.isFinite else {
+                JSONValue.writeString(trimmed, to: &output)
+                return
+            }
+            if let whole = Int64(exactly: number), !trimmed.contains("."), !trimmed.lowercased().contains("e") {
+                output.append(contentsOf: String(whole).utf8)
+            } else {
+                JSONValue.double(number).write(to: &output)
+            }
+        default:
+            value.write(to: &output)
+        }
     }
 
     /// 32 hex digits naming a value's path (tags, and item indexes within sequences): FNV-1a, twice with other
@@ -104,63 +232,6 @@ public enum DICOMJSON {
         case .int(let number): return number < 0
         case .array(let values): return values.contains(where: hasNegativeNumber)
         default: return false
-        }
-    }
-
-    /// One element: `{"vr": …, "Value": […]}`, `InlineBinary` for binary VRs, no `Value` when empty (F.2.5).
-    static func element(vr: VR, value: JSONValue, vrs: [String: String], bulkData: BulkData? = nil, path: [String] = []) -> JSONValue {
-        var members: [(String, JSONValue)] = [("vr", .string(vr.description))]
-        if vr.isBulkBinary {
-            guard case .string(let base64) = value, !base64.isEmpty else { return .object(members) }
-            if let bulkData, base64.utf8.count / 4 * 3 > bulkDataThreshold {
-                members.append(("BulkDataURI", .string(bulkData.baseURI + "/" + bulkDataKey(path) + bulkData.query)))
-            } else {
-                members.append(("InlineBinary", .string(base64)))
-            }
-            return .object(members)
-        }
-        let values: [JSONValue]
-        switch value {
-        case .null: values = []
-        case .array(let items): values = items
-        default: values = [value]
-        }
-        guard !values.isEmpty else { return .object(members) }
-        members.append(("Value", .array(values.enumerated().map { index, item in
-            self.value(item, vr: vr, vrs: vrs, bulkData: bulkData, path: path + [String(index)])
-        })))
-        return .object(members)
-    }
-
-    /// One value of a `Value` array: PN as its component groups (F.2.2), IS and DS as numbers (F.2.3), sequence
-    /// items as data sets, an empty string value as `null` (F.2.5).
-    static func value(_ value: JSONValue, vr: VR, vrs: [String: String], bulkData: BulkData? = nil, path: [String] = []) -> JSONValue {
-        switch (vr, value) {
-        case (.SQ, .object(let members)):
-            return dataset(members, vrs: vrs, bulkData: bulkData, path: path)
-        case (_, .string(let text)) where text.isEmpty:
-            return .null
-        case (.PN, .string(let text)):
-            let groups = text.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false)
-            var name: [(String, JSONValue)] = []
-            for (index, group) in groups.enumerated() where !group.isEmpty {
-                name.append((["Alphabetic", "Ideographic", "Phonetic"][index], .string(String(group))))
-            }
-            return .object(name)
-        case (.IS, .string(let text)):
-            let trimmed = text.trimmingSpaces
-            if trimmed.isEmpty { return .null }
-            return Int64(trimmed.hasPrefix("+") ? String(trimmed.dropFirst()) : trimmed).map(JSONValue.int) ?? .string(trimmed)
-        case (.DS, .string(let text)):
-            let trimmed = text.trimmingSpaces
-            if trimmed.isEmpty { return .null }
-            guard let number = Double(trimmed), number.isFinite else { return .string(trimmed) }
-            if let whole = Int64(exactly: number), !trimmed.contains("."), !trimmed.lowercased().contains("e") {
-                return .int(whole)
-            }
-            return .double(number)
-        default:
-            return value
         }
     }
 }

@@ -85,7 +85,7 @@ public struct DICOMwebReader: Sendable {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             let bulkData = DICOMJSON.BulkData(
                 baseURI: "\(seriesURI)/instances/\(instance.sopInstanceUID)/bulkdata", query: imageSetId.map { "?imageSetId=\($0)" } ?? "")
-            instance.dicomJSON(bulkData: bulkData).write(to: &output)
+            instance.writeDICOMJSON(bulkData: bulkData, to: &output)
         }
         output.append(UInt8(ascii: "]"))
         return output
@@ -365,9 +365,16 @@ public struct StoredInstance: Sendable {
     /// Transfer Syntax UID the stored one (as HealthImaging answers), Pixel Data left out (frames are read by
     /// `/frames`).
     public func dicomJSON(bulkData: DICOMJSON.BulkData? = nil) -> JSONValue {
-        DICOMJSON.dataset(
+        var output: [UInt8] = []
+        writeDICOMJSON(bulkData: bulkData, to: &output)
+        return (try? JSONValue.parse(output)) ?? .object([])
+    }
+
+    /// `dicomJSON`, written into `output`.
+    public func writeDICOMJSON(bulkData: DICOMJSON.BulkData? = nil, to output: inout [UInt8]) {
+        DICOMJSON.write(
             attributes, vrs: vrs, replacing: [.transferSyntaxUID: (.UI, .string(storedTransferSyntaxUID))],
-            omitting: [.pixelData, .floatPixelData, .doubleFloatPixelData], bulkData: bulkData)
+            omitting: [.pixelData, .floatPixelData, .doubleFloatPixelData], bulkData: bulkData, to: &output)
     }
 
     /// GetDICOMBulkdata: the bytes of the binary value a `BulkDataURI` of this instance names.

@@ -393,28 +393,29 @@ public enum DICOMwebSearch {
         var output: [UInt8] = [UInt8(ascii: "[")]
         for (index, match) in matches.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
-            dataset(match, query: query, baseURI: baseURI).write(to: &output)
+            let elements = elements(match, query: query, baseURI: baseURI)
+            DICOMJSON.writeElements(elements, vrs: match.vrs, to: &output)
         }
         output.append(UInt8(ascii: "]"))
         return output
     }
 
-    static func dataset(_ match: DICOMwebMatch, query: DICOMwebQuery, baseURI: String) -> JSONValue {
-        var elements: [DICOMTag: JSONValue] = [:]
+    /// A match's elements in tag order: its values, computed attributes, RetrieveURL, and the stored attributes
+    /// asked.
+    static func elements(_ match: DICOMwebMatch, query: DICOMwebQuery, baseURI: String) -> [(tag: DICOMTag, vr: VR, value: JSONValue)] {
+        var elements: [DICOMTag: (VR, JSONValue)] = [:]
         for attribute in SearchAttribute.allCases where attribute.level <= query.level {
             guard let text = match.values[attribute], !text.isEmpty else { continue }
             let vr = attribute.vr
-            let value: JSONValue
             if vr == .US, let number = Int64(text) {
-                value = .int(number)
+                elements[attribute.tag] = (vr, .int(number))
             } else {
                 let parts = text.split(separator: "\\", omittingEmptySubsequences: false).map { JSONValue.string(String($0)) }
-                value = parts.count == 1 ? parts[0] : .array(parts)
+                elements[attribute.tag] = (vr, parts.count == 1 ? parts[0] : .array(parts))
             }
-            elements[attribute.tag] = DICOMJSON.element(vr: vr, value: value, vrs: [:])
         }
         func integer(_ element: UInt16, _ value: Int) {
-            elements[DICOMTag(group: 0x0020, element: element)] = .object([("vr", .string("IS")), ("Value", .array([.int(Int64(value))]))])
+            elements[DICOMTag(group: 0x0020, element: element)] = (.IS, .int(Int64(value)))
         }
         let study = match.values[.studyInstanceUID] ?? ""
         let series = match.values[.seriesInstanceUID] ?? ""
@@ -422,9 +423,7 @@ public enum DICOMwebSearch {
         switch query.level {
         case .study:
             if !match.modalitiesInStudy.isEmpty {
-                elements[DICOMTag(group: 0x0008, element: 0x0061)] = .object([
-                    ("vr", .string("CS")), ("Value", .array(match.modalitiesInStudy.map(JSONValue.string))),
-                ])
+                elements[DICOMTag(group: 0x0008, element: 0x0061)] = (.CS, .array(match.modalitiesInStudy.map(JSONValue.string)))
             }
             integer(0x1206, match.relatedSeries ?? 1)
             integer(0x1208, match.relatedInstances)
@@ -435,17 +434,17 @@ public enum DICOMwebSearch {
             url += "/series/" + series + "/instances/" + (match.values[.sopInstanceUID] ?? "")
         }
         if let imageSetId = query.imageSetId { url += "?imageSetId=" + imageSetId }
-        elements[DICOMTag(group: 0x0008, element: 0x1190)] = .object([("vr", .string("UR")), ("Value", .array([.string(url)]))])
+        elements[DICOMTag(group: 0x0008, element: 0x1190)] = (.UR, .string(url))
         if let stored = match.stored {
             let omitted: Set<DICOMTag> = [.pixelData, .floatPixelData, .doubleFloatPixelData]
             for (key, value) in stored {
                 guard let (tag, vr) = DICOMJSON.tagAndVR(key, value: value, vrs: match.vrs), elements[tag] == nil,
                     !omitted.contains(tag), tag.group != 0x0002, query.includeAll || query.includedTags.contains(tag)
                 else { continue }
-                elements[tag] = DICOMJSON.element(vr: vr, value: value, vrs: match.vrs)
+                elements[tag] = (vr, value)
             }
         }
-        return .object(elements.sorted { $0.key < $1.key }.map { ($0.key.hexKey, $0.value) })
+        return elements.sorted { $0.key < $1.key }.map { (tag: $0.key, vr: $0.value.0, value: $0.value.1) }
     }
 
     /// The stored attributes of a match down to `level`: the patient, study and series `DICOM` objects, and the
