@@ -102,6 +102,10 @@ extension SQLBackedImageSetStore {
         try catalog.metadataDocument(datastoreId: datastoreId, imageSetId: imageSetId, version: version)
     }
 
+    public func metadataPieces(datastoreId: String, imageSetId: String, version: Int?, sopInstanceUID: String?) throws -> MetadataPieces? {
+        try catalog.metadataPieces(datastoreId: datastoreId, imageSetId: imageSetId, version: version, sopInstanceUID: sopInstanceUID)
+    }
+
     public func frame(datastoreId: String, imageSetId: String, frameId: String) throws -> StoredFrame? {
         try catalog.frame(datastoreId: datastoreId, imageSetId: imageSetId, frameId: frameId)
     }

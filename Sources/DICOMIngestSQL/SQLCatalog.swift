@@ -1048,36 +1048,61 @@ public final class SQLCatalog: ImageSetStore {
 
     public func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]? {
         try read { db in
-            guard
-                let row = try db.row(
-                    """
-                    SELECT v.version, v.document, v.patient, v.study, v.series, s.series_uid
-                    FROM image_set_versions v JOIN image_sets s ON s.id = v.image_set_id
-                    WHERE s.datastore_id = $1 AND v.image_set_id = $2 AND s.state != 'DELETED'
-                        AND v.version = COALESCE($3, s.latest_version)
-                    """,
-                    datastoreId, imageSetId, version)
-            else { return nil }
-            let stored = row.bytes("document") ?? []
-            if !stored.isEmpty { return stored }
-            let number = row.int("version")
+            guard let (number, seriesInstanceUID) = try Self.version(datastoreId, imageSetId, version, db) else { return nil }
             let cacheKey = "\(imageSetId)/\(number)"
             if let cached = documents[cacheKey] { return cached }
-            let instances = try db.rows(
-                """
-                SELECT sop_uid, instance FROM instance_versions
-                WHERE image_set_id = $1 AND first_version <= $2 AND (last_version IS NULL OR last_version >= $2)
-                ORDER BY sop_uid
-                """,
-                imageSetId, number
-            ).map { ($0.string("sop_uid"), $0.bytes("instance") ?? []) }
-            func bytes(_ column: String) -> [UInt8] { row.bytes(column) ?? Array("{}".utf8) }
-            let document = Compression.gzip(MetadataDocument.compose(
-                datastoreId: datastoreId, imageSetId: imageSetId, seriesInstanceUID: row.string("series_uid"),
-                patient: bytes("patient"), study: bytes("study"), series: bytes("series"), instances: instances))
-            documents[cacheKey] = document
-            return document
+            switch try Self.pieces(imageSetId, number, db) {
+            case .document(let gzip):
+                return gzip
+            case .pieces(let patient, let study, let series, let instances):
+                let document = Compression.gzip(MetadataDocument.compose(
+                    datastoreId: datastoreId, imageSetId: imageSetId, seriesInstanceUID: seriesInstanceUID,
+                    patient: patient, study: study, series: series, instances: instances))
+                documents[cacheKey] = document
+                return document
+            }
         }
+    }
+
+    public func metadataPieces(datastoreId: String, imageSetId: String, version: Int?, sopInstanceUID: String?) throws -> MetadataPieces? {
+        try read { db in
+            guard let (number, _) = try Self.version(datastoreId, imageSetId, version, db) else { return nil }
+            return try Self.pieces(imageSetId, number, sopInstanceUID: sopInstanceUID, db)
+        }
+    }
+
+    /// The version number (the latest when `version` is nil) and the series of an image set that is not DELETED.
+    private static func version(
+        _ datastoreId: String, _ imageSetId: String, _ version: Int?, _ db: any SQLConnection
+    ) throws -> (Int, String)? {
+        try db.row(
+            """
+            SELECT v.version, s.series_uid FROM image_set_versions v JOIN image_sets s ON s.id = v.image_set_id
+            WHERE s.datastore_id = $1 AND v.image_set_id = $2 AND s.state != 'DELETED' AND v.version = COALESCE($3, s.latest_version)
+            """,
+            datastoreId, imageSetId, version
+        ).map { ($0.int("version"), $0.string("series_uid")) }
+    }
+
+    /// A version's pieces and the instance entries current in it (or the one of `sopInstanceUID`), in SOP Instance
+    /// UID order.
+    private static func pieces(
+        _ imageSetId: String, _ number: Int, sopInstanceUID: String? = nil, _ db: any SQLConnection
+    ) throws -> MetadataPieces {
+        guard
+            let row = try db.row(
+                "SELECT document, patient, study, series FROM image_set_versions WHERE image_set_id = $1 AND version = $2",
+                imageSetId, number)
+        else { throw ImageSetStoreError(.notFound, "Image set \(imageSetId) has no version \(number)") }
+        if let stored = row.bytes("document"), !stored.isEmpty { return .document(gzip: stored) }
+        let visible = "image_set_id = $1 AND first_version <= $2 AND (last_version IS NULL OR last_version >= $2)"
+        let rows =
+            try sopInstanceUID.map { sop in
+                try db.rows("SELECT sop_uid, instance FROM instance_versions WHERE \(visible) AND sop_uid = $3", imageSetId, number, sop)
+            } ?? db.rows("SELECT sop_uid, instance FROM instance_versions WHERE \(visible) ORDER BY sop_uid", imageSetId, number)
+        let instances = rows.map { ($0.string("sop_uid"), $0.bytes("instance") ?? []) }
+        func bytes(_ column: String) -> [UInt8] { row.bytes(column) ?? Array("{}".utf8) }
+        return .pieces(patient: bytes("patient"), study: bytes("study"), series: bytes("series"), instances: instances)
     }
 
     public func frame(datastoreId: String, imageSetId: String, frameId: String) throws -> StoredFrame? {

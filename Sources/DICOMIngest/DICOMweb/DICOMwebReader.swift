@@ -58,17 +58,37 @@ public struct DICOMwebReader: Sendable {
     }
 
     /// The instances of a scope's series, in the order the image set's document lists them.
+    /// Read from the latest version's pieces, each instance's entry parsed on its own (no document composed).
     public func instances(_ scope: Scope) throws -> (ImageSetRecord, [StoredInstance]) {
-        let record = try imageSet(scope)
-        guard let gzip = try store.metadataDocument(datastoreId: scope.datastoreId, imageSetId: record.imageSetId, version: nil),
-            let bytes = Compression.gunzip(gzip), let document = try? JSONValue.parse(bytes)
-        else { throw IngestServiceError.internal("The metadata of image set \(record.imageSetId) cannot be read") }
-        return (record, StoredInstance.all(in: document, seriesInstanceUID: scope.seriesInstanceUID))
+        try instances(scope, sopInstanceUID: nil)
     }
 
-    /// One instance of a scope's series.
+    /// The instances of a scope's series, or only the one of `sopInstanceUID`.
+    func instances(_ scope: Scope, sopInstanceUID: String?) throws -> (ImageSetRecord, [StoredInstance]) {
+        let record = try imageSet(scope)
+        let unreadable = IngestServiceError.internal("The metadata of image set \(record.imageSetId) cannot be read")
+        switch try store.metadataPieces(
+            datastoreId: scope.datastoreId, imageSetId: record.imageSetId, version: nil, sopInstanceUID: sopInstanceUID)
+        {
+        case .pieces(let patient, let study, let series, let instances)?:
+            var shared: [(String, JSONValue)] = []
+            for piece in [patient, study, series] {
+                guard case .object(let members) = try JSONValue.parse(piece) else { throw unreadable }
+                shared.append(contentsOf: members)
+            }
+            return (record, try instances.map { sop, entry in StoredInstance(sopInstanceUID: sop, shared: shared, entry: try JSONValue.parse(entry)) })
+        case .document(let gzip)?:
+            guard let bytes = Compression.gunzip(gzip), let document = try? JSONValue.parse(bytes) else { throw unreadable }
+            let all = StoredInstance.all(in: document, seriesInstanceUID: scope.seriesInstanceUID)
+            return (record, sopInstanceUID.map { sop in all.filter { $0.sopInstanceUID == sop } } ?? all)
+        case nil:
+            throw unreadable
+        }
+    }
+
+    /// One instance of a scope's series: its entry alone is read, not the series'.
     public func instance(_ scope: Scope, sopInstanceUID: String) throws -> (ImageSetRecord, StoredInstance) {
-        let (record, instances) = try instances(scope)
+        let (record, instances) = try instances(scope, sopInstanceUID: sopInstanceUID)
         guard let instance = instances.first(where: { $0.sopInstanceUID == sopInstanceUID }) else {
             throw IngestServiceError.notFound("Instance \(sopInstanceUID) does not exist in series \(scope.seriesInstanceUID)")
         }
@@ -283,31 +303,7 @@ public struct StoredInstance: Sendable {
         for level in [document["Patient"], study, series] {
             if case .object(let members)? = level?["DICOM"] { shared.append(contentsOf: members) }
         }
-        return instances.map { sop, entry in
-            var attributes = shared
-            if case .object(let members)? = entry["DICOM"] { attributes.append(contentsOf: members) }
-            var vrs: [String: String] = [:]
-            if case .object(let members)? = entry["DICOMVRs"] {
-                for case (let key, .string(let vr)) in members { vrs[key] = vr }
-            }
-            var frames: [Frame] = []
-            if case .array(let entries)? = entry["ImageFrames"] {
-                for frame in entries {
-                    guard case .string(let id)? = frame["ID"] else { continue }
-                    var checksum: UInt32?
-                    if case .array(let levels)? = frame["PixelDataChecksumFromBaseToFullResolution"],
-                        case .int(let value)? = levels.last?["Checksum"]
-                    {
-                        checksum = UInt32(exactly: value)
-                    }
-                    frames.append(Frame(id: id, checksum: checksum))
-                }
-            }
-            var stored = ""
-            if case .string(let uid)? = entry["StoredTransferSyntaxUID"] { stored = uid }
-            return StoredInstance(
-                sopInstanceUID: sop, attributes: attributes, vrs: vrs, storedTransferSyntaxUID: stored, frames: frames)
-        }
+        return instances.map { sop, entry in StoredInstance(sopInstanceUID: sop, shared: shared, entry: entry) }
     }
 
     /// The instance of a document that holds frame `frameId`, whatever its series.
@@ -380,5 +376,34 @@ public struct StoredInstance: Sendable {
     /// GetDICOMBulkdata: the bytes of the binary value a `BulkDataURI` of this instance names.
     public func bulkData(key: String) -> [UInt8]? {
         DICOMJSON.bulkValue(key: key, in: attributes, vrs: vrs).flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
+    }
+}
+
+extension StoredInstance {
+    /// An instance from its entry of a metadata document (`DICOM`, `DICOMVRs`, `ImageFrames`,
+    /// `StoredTransferSyntaxUID`) after the attributes of its patient, study and series.
+    init(sopInstanceUID sop: String, shared: [(String, JSONValue)], entry: JSONValue) {
+        var attributes = shared
+        if case .object(let members)? = entry["DICOM"] { attributes.append(contentsOf: members) }
+        var vrs: [String: String] = [:]
+        if case .object(let members)? = entry["DICOMVRs"] {
+            for case (let key, .string(let vr)) in members { vrs[key] = vr }
+        }
+        var frames: [Frame] = []
+        if case .array(let entries)? = entry["ImageFrames"] {
+            for frame in entries {
+                guard case .string(let id)? = frame["ID"] else { continue }
+                var checksum: UInt32?
+                if case .array(let levels)? = frame["PixelDataChecksumFromBaseToFullResolution"],
+                    case .int(let value)? = levels.last?["Checksum"]
+                {
+                    checksum = UInt32(exactly: value)
+                }
+                frames.append(Frame(id: id, checksum: checksum))
+            }
+        }
+        var stored = ""
+        if case .string(let uid)? = entry["StoredTransferSyntaxUID"] { stored = uid }
+        self.init(sopInstanceUID: sop, attributes: attributes, vrs: vrs, storedTransferSyntaxUID: stored, frames: frames)
     }
 }

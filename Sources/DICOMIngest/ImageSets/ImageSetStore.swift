@@ -220,10 +220,22 @@ public protocol ImageSetStore: Sendable {
     func imageSet(datastoreId: String, imageSetId: String) throws -> ImageSetRecord?
     /// The gzip-compressed metadata document of a version (the latest when `version` is nil).
     func metadataDocument(datastoreId: String, imageSetId: String, version: Int?) throws -> [UInt8]?
+    /// What the metadata document of a version is composed from (the latest when `version` is nil), for readers
+    /// that need its instances, not the document: no document is composed, compressed or parsed whole. With
+    /// `sopInstanceUID`, that instance's entry only (none when the version lacks it).
+    func metadataPieces(datastoreId: String, imageSetId: String, version: Int?, sopInstanceUID: String?) throws -> MetadataPieces?
     /// A frame of an image set that is not DELETED, in the data store named: a frame ID alone reaches nothing.
     func frame(datastoreId: String, imageSetId: String, frameId: String) throws -> StoredFrame?
     /// QIDO-RS: one page of a search's matches among live image sets (primary ones unless it names one).
     func searchDICOMweb(datastoreId: String, query: DICOMwebQuery) throws -> [DICOMwebMatch]
+}
+
+/// A version's metadata as a catalog keeps it.
+public enum MetadataPieces: Sendable {
+    /// The compact JSON of its levels' `DICOM` objects and of each instance's entry (by SOP Instance UID).
+    case pieces(patient: [UInt8], study: [UInt8], series: [UInt8], instances: [(String, [UInt8])])
+    /// The whole gzip document, as versions written before documents were composed when read keep it.
+    case document(gzip: [UInt8])
 }
 
 /// Assembles the image set metadata document (spec §3.1) from stored JSON pieces, without re-parsing them.
