@@ -22,10 +22,13 @@ public enum FrameRendering {
 
     /// Decodes a stored frame whatever it is stored as, dropping `skipResolutions` resolutions (HTJ2K and
     /// JPEG 2000 only).
+    /// `scratch`: buffers of the caller's to decode into (reused from call to call on one thread); new ones when nil.
     public static func decodeStored(
-        _ bytes: [UInt8], transferSyntaxUID: String, description: PixelDescription, skipResolutions: Int = 0
+        _ bytes: [UInt8], transferSyntaxUID: String, description: PixelDescription, skipResolutions: Int = 0,
+        scratch given: PixelScratch? = nil
     ) throws(PixelError) -> Decoded {
-        let scratch = PixelScratch()
+        let scratch = given ?? PixelScratch()
+        defer { scratch.trim() }
         let encoding = PixelEncoding(transferSyntaxUID: transferSyntaxUID)
         let samples: [UInt8]
         switch encoding {

@@ -167,7 +167,8 @@ public struct DICOMwebReader: Sendable {
         let description = instance.pixelDescription
         let decoded: FrameRendering.Decoded
         do {
-            decoded = try FrameRendering.decodeStored(stored, transferSyntaxUID: frame.transferSyntaxUID, description: description)
+            decoded = try FrameRendering.decodeStored(
+                stored, transferSyntaxUID: frame.transferSyntaxUID, description: description, scratch: Self.threadScratch())
         } catch {
             throw IngestServiceError.internal("Frame \(number) of instance \(instance.sopInstanceUID) cannot be decoded: \(error.message)")
         }
@@ -192,6 +193,16 @@ public struct DICOMwebReader: Sendable {
             samples = Self.planar(samples, components: description.samplesPerPixel, sampleBytes: description.bitsAllocated / 8)
         }
         return samples
+    }
+
+    /// The decode buffers of the calling thread, kept for its next frame: a server's few blocking threads decode
+    /// every frame, and fresh buffers per frame cost a page fault per 4 KiB and a peak of memory per request.
+    static func threadScratch() -> PixelScratch {
+        let key = "dicom-ingest.DICOMwebReader.scratch"
+        if let scratch = Thread.current.threadDictionary[key] as? PixelScratch { return scratch }
+        let scratch = PixelScratch(retainedBytes: 8 << 20)
+        Thread.current.threadDictionary[key] = scratch
+        return scratch
     }
 
     /// Interleaved samples (R G B R G B …) as planes (R R … G G … B B …), as Pixel Data with PlanarConfiguration 1
