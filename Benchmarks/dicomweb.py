@@ -177,6 +177,15 @@ end
                 handle.write("5")
         results[name]["framesELE64"] = wrk(name, frames, ele_accept, 64, seconds=15)
         results[name]["peakRSS"] = sum(hwm(pid) for pid in tree(pids[name]))
+        results[name]["peakRSSServer"] = hwm(pids[name])
+
+        def pss(pid):
+            try:
+                return int(re.search(r"Pss:\s+(\d+)", open(f"/proc/{pid}/smaps_rollup").read())[1]) * 1024
+            except (OSError, TypeError):
+                return 0
+        # Shared libraries count in every helper's RSS; PSS divides them among the processes that map them.
+        results[name]["pssAfter"] = sum(pss(pid) for pid in tree(pids[name]))
 
     # OpenJPH's own decode rate of our stored codestreams: ojph_expand over each (2 at a time), its start-up (an
     # ojph_expand of a 64×64 codestream, well under a millisecond of decoding) subtracted.

@@ -16,7 +16,9 @@ ROWS = [
     ("metadata5000", "series metadata, 5,000 instances, p50 / p99 ms", "latency"),
     ("qidoStudies", "QIDO-RS study search (limit 101, OHIF's fields), p50 / p99 ms", "latency"),
     ("qidoInstances", "QIDO-RS a series' 500 instances, p50 / p99 ms", "latency"),
-    ("peakRSS", "peak RSS under 64 concurrent ELE frame requests, MB", "rss"),
+    ("peakRSSServer", "peak RSS of the server process under 64 concurrent ELE frame requests, MB", "rss"),
+    ("peakRSS", "peak RSS, the server and its codec helpers summed (shared libraries counted in each), MB", "rss"),
+    ("pssAfter", "PSS of the server and its codec helpers after that run, MB", "rss"),
 ]
 
 

@@ -3,6 +3,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <malloc.h>
 #include <sched.h>
 #include <string.h>
 
@@ -32,3 +33,5 @@ extern "C" int CCodecs_setAffinity(const CCodecs_CPUMask *mask) {
     memcpy(&set, mask, sizeof set);
     return sched_setaffinity(0, sizeof set, &set);
 }
+
+extern "C" int CCodecs_trimMemory(void) { return malloc_trim(0); }

@@ -1,5 +1,6 @@
 import DICOMIngest
 import DICOMIngestModel
+import DICOMPixels
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -67,6 +68,9 @@ struct DICOMwebRoutes {
         let body = try await blocking {
             DICOMwebReader.metadata(try reader.instances(scope).1, seriesURI: base, imageSetId: scope.imageSetId)
         }
+        // A large series' parsed instances are freed by now, but glibc keeps what each blocking thread's arena
+        // grew to: give it back, or the server keeps the peak of every thread's largest series.
+        if body.count > Self.trimAfterBytes { ProcessMemory.returnFreeMemory() }
         return Self.dicomJSON(body)
     }
 
@@ -138,6 +142,9 @@ struct DICOMwebRoutes {
         Response(
             status: .ok, headers: [.contentType: "application/dicom+json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
+
+    /// The size of a metadata answer after which the allocator's free memory is returned to the system.
+    static let trimAfterBytes = 4 << 20
 
     /// The most frames one request may ask for.
     static let maximumFramesAsked = 10_000

@@ -96,6 +96,10 @@ int CCodecs_getAffinity(CCodecs_CPUMask *mask);
 /// Sets the calling thread's CPU mask; 0 on success.
 int CCodecs_setAffinity(const CCodecs_CPUMask *mask);
 
+/// Returns the allocator's free memory to the system (glibc's `malloc_trim(0)`, which Swift's Glibc module does
+/// not export); 1 when some was released.
+int CCodecs_trimMemory(void);
+
 #ifdef __cplusplus
 }
 #endif
