@@ -89,7 +89,7 @@ let package = Package(
             name: "DICOMIngest",
             dependencies: [
                 "DICOMCore", "DICOMParser", "DICOMToolkit", "DICOMPixels", "DICOMIngestModel", "CZlib", logging,
-                coreMetrics,
+                coreMetrics, crypto,
             ],
             swiftSettings: swiftSettings
         ),

@@ -23,9 +23,11 @@ public enum FrameRendering {
     /// Decodes a stored frame whatever it is stored as, dropping `skipResolutions` resolutions (HTJ2K and
     /// JPEG 2000 only).
     /// `scratch`: buffers of the caller's to decode into (reused from call to call on one thread); new ones when nil.
+    /// `fromOutside`: whether the codestream may be crafted (`FrameProcessor.decodeStored`); false only for bytes
+    /// known to be ones that decoded safely before.
     public static func decodeStored(
         _ bytes: [UInt8], transferSyntaxUID: String, description: PixelDescription, skipResolutions: Int = 0,
-        scratch given: PixelScratch? = nil
+        scratch given: PixelScratch? = nil, fromOutside: Bool = true
     ) throws(PixelError) -> Decoded {
         let scratch = given ?? PixelScratch()
         defer { scratch.trim() }
@@ -36,7 +38,7 @@ public enum FrameRendering {
             samples = try bytes.withPixelBytes { (stored) throws(PixelError) -> [UInt8] in
                 Array(try FrameProcessor.decodeStored(
                     stored, transferSyntaxUID: transferSyntaxUID, description: description,
-                    skipResolutions: skipResolutions, scratch: scratch))
+                    skipResolutions: skipResolutions, scratch: scratch, fromOutside: fromOutside))
             }
         default:
             guard skipResolutions == 0 else {

@@ -414,6 +414,32 @@ try:
     primary.update(corpus)
     qido_checks.Searches(client, session, base, primary, non_primary[0], pydicom.dcmread(conflict_path, stop_before_pixels=True),
                          cli, datastore, image_set_of_series, work).run()
+
+    # A stored frame changed behind the catalog's back (a byte of its codestream flipped in its frame pack): ELE
+    # is refused with a 500 before a byte is sent (its samples no longer have the CRC-32 recorded at import),
+    # and the log says why; as stored, the bytes are what storage holds.
+    if scenario == "sqlite":
+        frame_id = doc["Study"]["Series"][series_uid]["Instances"][sop]["ImageFrames"][0]["ID"]
+        codestream = cli("image-set", "frame", "--datastore-id", datastore, doc["ImageSetID"], frame_id)
+        tampered = 0
+        for pack in glob.glob(os.path.join(store, "frames", "**", "*"), recursive=True):
+            if not os.path.isfile(pack):
+                continue
+            data = bytearray(open(pack, "rb").read())
+            at = data.find(codestream)
+            if at >= 0:
+                data[at + len(codestream) // 2] ^= 0xFF
+                open(pack, "wb").write(bytes(data))
+                tampered += 1
+        check(tampered == 1, f"the frame's pack was found: {tampered}")
+        frame_path = instance_path + "/frames/1"
+        ele = session.get(frame_path, headers={"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1'})
+        as_stored = session.get(frame_path, headers={"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'})
+        log.flush()
+        seen["tamperedFrame"] = {"ele": ele.status_code, "stored": as_stored.status_code}
+        check(ele.status_code == 500, f"a changed frame is not served in ELE: {ele.status_code}")
+        check(as_stored.status_code == 200 and codestream not in as_stored.content, "as stored, it is what storage holds")
+        check("not served" in open(os.path.join(work, "serve.log")).read(), "the refusal is logged")
     log.flush()
     logged = open(os.path.join(work, "serve.log")).read()
     check(not any(value in logged for value in list(bad_tokens.values()) + [token()]), "no token is logged")

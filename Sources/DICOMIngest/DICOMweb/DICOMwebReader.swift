@@ -1,5 +1,7 @@
+import Crypto
 import DICOMCore
 import Foundation
+import Synchronization
 public import DICOMIngestModel
 public import DICOMPixels
 
@@ -165,19 +167,27 @@ public struct DICOMwebReader: Sendable {
         let stored = try frameStorage.read(blob: frame.blob, offset: frame.offset, length: frame.length)
         if Self.isNativeLittleEndian(frame.transferSyntaxUID) { return stored }
         let description = instance.pixelDescription
+        let expected = instance.frames[number - 1].checksum
+        // Bytes read back from storage may have been changed by whoever can write there, so they are decoded in a
+        // codec helper behind OpenJPEG's checks, unless these very bytes (by SHA-256) passed them before and
+        // decoded to the samples the import recorded: those decode in-process.
+        let digest = expected.map { _ in SHA256.hash(data: stored) }
+        let known = digest.map { digest in Self.verifiedCodestreams.withLock { $0.contains(digest) } } ?? false
         let decoded: FrameRendering.Decoded
         do {
             decoded = try FrameRendering.decodeStored(
-                stored, transferSyntaxUID: frame.transferSyntaxUID, description: description, scratch: Self.threadScratch())
+                stored, transferSyntaxUID: frame.transferSyntaxUID, description: description, scratch: Self.threadScratch(),
+                fromOutside: !known)
         } catch {
             throw IngestServiceError.internal("Frame \(number) of instance \(instance.sopInstanceUID) cannot be decoded: \(error.message)")
         }
-        if let expected = instance.frames[number - 1].checksum {
+        if let expected {
             let crc = decoded.samples.withUnsafeBytes { FrameStatistics.crc32($0) }
             guard crc == expected else {
                 throw IngestServiceError.internal(
                     "Frame \(number) of instance \(instance.sopInstanceUID) decodes to CRC-32 \(crc), not the \(expected) recorded at import")
             }
+            if let digest, !known { Self.remember(digest) }
         }
         var samples = decoded.samples
         if description.bitsAllocated == 16, description.decodedBytesPerSample == 1 {
@@ -193,6 +203,18 @@ public struct DICOMwebReader: Sendable {
             samples = Self.planar(samples, components: description.samplesPerPixel, sampleBytes: description.bitsAllocated / 8)
         }
         return samples
+    }
+
+    /// SHA-256 digests of stored codestreams that passed the codec helper's checks and decoded to their recorded
+    /// checksum, at most `verifiedCodestreamLimit` (then forgotten all at once and learned again).
+    static let verifiedCodestreams = Mutex<Set<SHA256.Digest>>([])
+    static let verifiedCodestreamLimit = 200_000
+
+    static func remember(_ digest: SHA256.Digest) {
+        verifiedCodestreams.withLock { known in
+            if known.count >= verifiedCodestreamLimit { known.removeAll() }
+            known.insert(digest)
+        }
     }
 
     /// The decode buffers of the calling thread, kept for its next frame: a server's few blocking threads decode
